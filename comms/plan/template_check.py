@@ -1,0 +1,70 @@
+"""Template checks of a loaded plan: every sent combination has its templates, compiles, and renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
+
+from comms.context import sample_context
+from comms.errors import Problem
+from comms.plan.loader import display_path, sent_combinations
+from comms.plan.models import Plan
+from comms.rendering import PART_FILES, Renderer
+
+
+def check_templates(plan: Plan) -> list[Problem]:
+    """Render every (message, audience, channel) the plan sends with sample data; report what fails."""
+    root = plan.root / "templates"
+    renderer = Renderer(root)
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for message_key, audience_key, channel in sent_combinations(plan):
+        message = plan.message(message_key)
+        audience = plan.audiences[audience_key] if audience_key else None
+        missing = False
+        for part in PART_FILES[channel]:
+            if renderer.resolve(message_key, audience_key, channel, part) is None:
+                missing = True
+                wanted = renderer.candidates(message_key, audience_key, channel, part)[-1]
+                who = f" for audience '{audience_key}'" if audience_key else ""
+                key = f"{wanted}{who}"
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(
+                        Problem(display_path(root / wanted), f"template missing: message '{message_key}'{who} on {channel}")
+                    )
+        if missing:
+            continue
+        try:
+            renderer.render(message_key, audience_key, channel, sample_context(plan, message, audience))
+        except TemplateSyntaxError as exc:
+            name = exc.filename or exc.name or "?"
+            if name not in seen:
+                seen.add(name)
+                problems.append(Problem(display_path(Path(name)), f"template syntax error: {exc.message}", exc.lineno))
+        except UndefinedError as exc:
+            file, line = _template_frame(exc)
+            problems.append(
+                Problem(
+                    display_path(Path(file)) if file else display_path(root / message_key),
+                    f"template uses a variable that is never provided for '{message_key}'"
+                    f"{' / ' + audience_key if audience_key else ''} on {channel}: {exc.message}",
+                    line,
+                )
+            )
+        except TemplateError as exc:
+            problems.append(Problem(display_path(root / message_key), f"template error on {channel}: {exc}"))
+    return problems
+
+
+def _template_frame(exc: BaseException) -> tuple[str | None, int | None]:
+    """The innermost template file and line in a Jinja traceback (Jinja rewrites frames to them)."""
+    found: tuple[str | None, int | None] = (None, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
