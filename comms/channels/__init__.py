@@ -1,0 +1,1 @@
+"""Channel adapters: SendGrid email, Slack, Statuspage, and the dry-run outbox."""

@@ -1,0 +1,102 @@
+"""The channel port: one small Protocol, the envelope it takes and the receipt it returns.
+
+Adapters are thin: they turn an Envelope into vendor calls and raise TransientChannelError
+(with ``retry_after``) or PermanentChannelError (with a ``remedy``). Retries, pacing across
+sends and delivery state live above them, in ``comms.dispatch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from comms.plan.models import Channel as ChannelKind
+from comms.rendering import Content
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One delivery target: an email address, a Slack channel, or the status page id."""
+
+    address: str
+    delivery_key: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """The maintenance window, for calendar invitations and the scheduled status-page maintenance."""
+
+    uid: str
+    title: str
+    description: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class StatuspageIntent:
+    """What a status-page send must do: create (no incident_id) or update an incident."""
+
+    status: str
+    incident_id: str | None = None
+    impact: str | None = None
+    component_status: str | None = None
+    component_ids: tuple[str, ...] = ()
+    window: MaintenanceWindow | None = None
+    remind_prior: bool = True
+    auto_in_progress: bool = False
+    auto_completed: bool = False
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Everything one send needs: the rendered content, its targets and threading context.
+
+    Email carries up to ``max_batch`` recipients; Slack and the status page exactly one.
+    ``thread_ref`` is the Slack thread root ts to reply under, when there is one.
+    """
+
+    cutover: str
+    message: str
+    occurrence: str
+    audience: str | None
+    content: Content
+    recipients: tuple[Recipient, ...]
+    thread_ref: str | None = None
+    broadcast: bool = False
+    calendar: MaintenanceWindow | None = None
+    statuspage: StatuspageIntent | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the provider answered: its id for the send, and a reference later sends thread under."""
+
+    provider_id: str | None
+    thread_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Whether a send whose fate is unknown (a crash mid-request) reached the provider."""
+
+    state: Literal["sent", "not_sent", "unknown"]
+    receipt: Receipt | None = None
+
+
+class Channel(Protocol):
+    """A delivery channel. ``send`` raises a ChannelError subclass on failure, never returns False."""
+
+    kind: ChannelKind
+    max_batch: int
+    dry_run: bool
+
+    def send(self, envelope: Envelope) -> Receipt:
+        """Deliver the envelope once; raise TransientChannelError or PermanentChannelError on failure."""
+        ...
+
+    def reconcile(self, envelope: Envelope) -> Reconciliation:
+        """Find out whether an earlier, interrupted send of this envelope reached the provider."""
+        ...

@@ -1,0 +1,10 @@
+"""The ``comms`` command line: a typer app whose commands live in one module per area."""
+
+from __future__ import annotations
+
+from comms.cli.app import app, main
+
+# Importing the command modules registers their commands on ``app``.
+from comms.cli import plan_commands  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "main"]
