@@ -8,3 +8,4 @@ from comms.cli.app import app, main
 from comms.cli import plan_commands  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
+from comms.cli import engine_commands  # noqa: E402,F401  isort: skip

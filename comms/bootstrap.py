@@ -1,0 +1,55 @@
+"""The one place that builds real objects: settings, engine, channels and the dispatcher."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from comms.channels.base import Channel
+from comms.clock import Clock, utc_now
+from comms.dispatch import Dispatcher, PlanCache, RetryPolicy, Sleeper
+from comms.metrics import communication_metrics
+from comms.plan.models import Channel as ChannelKind
+from comms.settings import Settings
+from comms.store.engine import make_engine
+
+
+@dataclass
+class Services:
+    """What commands need: settings, the database, the channels and the dispatcher."""
+
+    settings: Settings
+    engine: Engine
+    channels: Mapping[ChannelKind, Channel]
+    dispatcher: Dispatcher
+    clock: Clock
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utc_now,
+    sleep: Sleeper = time.sleep,
+    channels: Mapping[ChannelKind, Channel] | None = None,
+    engine: Engine | None = None,
+) -> Services:
+    """Build the services from settings (environment by default); tests inject clock, sleep and channels."""
+    settings = settings or Settings()
+    engine = engine or make_engine(settings.database_url)
+    if channels is None:
+        from comms.channels.factory import build_channels
+
+        channels = build_channels(settings, clock=clock, sleep=sleep)
+    dispatcher = Dispatcher(
+        engine,
+        channels,
+        clock=clock,
+        sleep=sleep,
+        retry=RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds),
+        plans=PlanCache(),
+        metrics=communication_metrics,
+    )
+    return Services(settings=settings, engine=engine, channels=channels, dispatcher=dispatcher, clock=clock)

@@ -1,0 +1,268 @@
+"""Email through SendGrid's v3 Mail Send API, with the official ``sendgrid`` SDK as transport.
+
+One request carries up to 1000 recipients, each in its own personalization so nobody sees another
+address, each with its delivery key in ``custom_args`` (SendGrid's Event Webhook echoes it back).
+The request body is built as a plain dict (the wire format) rather than through the SDK's Mail
+helper objects: at a million recipients the helper objects cost more than the HTTP calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation
+from comms.channels.calendar import build_ics
+from comms.clock import Clock, utc_now
+from comms.errors import PermanentChannelError, TransientChannelError
+from comms.rendering import EmailContent
+from comms.settings import Settings
+
+if TYPE_CHECKING:
+    from sendgrid import SendGridAPIClient
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 1000
+MAX_CATEGORIES = 10
+CATEGORY_LIMIT = 255
+DEFAULT_TIMEOUT = 30.0
+_SECRET = re.compile(r"(Bearer\s+)\S+|SG\.[A-Za-z0-9_\-.]+")
+
+
+class _RedactAuthorization(logging.Filter):
+    """python_http_client logs request headers (the API key) at DEBUG: blank them out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Bearer" in message or "SG." in message:
+            record.msg = _SECRET.sub(lambda m: (m.group(1) or "") + "[redacted]", message)
+            record.args = None
+        return True
+
+
+def _install_redaction() -> None:
+    logger = logging.getLogger("python_http_client.client")
+    if not any(isinstance(f, _RedactAuthorization) for f in logger.filters):
+        logger.addFilter(_RedactAuthorization())
+
+
+class SendGridChannel:
+    """Email via SendGrid: HTML and text alternatives, one personalization per recipient."""
+
+    kind = ChannelKind.EMAIL
+    max_batch = MAX_RECIPIENTS
+    dry_run = False
+
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if not settings.sendgrid_configured or settings.sendgrid_api_key is None:
+            raise ValueError("SendGridChannel needs COMMS_SENDGRID_API_KEY; use the outbox without it")
+        from sendgrid import SendGridAPIClient
+
+        _install_redaction()
+        self._sg: SendGridAPIClient = SendGridAPIClient(
+            settings.sendgrid_api_key.get_secret_value(), host=settings.sendgrid_host
+        )
+        self._host = settings.sendgrid_host
+        self._from = {"email": settings.email_from, "name": _safe_name(settings.email_from_name)}
+        self._reply_to = settings.email_reply_to
+        self._clock = clock
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"SendGridChannel(host={self._host!r}, from={self._from['email']!r})"
+
+    def send(self, envelope: Envelope) -> Receipt:
+        """Post one Mail Send request for the envelope's recipients; return SendGrid's X-Message-Id."""
+        body = self.build_request(envelope)
+        count = len(envelope.recipients)
+        try:
+            response = self._sg.client.mail.send.post(request_body=body, timeout=self._timeout)
+        except Exception as exc:  # the SDK raises urllib and python_http_client errors; sorted below
+            raise self._map_error(exc, envelope) from exc
+        message_id = _header(response.headers, "X-Message-Id")
+        log.info(
+            "sendgrid accepted %s/%s for %d recipient(s) (x-message-id %s)",
+            envelope.occurrence,
+            envelope.audience,
+            count,
+            message_id,
+        )
+        return Receipt(provider_id=message_id)
+
+    def reconcile(self, envelope: Envelope) -> Reconciliation:
+        """SendGrid cannot be asked whether a message with a given key was accepted: always unknown."""
+        return Reconciliation("unknown")
+
+    def scopes(self) -> list[str]:
+        """The API key's scopes (``GET /v3/scopes``), for the readiness check."""
+        try:
+            response = self._sg.client.scopes.get(timeout=self._timeout)
+        except Exception as exc:
+            raise self._map_error(exc, None) from exc
+        data = json.loads(response.body or b"{}")
+        scopes = data.get("scopes", []) if isinstance(data, dict) else []
+        return [str(s) for s in scopes]
+
+    def build_request(self, envelope: Envelope) -> dict[str, Any]:
+        """The Mail Send request body for an envelope (refusing what SendGrid would refuse)."""
+        content = envelope.content
+        if not isinstance(content, EmailContent):
+            raise PermanentChannelError(
+                f"email send of {envelope.occurrence} got {type(content).__name__}",
+                remedy="route only rendered email content to the email channel",
+            )
+        recipients = envelope.recipients
+        if not recipients:
+            raise PermanentChannelError(
+                f"email send of {envelope.occurrence} has no recipients", remedy="give the envelope recipients"
+            )
+        if len(recipients) > self.max_batch:
+            raise PermanentChannelError(
+                f"{len(recipients)} recipients in one email request; SendGrid takes at most {self.max_batch}",
+                remedy=f"split the recipients into batches of at most {self.max_batch} (max_batch)",
+            )
+        seen: set[str] = set()
+        personalizations: list[dict[str, Any]] = []
+        for recipient in recipients:
+            address = recipient.address.strip()
+            folded = address.lower()
+            if folded in seen:
+                raise PermanentChannelError(
+                    f"{address} appears twice in one email request; SendGrid rejects duplicates",
+                    remedy="remove the duplicate address from the audience's recipients",
+                )
+            seen.add(folded)
+            to: dict[str, str] = {"email": address}
+            if recipient.name:
+                to["name"] = _safe_name(recipient.name)
+            personalizations.append({"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}})
+        body: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": self._from,
+            "subject": content.subject,
+            "content": [
+                {"type": "text/plain", "value": content.text},
+                {"type": "text/html", "value": content.html},
+            ],
+            "categories": categories(envelope),
+            "custom_args": _top_custom_args(envelope),
+        }
+        if self._reply_to:
+            body["reply_to"] = {"email": self._reply_to}
+        if envelope.calendar is not None:
+            invite = build_ics(
+                envelope.calendar,
+                organizer_email=self._from["email"],
+                organizer_name=self._from["name"],
+                stamp=self._clock(),
+            )
+            body["attachments"] = [
+                {
+                    "content": base64.b64encode(invite.data).decode("ascii"),
+                    "type": invite.content_type,
+                    "filename": invite.filename,
+                    "disposition": "attachment",
+                }
+            ]
+        return body
+
+    def _map_error(self, exc: BaseException, envelope: Envelope | None) -> Exception:
+        from python_http_client.exceptions import HTTPError
+
+        what = f"sendgrid send of {envelope.occurrence}/{envelope.audience}" if envelope else "sendgrid request"
+        if isinstance(exc, HTTPError):
+            return self._map_status(exc.status_code, exc.body, exc.headers, what)
+        if isinstance(exc, (OSError, http.client.HTTPException)):
+            # URLError, timeouts, refused and dropped connections: the request may or may not have landed.
+            return TransientChannelError(f"{what}: connection failed ({type(exc).__name__}: {_scrub(exc)})")
+        return TransientChannelError(f"{what}: unexpected {type(exc).__name__}: {_scrub(exc)}")
+
+    def _map_status(self, status: int, raw: bytes | str | None, headers: Any, what: str) -> Exception:
+        detail = _error_messages(raw)
+        said = f": {detail}" if detail else ""
+        if status == 429:
+            return TransientChannelError(
+                f"{what}: rate limited by SendGrid (429){said}", retry_after=self._reset_in(headers), status=status
+            )
+        if status >= 500 or status == 408:
+            return TransientChannelError(f"{what}: SendGrid answered {status}{said}", status=status)
+        remedies = {
+            400: f"fix the message or addresses SendGrid rejected{said or ''}",
+            401: "set COMMS_SENDGRID_API_KEY to a valid key",
+            403: f"give the key the mail.send scope or verify the sender {self._from['email']} in SendGrid",
+            404: f"check COMMS_SENDGRID_HOST ({self._host}): the endpoint does not exist there",
+            413: "shrink the message: SendGrid takes at most 30 MB including attachments",
+        }
+        remedy = remedies.get(status, f"see SendGrid's answer{said or ' (no details given)'}")
+        return PermanentChannelError(f"{what}: SendGrid refused it with {status}{said}", remedy=remedy, status=status)
+
+    def _reset_in(self, headers: Any) -> float | None:
+        reset = _header(headers, "X-RateLimit-Reset")
+        if reset is None:
+            return None
+        try:
+            return max(0.0, float(reset) - self._clock().timestamp())
+        except ValueError:
+            return None
+
+
+def categories(envelope: Envelope) -> list[str]:
+    """Categories naming the cutover, message and audience (unique, at most 10, 255 chars each)."""
+    values = [f"cutover:{envelope.cutover}", f"message:{envelope.message}"]
+    if envelope.audience:
+        values.append(f"audience:{envelope.audience}")
+    unique = list(dict.fromkeys(v[:CATEGORY_LIMIT] for v in values))
+    return unique[:MAX_CATEGORIES]
+
+
+def _top_custom_args(envelope: Envelope) -> dict[str, str]:
+    args = {"cutover": envelope.cutover, "message": envelope.message, "occurrence": envelope.occurrence}
+    if envelope.audience:
+        args["audience"] = envelope.audience
+    return args
+
+
+def _safe_name(name: str) -> str:
+    """SendGrid refuses display names containing ';' or ','."""
+    return " ".join(name.replace(";", " ").replace(",", " ").split())
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    value = headers.get(name)
+    if value is None and hasattr(headers, "items"):
+        for key, candidate in headers.items():
+            if key.lower() == name.lower():
+                return str(candidate)
+    return None if value is None else str(value)
+
+
+def _error_messages(raw: bytes | str | None) -> str:
+    """SendGrid's ``{"errors": [{"message", "field"}]}`` as one line."""
+    if not raw:
+        return ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _scrub(text.strip())[:300]
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return _scrub(text.strip())[:300]
+    parts = []
+    for error in errors:
+        if isinstance(error, dict):
+            field = error.get("field")
+            message = str(error.get("message", "")).strip()
+            parts.append(f"{field}: {message}" if field else message)
+    return "; ".join(p for p in parts if p)[:1000]
+
+
+def _scrub(value: object) -> str:
+    return _SECRET.sub(lambda m: (m.group(1) or "") + "[redacted]", str(value))

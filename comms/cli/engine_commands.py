@@ -1,0 +1,198 @@
+"""Commands that run the cutover: schedule, run, event, reschedule, cancel, retry."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import Session
+
+from comms.bootstrap import bootstrap
+from comms.cli.app import CutoverOption, JsonOption, PlanOption, StartOption, TzOption, app, console, handles_errors
+from comms.cli.app import print_json
+from comms.dispatch import retry_deliveries
+from comms.errors import InputError
+from comms.plan.loader import load_plan
+from comms.plan.models import Trigger
+from comms.scheduling import apply_event, schedule_cutover
+from comms.store import repository as repo
+from comms.times import format_local, iso_utc, parse_start
+
+event_app = typer.Typer(help="Record a cutover event and send its messages at once.", no_args_is_help=True)
+app.add_typer(event_app, name="event")
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why; the audiences read it.")]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who decided.")]
+
+
+@app.command()
+@handles_errors
+def schedule(
+    start: StartOption,
+    plan: PlanOption = Path("."),
+    tz: TzOption = None,
+    name: Annotated[str | None, typer.Option("--name", help="Cutover name (default: the plan's).")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Validate the plan, compute the timeline for T0 = --start, and store it."""
+    t0 = parse_start(start, tz=tz)
+    loaded = load_plan(plan)
+    services = bootstrap()
+    outcome = schedule_cutover(services.engine, loaded, start=t0, now=services.clock(), name=name)
+    if json:
+        print_json(
+            {
+                "cutover": outcome.cutover,
+                "created": outcome.created,
+                "start": iso_utc(outcome.start),
+                "occurrences": [
+                    {
+                        "key": o.key,
+                        "message": o.message,
+                        "due_at": iso_utc(o.due_at) if o.due_at else None,
+                        "trigger": o.trigger.value,
+                    }
+                    for o in outcome.occurrences
+                ],
+            }
+        )
+        return
+    verb = "Scheduled" if outcome.created else "Already scheduled (nothing changed):"
+    console.print(f"{verb} [bold]{outcome.cutover}[/] for T0 {iso_utc(outcome.start)}")
+    table = Table()
+    for column in ("occurrence", "due (UTC)", "trigger"):
+        table.add_column(column)
+    for o in outcome.occurrences:
+        table.add_row(o.key, iso_utc(o.due_at) if o.due_at else "-", o.trigger.value)
+    console.print(table)
+
+
+@app.command()
+@handles_errors
+def run(
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Send what is due now, then exit.")] = False,
+    tick_seconds: Annotated[float, typer.Option("--tick", help="Seconds between worker ticks.")] = 5.0,
+) -> None:
+    """Run the worker: send every due message on time, retry failures, record every delivery."""
+    services = bootstrap()
+    recovered = services.dispatcher.recover()
+    if any(recovered.values()):
+        console.print(f"Recovered in-flight deliveries: {recovered}")
+    if until_idle:
+        report = services.dispatcher.run_until_idle()
+        console.print(
+            f"Sent {report.sent} deliveries in {report.requests} requests; {report.retrying} retrying, "
+            f"{report.dead} dead, {report.missed} missed."
+        )
+        return
+    from comms.worker import Worker
+
+    worker = Worker(services.engine, services.dispatcher, tick_seconds=tick_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    console.print("Worker running; Ctrl-C or SIGTERM stops it.")
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        worker.stop()
+
+
+def _event(trigger: Trigger, cutover: str | None, plan: Path | None, **kwargs: object) -> None:
+    services = bootstrap()
+    with Session(services.engine) as session:
+        row = repo.find_cutover(session, cutover)
+    loaded = load_plan(plan or Path(row.plan_dir), check_templates=False)
+    outcome = apply_event(services.engine, loaded, cutover_name=row.name, event=trigger, now=services.clock(), **kwargs)  # type: ignore[arg-type]
+    console.print(
+        f"Recorded {trigger.value}: cutover {outcome.cutover} is now {outcome.state}"
+        + (f" at {outcome.stage} %" if outcome.stage is not None else "")
+    )
+    if outcome.fired:
+        services.dispatcher.dispatch_now(outcome.fired)
+        console.print(f"Sent its {len(outcome.fired)} message(s); see 'comms status'.")
+
+
+PlanOverride = Annotated[Path | None, typer.Option("--plan", help="Plan folder (default: the scheduled one).")]
+
+
+@event_app.command("go")
+@handles_errors
+def event_go(cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None) -> None:
+    """Go decision: the cutover proceeds; held T0 messages are released."""
+    _event(Trigger.GO, cutover, plan, by=by)
+
+
+@event_app.command("no-go")
+@handles_errors
+def event_no_go(
+    reason: ReasonOption, cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None
+) -> None:
+    """No-go: hold the cutover and send the postponement notice."""
+    _event(Trigger.NO_GO, cutover, plan, reason=reason, by=by)
+
+
+@event_app.command("stage")
+@handles_errors
+def event_stage(
+    pct: Annotated[int, typer.Argument(help="Traffic percentage reached (10, 25, 50, 75, 100).")],
+    cutover: CutoverOption = None,
+    plan: PlanOverride = None,
+) -> None:
+    """A traffic-switch stage was reached."""
+    _event(Trigger.STAGE, cutover, plan, stage=pct)
+
+
+@event_app.command("complete")
+@handles_errors
+def event_complete(cutover: CutoverOption = None, plan: PlanOverride = None) -> None:
+    """The cutover succeeded: progress updates end, the follow-up phase starts."""
+    _event(Trigger.COMPLETE, cutover, plan)
+
+
+@event_app.command("rollback")
+@handles_errors
+def event_rollback(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None) -> None:
+    """Rolled back: the success path is cancelled and the rollback notice goes out."""
+    _event(Trigger.ROLLBACK, cutover, plan, reason=reason)
+
+
+@app.command()
+@handles_errors
+def reschedule(
+    start: StartOption,
+    reason: ReasonOption,
+    tz: TzOption = None,
+    cutover: CutoverOption = None,
+    plan: PlanOverride = None,
+) -> None:
+    """Move T0: shift every pending message and tell the audiences already told the old time."""
+    _event(Trigger.RESCHEDULE, cutover, plan, reason=reason, new_start=parse_start(start, tz=tz))
+
+
+@app.command()
+@handles_errors
+def cancel(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None) -> None:
+    """Cancel the cutover: pending messages are cancelled and a cancellation notice goes out."""
+    _event(Trigger.CANCEL, cutover, plan, reason=reason)
+
+
+@app.command()
+@handles_errors
+def retry(
+    uncertain: Annotated[bool, typer.Option("--uncertain", help="Re-send deliveries whose fate is unknown.")] = False,
+    dead: Annotated[bool, typer.Option("--dead", help="Re-send deliveries that gave up.")] = False,
+    cutover: CutoverOption = None,
+) -> None:
+    """Put uncertain or dead deliveries back in the queue and send them now."""
+    states = [name for name, chosen in (("uncertain", uncertain), ("dead", dead)) if chosen]
+    if not states:
+        raise InputError("retry: choose --uncertain and/or --dead")
+    services = bootstrap()
+    with Session(services.engine) as session:
+        row = repo.find_cutover(session, cutover)
+    assert row.id is not None
+    count = retry_deliveries(services.engine, cutover_id=row.id, states=states, now=services.clock())
+    report = services.dispatcher.run_until_idle()
+    console.print(f"Re-queued {count} deliveries; sent {report.sent}, {report.dead} dead.")

@@ -1,0 +1,153 @@
+"""Turning a due occurrence into rendered contents and delivery rows (one per recipient or target).
+
+Rendering happens once per audience x channel; recipients stream from the CSV into the store in
+batches, with INSERT OR IGNORE on the idempotency key so a crash mid-way just resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import Session, select
+
+from comms import jsoncodec
+from comms.context import build_context
+from comms.plan.models import Audience, Channel, Plan
+from comms.recipients import iter_email_recipients
+from comms.rendering import Renderer
+from comms.store.content import content_hash, content_to_json
+from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
+
+STATUS_PAGE_AUDIENCE = "status-page"
+STATUS_PAGE_TARGET = "status-page"
+INSERT_BATCH = 5000
+
+MetricsProvider = Callable[[Session, CutoverRow], dict[str, Any]]
+
+
+def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, recipient: str) -> str:
+    """The deterministic idempotency key of one delivery."""
+    return f"{cutover}|{occurrence}|{audience}|{channel}|{recipient.lower()}"
+
+
+def materialize(
+    session: Session,
+    plan: Plan,
+    renderer: Renderer,
+    cutover: CutoverRow,
+    occurrence: OccurrenceRow,
+    *,
+    now: datetime,
+    metrics: MetricsProvider,
+) -> None:
+    """Render and store every content of the occurrence and insert its deliveries; mark it dispatching."""
+    message = plan.message(occurrence.message)
+    extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
+    if message.with_metrics:
+        extra["metrics"] = metrics(session, cutover)
+    channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
+    audiences = [plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences]
+    for channel in channels:
+        if channel is Channel.STATUSPAGE:
+            if any(a.channels.statuspage for a in audiences):
+                _materialize_one(session, plan, renderer, cutover, occurrence, None, channel, extra, now=now)
+            continue
+        for audience in audiences:
+            if channel in audience.channels.kinds():
+                _materialize_one(session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now)
+    occurrence.materialized = True
+    occurrence.state = "dispatching"
+    session.add(occurrence)
+
+
+def _materialize_one(
+    session: Session,
+    plan: Plan,
+    renderer: Renderer,
+    cutover: CutoverRow,
+    occurrence: OccurrenceRow,
+    audience: Audience | None,
+    channel: Channel,
+    extra: dict[str, Any],
+    *,
+    now: datetime,
+) -> None:
+    audience_key = audience.key if audience else STATUS_PAGE_AUDIENCE
+    assert occurrence.id is not None and cutover.id is not None
+    content_row = session.exec(
+        select(ContentRow).where(
+            ContentRow.occurrence_id == occurrence.id,
+            ContentRow.audience == audience_key,
+            ContentRow.channel == channel.value,
+        )
+    ).first()
+    if content_row is None:
+        context = build_context(
+            plan,
+            start=cutover.start,
+            message=plan.message(occurrence.message),
+            audience=audience,
+            cutover_name=cutover.name,
+            due_at=occurrence.due_at,
+            sequence=occurrence.sequence,
+            total=occurrence.total,
+            extra=extra,
+        )
+        body = content_to_json(
+            renderer.render(occurrence.message, audience.key if audience else None, channel, context)
+        )
+        content_row = ContentRow(
+            occurrence_id=occurrence.id,
+            audience=audience_key,
+            channel=channel.value,
+            body_json=body,
+            sha256=content_hash(body),
+        )
+        session.add(content_row)
+        session.flush()
+    assert content_row.id is not None
+    base = {
+        "cutover_id": cutover.id,
+        "occurrence_id": occurrence.id,
+        "content_id": content_row.id,
+        "audience": audience_key,
+        "channel": channel.value,
+        "updated_at": now,
+    }
+    for chunk in _chunks(_targets(audience, channel), INSERT_BATCH):
+        rows = [
+            {
+                **base,
+                "idempotency_key": delivery_key(cutover.name, occurrence.key, audience_key, channel.value, address),
+                "recipient": address,
+                "recipient_name": name,
+                "state": "dead" if problem else "pending",
+                "last_error": problem,
+                "attempts": 0,
+            }
+            for address, name, problem in chunk
+        ]
+        session.execute(insert(DeliveryRow).prefix_with("OR IGNORE"), rows)
+
+
+def _targets(audience: Audience | None, channel: Channel) -> Iterator[tuple[str, str | None, str | None]]:
+    if channel is Channel.STATUSPAGE or audience is None:
+        yield STATUS_PAGE_TARGET, None, None
+    elif channel is Channel.SLACK:
+        assert audience.channels.slack is not None
+        for name in audience.channels.slack.channels:
+            yield name, None, None
+    else:
+        for row in iter_email_recipients(audience):
+            problem = f"{row.problem} at {row.source}" if row.problem else None
+            yield row.address, row.name, problem
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

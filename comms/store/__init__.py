@@ -1,0 +1,1 @@
+"""The SQLite store: tables, engine and the narrow repository functions above them."""

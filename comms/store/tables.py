@@ -1,0 +1,140 @@
+"""The tables: cutovers, occurrences, rendered contents, deliveries, attempts, events, threads.
+
+States:
+- cutover:    planned, go, in_progress, completed, rolled_back, postponed, cancelled
+- occurrence: pending, held, dispatching, done, missed, cancelled
+- delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from comms.store.types import UTCDateTime
+
+
+def _utc(nullable: bool = True, index: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class CutoverRow(SQLModel, table=True):
+    """One scheduled cutover and its lifecycle state."""
+
+    __tablename__ = "cutover"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    plan_dir: str
+    start: datetime = Field(sa_column=_utc(nullable=False))
+    state: str = "planned"
+    stage: int | None = None
+    metrics_json: str | None = None
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class OccurrenceRow(SQLModel, table=True):
+    """A planned or triggered send of a message; time-based rows carry due_at."""
+
+    __tablename__ = "occurrence"
+    __table_args__ = (UniqueConstraint("cutover_id", "key"), Index("ix_occurrence_due", "state", "due_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    cutover_id: int = Field(foreign_key="cutover.id", index=True)
+    key: str
+    message: str
+    trigger: str
+    due_at: datetime | None = Field(sa_column=_utc())
+    max_lateness_seconds: int
+    hold_until_go: bool = False
+    sequence: int | None = None
+    total: int | None = None
+    stage: int | None = None
+    audiences_csv: str
+    channels_csv: str
+    context_json: str | None = None
+    incident_id: int | None = None
+    state: str = "pending"
+    materialized: bool = False
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    finished_at: datetime | None = Field(sa_column=_utc())
+
+
+class ContentRow(SQLModel, table=True):
+    """The content rendered once per occurrence x audience x channel, kept for audit."""
+
+    __tablename__ = "content"
+    __table_args__ = (UniqueConstraint("occurrence_id", "audience", "channel"),)
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    audience: str
+    channel: str
+    body_json: str
+    sha256: str
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One recipient (email) or target (Slack channel, status page) of an occurrence."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (Index("ix_delivery_work", "occurrence_id", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    cutover_id: int = Field(foreign_key="cutover.id", index=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id")
+    content_id: int = Field(foreign_key="content.id")
+    audience: str
+    channel: str
+    recipient: str
+    recipient_name: str | None = None
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(sa_column=_utc())
+    claim: str | None = None
+    last_error: str | None = None
+    provider_id: str | None = None
+    sent_at: datetime | None = Field(sa_column=_utc())
+    updated_at: datetime | None = Field(sa_column=_utc())
+
+
+class AttemptRow(SQLModel, table=True):
+    """One request to a provider (a batch of deliveries for email) and its outcome."""
+
+    __tablename__ = "attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    cutover_id: int = Field(foreign_key="cutover.id", index=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id")
+    channel: str
+    audience: str
+    recipients: int
+    started_at: datetime = Field(sa_column=_utc(nullable=False))
+    finished_at: datetime | None = Field(sa_column=_utc())
+    outcome: str = "started"
+    error: str | None = None
+    retry_after: float | None = None
+    provider_id: str | None = None
+
+
+class EventRow(SQLModel, table=True):
+    """A cutover event (go, no-go, stage, complete, rollback, reschedule, cancel) as it was recorded."""
+
+    __tablename__ = "event"
+    id: int | None = Field(default=None, primary_key=True)
+    cutover_id: int = Field(foreign_key="cutover.id", index=True)
+    kind: str
+    payload_json: str
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class ThreadRow(SQLModel, table=True):
+    """A provider reference later sends attach to: a Slack thread root or a status-page incident."""
+
+    __tablename__ = "thread"
+    __table_args__ = (UniqueConstraint("cutover_id", "channel", "scope", "target"),)
+    id: int | None = Field(default=None, primary_key=True)
+    cutover_id: int = Field(foreign_key="cutover.id", index=True)
+    channel: str
+    scope: str
+    target: str
+    ref: str

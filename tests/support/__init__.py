@@ -1,0 +1,1 @@
+"""Test helpers shared across suites: a controllable clock and a recording channel."""
