@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 Sleeper = Callable[[float], None]
 FailureHook = Callable[[Session, CutoverRow, OccurrenceRow, str], None]
+TickHook = Callable[[Engine, datetime], None]
+"""Runs at the start of every tick (escalation timers); may add due occurrences."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class Dispatcher:
         metrics: MetricsProvider,
         on_failure: FailureHook | None = None,
         slack_interval: float = 1.0,
+        tick_hooks: Sequence[TickHook] = (),
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -129,6 +132,7 @@ class Dispatcher:
         self.metrics = metrics
         self.on_failure = on_failure
         self.slack_interval = slack_interval
+        self.tick_hooks = list(tick_hooks)
         self._last_post: dict[str, datetime] = {}
 
     # -- the loop ------------------------------------------------------------------------------
@@ -137,6 +141,11 @@ class Dispatcher:
         """Process every due occurrence (or only the given ids) once."""
         report = TickReport()
         now = self.clock()
+        for hook in self.tick_hooks:
+            try:
+                hook(self.engine, now)
+            except Exception:
+                log.exception("tick hook %s failed; the next tick runs it again", hook)
         with Session(self.engine, expire_on_commit=False) as session:
             due = repo.due_occurrences(session, now)
             ids = [o.id for o in due if o.id is not None and (only is None or o.id in only)]

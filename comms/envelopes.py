@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from comms import jsoncodec
 from comms.channels.base import Envelope, MaintenanceWindow, Recipient, StatuspageIntent
 from comms.plan.models import Channel, Message, Plan
 from comms.rendering import Content
@@ -75,11 +76,12 @@ def build_envelope(
         action = message.statuspage
         assert action is not None
         settings = plan.schedule.statuspage
+        override = (jsoncodec.loads(occurrence.context_json) or {}).get("statuspage_override") or {}
         intent = StatuspageIntent(
-            status=action.status,
+            status=override.get("status", action.status),
             incident_id=thread_ref,
-            impact=action.impact,
-            component_status=action.component_status,
+            impact=override.get("impact", action.impact),
+            component_status=override.get("component_status", action.component_status),
             component_ids=settings.components,
             window=maintenance_window(plan, cutover) if action.status == "scheduled" else None,
             remind_prior=settings.remind_prior,

@@ -22,6 +22,8 @@ from comms.rendering import Renderer
 from comms.store.content import content_hash, content_to_json
 from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
 
+DIRECT_AUDIENCE = "direct"
+"""Deliveries to contacts named directly (escalation e-mails, Slack users) rather than via an audience."""
 STATUS_PAGE_AUDIENCE = "status-page"
 STATUS_PAGE_TARGET = "status-page"
 INSERT_BATCH = 5000
@@ -47,6 +49,8 @@ def materialize(
     """Render and store every content of the occurrence and insert its deliveries; mark it dispatching."""
     message = plan.message(occurrence.message)
     extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
+    direct: dict[str, list[str]] = extra.pop("direct", None) or {}
+    extra.pop("statuspage_override", None)
     if message.with_metrics:
         extra["metrics"] = metrics(session, cutover)
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
@@ -59,6 +63,10 @@ def materialize(
         for audience in audiences:
             if channel in audience.channels.kinds():
                 _materialize_one(session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now)
+    for channel_name, addresses in sorted(direct.items()):
+        if addresses:
+            _materialize_one(session, plan, renderer, cutover, occurrence, None, Channel(channel_name), extra,
+                             now=now, direct=addresses)
     occurrence.materialized = True
     occurrence.state = "dispatching"
     session.add(occurrence)
@@ -75,8 +83,9 @@ def _materialize_one(
     extra: dict[str, Any],
     *,
     now: datetime,
+    direct: list[str] | None = None,
 ) -> None:
-    audience_key = audience.key if audience else STATUS_PAGE_AUDIENCE
+    audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     assert occurrence.id is not None and cutover.id is not None
     content_row = session.exec(
         select(ContentRow).where(
@@ -118,7 +127,8 @@ def _materialize_one(
         "channel": channel.value,
         "updated_at": now,
     }
-    for chunk in _chunks(_targets(audience, channel), INSERT_BATCH):
+    targets = ((address, None, None) for address in direct) if direct else _targets(audience, channel)
+    for chunk in _chunks(targets, INSERT_BATCH):
         rows = [
             {
                 **base,

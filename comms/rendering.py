@@ -161,7 +161,7 @@ class Renderer:
         """Template names tried for a part, most specific first (the status page has no audience view)."""
         filename = PART_FILES[channel][part]
         names = [f"{message}/{filename}"]
-        if audience and channel is not Channel.STATUSPAGE:
+        if audience and audience != "direct" and channel is not Channel.STATUSPAGE:
             names.insert(0, f"{message}/{audience}/{filename}")
         return names
 
