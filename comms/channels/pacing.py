@@ -20,9 +20,7 @@ class Pacer:
     Thread-safe: concurrent callers each get their own slot, one interval after the previous one.
     """
 
-    def __init__(
-        self, interval: float, *, monotonic: Monotonic = time.monotonic, sleep: Sleep = time.sleep
-    ) -> None:
+    def __init__(self, interval: float, *, monotonic: Monotonic = time.monotonic, sleep: Sleep = time.sleep) -> None:
         if interval < 0:
             raise ValueError("interval must not be negative")
         self.interval = interval

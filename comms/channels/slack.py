@@ -176,7 +176,9 @@ class SlackChannel:
         """``conversations.info`` of a channel given as ``#name`` or id; raises when it cannot be read."""
         channel_id = self.resolve_channel(address)
         if channel_id is None:
-            raise PermanentChannelError(f"slack channel {address} not found", remedy=_remedy("channel_not_found", address, None))
+            raise PermanentChannelError(
+                f"slack channel {address} not found", remedy=_remedy("channel_not_found", address, None)
+            )
         response = self._call("conversations_info", address, channel=channel_id)
         info = response.get("channel")
         return dict(info) if isinstance(info, dict) else {}

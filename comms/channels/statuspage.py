@@ -66,7 +66,7 @@ def build_incident_request(envelope: Envelope, page_id: str) -> tuple[str, str, 
         if intent.component_ids:
             incident["component_ids"] = list(intent.component_ids)
         if intent.status in MAINTENANCE_STATUSES:
-            if intent.window is None:
+            if intent.window is None and intent.status == "scheduled":
                 raise PermanentChannelError(
                     f"creating the scheduled maintenance for {envelope.occurrence} needs its window",
                     remedy="give the StatuspageIntent a MaintenanceWindow (T0 and the plan's window)",
@@ -130,7 +130,12 @@ class StatuspageChannel:
         incident_id = str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
         if incident_id is None:
             raise TransientChannelError(f"status-page {envelope.occurrence}: answer carried no incident id")
-        log.info("statuspage %s incident %s: %s", "created" if method == "POST" else "updated", incident_id, envelope.occurrence)
+        log.info(
+            "statuspage %s incident %s: %s",
+            "created" if method == "POST" else "updated",
+            incident_id,
+            envelope.occurrence,
+        )
         return Receipt(provider_id=incident_id, thread_ref=incident_id)
 
     def reconcile(self, envelope: Envelope) -> Reconciliation:
@@ -176,7 +181,10 @@ class StatuspageChannel:
         by_name: list[dict[str, Any]] = []
         for listing in listings:
             data = self._request(
-                "GET", f"/pages/{self.page_id}/incidents/{listing}", None, what="status-page incidents",
+                "GET",
+                f"/pages/{self.page_id}/incidents/{listing}",
+                None,
+                what="status-page incidents",
                 params={"per_page": 100},
             )
             for incident in data if isinstance(data, list) else []:

@@ -1,0 +1,58 @@
+"""`comms check`: the readiness check of plan, providers, recipients and T0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from comms.cli.app import JsonOption, PlanOption, TzOption, app, console, handles_errors, print_json
+from comms.errors import NotReadyError
+
+OptionalStartOption = Annotated[
+    str | None,
+    typer.Option("--start", help="T0 to check timing against: ISO-8601 with offset, or naive with --tz."),
+]
+
+_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red"}
+
+
+@app.command()
+@handles_errors
+def check(
+    start: OptionalStartOption = None,
+    tz: TzOption = None,
+    plan: PlanOption = Path("."),
+    json: JsonOption = False,
+) -> None:
+    """Check readiness: plan, templates, provider credentials and targets, recipient CSVs and T0."""
+    from comms.channels.factory import build_channels, close_channels
+    from comms.clock import utc_now
+    from comms.readiness import check_readiness
+    from comms.settings import Settings
+    from comms.times import parse_start
+
+    t0 = parse_start(start, tz=tz) if start else None
+    settings = Settings()
+    channels = build_channels(settings)
+    try:
+        report = check_readiness(plan, settings, start=t0, now=utc_now(), channels=channels)
+    finally:
+        close_channels(channels)
+    if json:
+        print_json(report.to_dict())
+    else:
+        table = Table(title="Cutover readiness")
+        table.add_column("check")
+        table.add_column("result")
+        table.add_column("detail", overflow="fold")
+        for row in report.rows:
+            table.add_row(row.name, f"[{_STYLE[row.status]}]{row.status}[/]", row.detail)
+        console.print(table)
+        verdict = "[green]ready[/]" if report.ready else "[bold red]not ready[/]"
+        console.print(f"Score {report.score:.0f}% ({report.passed}/{len(report.rows)} passed): {verdict}")
+    if not report.ready:
+        failed = sum(1 for row in report.rows if row.status == "FAIL")
+        raise NotReadyError(f"not ready: {failed} check(s) failed")
