@@ -49,10 +49,10 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         except PlanError as exc:
             err_console.print(f"[bold red]The plan is invalid[/] ({len(exc.problems)} problem(s)):")
             for problem in exc.problems:
-                err_console.print(f"  {problem}", markup=False, highlight=False)
+                err_console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except CommsError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper

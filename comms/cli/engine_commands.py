@@ -196,3 +196,50 @@ def retry(
     count = retry_deliveries(services.engine, cutover_id=row.id, states=states, now=services.clock())
     report = services.dispatcher.run_until_idle()
     console.print(f"Re-queued {count} deliveries; sent {report.sent}, {report.dead} dead.")
+
+
+@app.command()
+@handles_errors
+def simulate(
+    start: StartOption,
+    plan: PlanOption = Path("."),
+    tz: TzOption = None,
+    rollback_at: Annotated[int | None, typer.Option("--rollback-at", help="Roll back at this stage.")] = None,
+    outbox: Annotated[Path | None, typer.Option("--outbox", help="Outbox folder (default COMMS_OUTBOX_DIR).")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Rehearse the whole plan on a simulated clock into a throwaway database and the outbox."""
+    from comms.settings import Settings
+    from comms.simulation import simulate as run_simulation
+    from comms.times import format_offset
+
+    t0 = parse_start(start, tz=tz)
+    loaded = load_plan(plan)
+    result = run_simulation(loaded, start=t0, rollback_at=rollback_at, outbox_dir=outbox or Settings().outbox_dir)
+    if json:
+        print_json({
+            "cutover": result.cutover, "start": iso_utc(result.start), "database_url": result.database_url,
+            "outbox": str(result.outbox_dir),
+            "events": [{"at": iso_utc(e.at), "event": e.trigger.value, "stage": e.stage} for e in result.events],
+            "occurrences": [
+                {"key": line.key, "due_at": iso_utc(line.due_at) if line.due_at else None,
+                 "sent_at": iso_utc(line.sent_at) if line.sent_at else None, "state": line.state,
+                 "deliveries": line.deliveries}
+                for line in result.lines
+            ],
+        })
+        return
+    table = Table(title=f"Rehearsal of {loaded.cutover.title}, T0 {iso_utc(t0)}")
+    for column in ("when", "T±", "occurrence", "state", "email", "slack", "status page"):
+        table.add_column(column)
+    for line in result.lines:
+        when = line.sent_at or line.due_at
+        table.add_row(
+            iso_utc(when) if when else "-", format_offset(when - t0) if when else "", line.key, line.state,
+            str(line.deliveries.get("email", "")), str(line.deliveries.get("slack", "")),
+            str(line.deliveries.get("statuspage", "")),
+        )
+    console.print(table)
+    total = sum(sum(line.deliveries.values()) for line in result.lines)
+    console.print(f"{total} deliveries written to the outbox at {result.outbox_dir}/{result.cutover}/ "
+                  f"(database: {result.database_url}).")

@@ -19,22 +19,18 @@ def check_templates(plan: Plan) -> list[Problem]:
     renderer = Renderer(root)
     problems: list[Problem] = []
     seen: set[str] = set()
+    missing: dict[str, list[str]] = {}
     for message_key, audience_key, channel in sent_combinations(plan):
         message = plan.message(message_key)
         audience = plan.audiences[audience_key] if audience_key else None
-        missing = False
-        for part in PART_FILES[channel]:
-            if renderer.resolve(message_key, audience_key, channel, part) is None:
-                missing = True
-                wanted = renderer.candidates(message_key, audience_key, channel, part)[-1]
-                who = f" for audience '{audience_key}'" if audience_key else ""
-                key = f"{wanted}{who}"
-                if key not in seen:
-                    seen.add(key)
-                    problems.append(
-                        Problem(display_path(root / wanted), f"template missing: message '{message_key}'{who} on {channel}")
-                    )
-        if missing:
+        absent = [
+            renderer.candidates(message_key, audience_key, channel, part)[-1]
+            for part in PART_FILES[channel]
+            if renderer.resolve(message_key, audience_key, channel, part) is None
+        ]
+        for wanted in absent:
+            missing.setdefault(wanted, []).append(audience_key or "the status page")
+        if absent:
             continue
         try:
             renderer.render(message_key, audience_key, channel, sample_context(plan, message, audience))
@@ -55,7 +51,14 @@ def check_templates(plan: Plan) -> list[Problem]:
             )
         except TemplateError as exc:
             problems.append(Problem(display_path(root / message_key), f"template error on {channel}: {exc}"))
-    return problems
+    absent_problems = [
+        Problem(
+            display_path(root / wanted),
+            f"template missing: message '{wanted.split('/', 1)[0]}' is sent with it to {', '.join(needed_by)}",
+        )
+        for wanted, needed_by in missing.items()
+    ]
+    return absent_problems + problems
 
 
 def _template_frame(exc: BaseException) -> tuple[str | None, int | None]:

@@ -1,0 +1,139 @@
+"""Rehearsal: run a whole cutover timeline on a simulated clock into a throwaway database and the outbox.
+
+The comms lead sees every message that would go out, when, to whom and on which channel, with
+go, every traffic stage and completion (or a rollback at a chosen stage) played at realistic times.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from comms.bootstrap import bootstrap
+from comms.plan.models import Plan, Trigger
+from comms.scheduling import apply_event, schedule_cutover
+from comms.settings import Settings
+from comms.store.tables import DeliveryRow, OccurrenceRow
+from comms.timeline import build_timeline
+
+
+class SimulatedClock:
+    """A clock that only moves when told to; ``sleep`` advances it instantly."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Advance simulated time instead of waiting."""
+        self.now += timedelta(seconds=max(seconds, 0.0))
+
+
+@dataclass(frozen=True)
+class SimulatedEvent:
+    """An event played during the rehearsal."""
+
+    at: datetime
+    trigger: Trigger
+    stage: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SentLine:
+    """One occurrence as it went out in the rehearsal."""
+
+    key: str
+    due_at: datetime | None
+    sent_at: datetime | None
+    state: str
+    deliveries: dict[str, int]
+
+
+@dataclass
+class SimulationResult:
+    """What the rehearsal sent, where its database and outbox are."""
+
+    cutover: str
+    start: datetime
+    database_url: str
+    outbox_dir: Path
+    events: list[SimulatedEvent] = field(default_factory=list)
+    lines: list[SentLine] = field(default_factory=list)
+
+
+def rehearsal_events(plan: Plan, start: datetime, *, rollback_at: int | None = None) -> list[SimulatedEvent]:
+    """Go just after the T-2h final notice, stages spread over T+4h..T+8h, completion at the window's end."""
+    events = [SimulatedEvent(start - timedelta(hours=2) + timedelta(minutes=10), Trigger.GO)]
+    stages = plan.cutover.traffic_stages
+    span = timedelta(hours=4)
+    for position, stage in enumerate(stages):
+        at = start + timedelta(hours=4) + span * position / max(len(stages) - 1, 1)
+        events.append(SimulatedEvent(at, Trigger.STAGE, stage=stage))
+        if rollback_at == stage:
+            reason = f"Rehearsed rollback: error rate above the trigger at the {stage} % stage"
+            events.append(SimulatedEvent(at + timedelta(minutes=20), Trigger.ROLLBACK, reason=reason))
+            return events
+    events.append(SimulatedEvent(start + plan.cutover.window, Trigger.COMPLETE))
+    return events
+
+
+def simulate(
+    plan: Plan,
+    *,
+    start: datetime,
+    rollback_at: int | None = None,
+    outbox_dir: Path,
+    database_url: str | None = None,
+) -> SimulationResult:
+    """Play the whole timeline; no real provider is ever called, whatever credentials are set."""
+    if rollback_at is not None and rollback_at not in plan.cutover.traffic_stages:
+        from comms.errors import InputError
+
+        raise InputError(f"--rollback-at: {rollback_at} is not one of the stages {list(plan.cutover.traffic_stages)}")
+    url = database_url or f"sqlite:///{tempfile.mkdtemp(prefix='comms-rehearsal-')}/rehearsal.db"
+    settings = Settings(database_url=url, outbox_dir=outbox_dir, sendgrid_api_key=None, slack_token=None,
+                        statuspage_api_key=None, statuspage_page_id=None)
+    timeline = build_timeline(plan, start)
+    first_due = min(o.due_at for o in timeline if o.due_at is not None)
+    clock = SimulatedClock(first_due - timedelta(minutes=1))
+    services = bootstrap(settings, clock=clock, sleep=clock.sleep)
+    name = f"{plan.cutover.name}-rehearsal"
+    schedule_cutover(services.engine, plan, start=start, now=clock(), name=name)
+    result = SimulationResult(cutover=name, start=start, database_url=url, outbox_dir=outbox_dir)
+    events = rehearsal_events(plan, start, rollback_at=rollback_at)
+    instants = sorted({o.due_at for o in timeline if o.due_at is not None} | {e.at for e in events})
+    for instant in instants:
+        if instant > clock.now:
+            clock.now = instant
+        for event in (e for e in events if e.at == instant):
+            outcome = apply_event(services.engine, plan, cutover_name=name, event=event.trigger, now=clock(),
+                                  stage=event.stage, reason=event.reason, by="rehearsal")
+            services.dispatcher.dispatch_now(outcome.fired)
+            result.events.append(event)
+        services.dispatcher.run_until_idle(horizon=timedelta(minutes=30))
+    result.lines = _sent_lines(services.engine)
+    return result
+
+
+def _sent_lines(engine: object) -> list[SentLine]:
+    with Session(engine) as session:  # type: ignore[arg-type]
+        occurrences = session.exec(select(OccurrenceRow).order_by(col(OccurrenceRow.due_at), col(OccurrenceRow.id))).all()
+        lines = []
+        for occurrence in occurrences:
+            counts = session.exec(
+                select(DeliveryRow.channel, func.count(), func.min(DeliveryRow.sent_at))
+                .where(DeliveryRow.occurrence_id == occurrence.id, DeliveryRow.state == "sent")
+                .group_by(DeliveryRow.channel)
+            ).all()
+            sent_at = min((row[2] for row in counts if row[2] is not None), default=None)
+            lines.append(SentLine(occurrence.key, occurrence.due_at, sent_at, occurrence.state,
+                                  {channel: count for channel, count, _ in counts}))
+        return lines

@@ -1,0 +1,131 @@
+"""Delivery fate in the engine: retries honouring Retry-After, dead letters, crash recovery, uncertain."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from comms.dispatch import retry_deliveries
+from comms.errors import PermanentChannelError, TransientChannelError
+from comms.plan.models import Channel
+from comms.scheduling import schedule_cutover
+from comms.store.tables import AttemptRow, DeliveryRow
+from tests.support.engine import T0, Harness, make_harness
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    h = make_harness(tmp_path, max_attempts=3)
+    schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
+    h.at(timedelta(hours=-48))
+    return h
+
+
+def _deliveries(h: Harness, channel: Channel) -> list[DeliveryRow]:
+    with Session(h.services.engine) as session:
+        return list(session.exec(select(DeliveryRow).where(DeliveryRow.channel == channel.value)).all())
+
+
+def test_transient_failure_is_retried_after_retry_after(harness: Harness) -> None:
+    """A 429 with Retry-After 120 s is retried no sooner than 120 s later, then delivered."""
+    harness.channels[Channel.EMAIL].failures.append(TransientChannelError("rate limited", retry_after=120))
+    harness.run()
+    assert harness.clock.sleeps and sum(harness.clock.sleeps) >= 120
+    assert all(d.state == "sent" for d in _deliveries(harness, Channel.EMAIL))
+    first = _deliveries(harness, Channel.EMAIL)[0]
+    assert first.attempts == 2
+
+
+def test_backoff_grows_when_no_retry_after(harness: Harness) -> None:
+    """Without Retry-After, waits follow the exponential backoff."""
+    email = harness.channels[Channel.EMAIL]
+    email.failures.extend([TransientChannelError("500")] * 10)  # two failed rounds for all five audiences
+    harness.run()
+    with Session(harness.services.engine) as session:
+        starts = [a.started_at for a in session.exec(
+            select(AttemptRow).where(AttemptRow.channel == "email", AttemptRow.audience == "end-users")
+            .order_by(AttemptRow.id)  # type: ignore[arg-type]
+        ).all()]
+    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps[0] >= 5.0 and gaps[1] >= 10.0
+
+
+def test_delivery_goes_dead_after_max_attempts(harness: Harness) -> None:
+    """After the bounded number of attempts a delivery is dead, with its last error kept."""
+    slack = harness.channels[Channel.SLACK]
+    slack.failures.extend([TransientChannelError("service_unavailable")] * 100)
+    harness.run()
+    deliveries = _deliveries(harness, Channel.SLACK)
+    assert {d.state for d in deliveries} == {"dead"}
+    assert all(d.attempts == 3 and "service_unavailable" in (d.last_error or "") for d in deliveries)
+
+
+def test_permanent_failure_is_dead_at_once(harness: Harness) -> None:
+    """A permanent error is not retried; the remedy is recorded."""
+    harness.channels[Channel.SLACK].failures.append(
+        PermanentChannelError("not_in_channel", remedy="invite the bot to #exec-updates")
+    )
+    harness.run()
+    dead = [d for d in _deliveries(harness, Channel.SLACK) if d.state == "dead"]
+    assert len(dead) == 1 and dead[0].attempts == 1 and "invite the bot" in (dead[0].last_error or "")
+
+
+def test_every_request_is_logged_as_an_attempt(harness: Harness) -> None:
+    """Each provider request leaves an attempt row with its outcome."""
+    harness.channels[Channel.EMAIL].failures.append(TransientChannelError("timeout"))
+    harness.run()
+    with Session(harness.services.engine) as session:
+        outcomes = [a.outcome for a in session.exec(select(AttemptRow).where(AttemptRow.channel == "email")).all()]
+    assert outcomes.count("transient") == 1 and outcomes.count("sent") >= 1
+
+
+def _leave_in_flight(h: Harness, claim: str) -> None:
+    """Simulate a process that died after claiming the Slack deliveries and before recording the outcome."""
+    h.channels[Channel.SLACK].failures.append(TransientChannelError("x"))
+    h.services.dispatcher.tick()
+    with Session(h.services.engine) as session:
+        session.execute(
+            update(DeliveryRow).where(DeliveryRow.channel == "slack", DeliveryRow.state == "pending")
+            .values(state="in_flight", claim=claim)
+        )
+        session.commit()
+
+
+DEAD_CLAIM = "no-such-host:999999:abc"
+
+
+@pytest.mark.parametrize(("verdict", "expected"), [("sent", "sent"), ("not_sent", "pending"), ("unknown", "uncertain")])
+def test_recovery_reconciles_in_flight(harness: Harness, verdict: str, expected: str) -> None:
+    """A dead process's in-flight deliveries become sent, pending or uncertain as the provider says."""
+    _leave_in_flight(harness, DEAD_CLAIM)
+    harness.channels[Channel.SLACK].reconcile_state = verdict
+    harness.services.dispatcher.recover()
+    states = {d.state for d in _deliveries(harness, Channel.SLACK) if d.claim is None and d.state != "sent"} or {"sent"}
+    assert states == {expected}
+
+
+def test_live_claims_are_left_alone(harness: Harness) -> None:
+    """In-flight rows claimed by a process that still runs are not reconciled."""
+    import os
+    import socket
+
+    _leave_in_flight(harness, f"{socket.gethostname()}:{os.getpid()}:live")
+    assert harness.services.dispatcher.recover() == {"sent": 0, "pending": 0, "uncertain": 0}
+
+
+def test_uncertain_is_resent_only_on_request(harness: Harness) -> None:
+    """Uncertain deliveries stay put until `retry --uncertain` re-queues and sends them."""
+    _leave_in_flight(harness, DEAD_CLAIM)
+    harness.services.dispatcher.recover()
+    harness.run()
+    assert any(d.state == "uncertain" for d in _deliveries(harness, Channel.SLACK))
+    before = len(harness.channels[Channel.SLACK].sent)
+    cutover_id = _deliveries(harness, Channel.SLACK)[0].cutover_id
+    count = retry_deliveries(harness.services.engine, cutover_id=cutover_id, states=["uncertain"], now=harness.clock())
+    harness.run()
+    assert count > 0 and len(harness.channels[Channel.SLACK].sent) == before + count
+    assert all(d.state == "sent" for d in _deliveries(harness, Channel.SLACK))
