@@ -1,0 +1,5 @@
+"""``python -m comms`` runs the command line."""
+
+from comms.cli import main
+
+main()
