@@ -203,7 +203,7 @@ class Dispatcher:
             elif now > deadline:
                 missed = session.execute(
                     update(DeliveryRow)
-                    .where(DeliveryRow.occurrence_id == occurrence_id, DeliveryRow.state == "pending")
+                    .where(col(DeliveryRow.occurrence_id) == occurrence_id, col(DeliveryRow.state) == "pending")
                     .values(state="missed", last_error="past the message's lateness bound", updated_at=now)
                 )
                 report.missed += missed.rowcount  # type: ignore[attr-defined]
@@ -262,7 +262,7 @@ class Dispatcher:
                 return False
             session.execute(
                 update(DeliveryRow)
-                .where(and_(col(DeliveryRow.id).in_(ids), DeliveryRow.state == "pending"))
+                .where(and_(col(DeliveryRow.id).in_(ids), col(DeliveryRow.state) == "pending"))
                 .values(state="in_flight", claim=token, attempts=DeliveryRow.attempts + 1, updated_at=now)
             )
             rows = session.exec(select(DeliveryRow).where(DeliveryRow.claim == token)).all()
@@ -277,6 +277,7 @@ class Dispatcher:
             envelope, slot = build_envelope(
                 session, plan, cutover, occurrence, content_from_json(content.body_json), rows
             )
+            assert cutover.id is not None
             attempt = AttemptRow(
                 cutover_id=cutover.id,
                 occurrence_id=occurrence_id,
@@ -329,7 +330,7 @@ class Dispatcher:
         with Session(self.engine, expire_on_commit=False) as session:
             result = session.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.claim == token)
+                .where(col(DeliveryRow.claim) == token)
                 .values(
                     state="sent",
                     provider_id=receipt.provider_id,
@@ -473,7 +474,7 @@ def retry_deliveries(engine: Engine, *, cutover_id: int, states: Sequence[str], 
     with Session(engine) as session:
         result = session.execute(
             update(DeliveryRow)
-            .where(DeliveryRow.cutover_id == cutover_id, col(DeliveryRow.state).in_(states))
+            .where(col(DeliveryRow.cutover_id) == cutover_id, col(DeliveryRow.state).in_(states))
             .values(state="pending", next_attempt_at=None, attempts=0, claim=None, updated_at=now)
         )
         occurrence_ids = session.exec(

@@ -65,8 +65,18 @@ def materialize(
                 _materialize_one(session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now)
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
-            _materialize_one(session, plan, renderer, cutover, occurrence, None, Channel(channel_name), extra,
-                             now=now, direct=addresses)
+            _materialize_one(
+                session,
+                plan,
+                renderer,
+                cutover,
+                occurrence,
+                None,
+                Channel(channel_name),
+                extra,
+                now=now,
+                direct=addresses,
+            )
     occurrence.materialized = True
     occurrence.state = "dispatching"
     session.add(occurrence)

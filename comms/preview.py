@@ -64,7 +64,9 @@ def render_preview(
         extra=extra,
     )
     content = Renderer(plan.root / "templates").render(message, audience, channel, context)
-    return Preview(message=message, audience=audience_model.key if audience_model else None, channel=channel, content=content)
+    return Preview(
+        message=message, audience=audience_model.key if audience_model else None, channel=channel, content=content
+    )
 
 
 def preview_text(preview: Preview) -> str:
@@ -98,7 +100,7 @@ def _page(preview: Preview) -> str:
         body = (
             f"<p><b>Subject:</b> {html.escape(content.subject)}</p>"
             f"<h2>HTML</h2><iframe style='width:100%;height:640px;border:1px solid #ccc' "
-            f"srcdoc=\"{html.escape(content.html, quote=True)}\"></iframe>"
+            f'srcdoc="{html.escape(content.html, quote=True)}"></iframe>'
             f"<h2>Text</h2><pre>{html.escape(content.text)}</pre>"
         )
     elif isinstance(content, SlackContent):
@@ -106,7 +108,9 @@ def _page(preview: Preview) -> str:
         body = f"<h2>Fallback text</h2><pre>{html.escape(content.text)}</pre><h2>Blocks</h2><pre>{html.escape(blocks)}</pre>"
     else:
         assert isinstance(content, StatuspageContent)
-        body = f"<h2>{html.escape(content.title)}</h2><pre style='white-space:pre-wrap'>{html.escape(content.body)}</pre>"
+        body = (
+            f"<h2>{html.escape(content.title)}</h2><pre style='white-space:pre-wrap'>{html.escape(content.body)}</pre>"
+        )
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
         f"<body style='font-family:sans-serif;max-width:900px;margin:2em auto'>"

@@ -99,8 +99,14 @@ def simulate(
 
         raise InputError(f"--rollback-at: {rollback_at} is not one of the stages {list(plan.cutover.traffic_stages)}")
     url = database_url or f"sqlite:///{tempfile.mkdtemp(prefix='comms-rehearsal-')}/rehearsal.db"
-    settings = Settings(database_url=url, outbox_dir=outbox_dir, sendgrid_api_key=None, slack_token=None,
-                        statuspage_api_key=None, statuspage_page_id=None)
+    settings = Settings(
+        database_url=url,
+        outbox_dir=outbox_dir,
+        sendgrid_api_key=None,
+        slack_token=None,
+        statuspage_api_key=None,
+        statuspage_page_id=None,
+    )
     timeline = build_timeline(plan, start)
     first_due = min(o.due_at for o in timeline if o.due_at is not None)
     clock = SimulatedClock(first_due - timedelta(minutes=1))
@@ -114,8 +120,16 @@ def simulate(
         if instant > clock.now:
             clock.now = instant
         for event in (e for e in events if e.at == instant):
-            outcome = apply_event(services.engine, plan, cutover_name=name, event=event.trigger, now=clock(),
-                                  stage=event.stage, reason=event.reason, by="rehearsal")
+            outcome = apply_event(
+                services.engine,
+                plan,
+                cutover_name=name,
+                event=event.trigger,
+                now=clock(),
+                stage=event.stage,
+                reason=event.reason,
+                by="rehearsal",
+            )
             services.dispatcher.dispatch_now(outcome.fired)
             result.events.append(event)
         services.dispatcher.run_until_idle(horizon=timedelta(minutes=30))
@@ -125,7 +139,9 @@ def simulate(
 
 def _sent_lines(engine: object) -> list[SentLine]:
     with Session(engine) as session:  # type: ignore[arg-type]
-        occurrences = session.exec(select(OccurrenceRow).order_by(col(OccurrenceRow.due_at), col(OccurrenceRow.id))).all()
+        occurrences = session.exec(
+            select(OccurrenceRow).order_by(col(OccurrenceRow.due_at), col(OccurrenceRow.id))
+        ).all()
         lines = []
         for occurrence in occurrences:
             counts = session.exec(
@@ -134,6 +150,13 @@ def _sent_lines(engine: object) -> list[SentLine]:
                 .group_by(DeliveryRow.channel)
             ).all()
             sent_at = min((row[2] for row in counts if row[2] is not None), default=None)
-            lines.append(SentLine(occurrence.key, occurrence.due_at, sent_at, occurrence.state,
-                                  {channel: count for channel, count, _ in counts}))
+            lines.append(
+                SentLine(
+                    occurrence.key,
+                    occurrence.due_at,
+                    sent_at,
+                    occurrence.state,
+                    {channel: count for channel, count, _ in counts},
+                )
+            )
         return lines

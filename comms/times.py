@@ -76,9 +76,7 @@ def parse_start(text: str, *, tz: str | None = None, option: str = "--start") ->
             raise InputError(f"{option}: {text!r} already has an offset; drop --tz or the offset")
         return value.astimezone(UTC)
     if tz is None:
-        raise InputError(
-            f"{option}: {text!r} has no time zone; add an offset (Z, +01:00) or pass --tz Europe/Berlin"
-        )
+        raise InputError(f"{option}: {text!r} has no time zone; add an offset (Z, +01:00) or pass --tz Europe/Berlin")
     try:
         zone = load_zone(tz)
     except ValueError as exc:

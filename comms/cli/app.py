@@ -25,9 +25,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-PlanOption = Annotated[
-    Path, typer.Option("--plan", help="Plan folder holding audiences/, schedules/ and templates/.")
-]
+PlanOption = Annotated[Path, typer.Option("--plan", help="Plan folder holding audiences/, schedules/ and templates/.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 StartOption = Annotated[
     str, typer.Option("--start", help="T0: ISO-8601 with offset (2026-12-05T22:00:00Z) or naive with --tz.")

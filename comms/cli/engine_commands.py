@@ -11,15 +11,24 @@ from rich.table import Table
 from sqlmodel import Session
 
 from comms.bootstrap import bootstrap
-from comms.cli.app import CutoverOption, JsonOption, PlanOption, StartOption, TzOption, app, console, handles_errors
-from comms.cli.app import print_json
+from comms.cli.app import (
+    CutoverOption,
+    JsonOption,
+    PlanOption,
+    StartOption,
+    TzOption,
+    app,
+    console,
+    handles_errors,
+    print_json,
+)
 from comms.dispatch import retry_deliveries
 from comms.errors import InputError
 from comms.plan.loader import load_plan
 from comms.plan.models import Trigger
 from comms.scheduling import apply_event, schedule_cutover
 from comms.store import repository as repo
-from comms.times import format_local, iso_utc, parse_start
+from comms.times import iso_utc, parse_start
 
 event_app = typer.Typer(help="Record a cutover event and send its messages at once.", no_args_is_help=True)
 app.add_typer(event_app, name="event")
@@ -217,17 +226,25 @@ def simulate(
     loaded = load_plan(plan)
     result = run_simulation(loaded, start=t0, rollback_at=rollback_at, outbox_dir=outbox or Settings().outbox_dir)
     if json:
-        print_json({
-            "cutover": result.cutover, "start": iso_utc(result.start), "database_url": result.database_url,
-            "outbox": str(result.outbox_dir),
-            "events": [{"at": iso_utc(e.at), "event": e.trigger.value, "stage": e.stage} for e in result.events],
-            "occurrences": [
-                {"key": line.key, "due_at": iso_utc(line.due_at) if line.due_at else None,
-                 "sent_at": iso_utc(line.sent_at) if line.sent_at else None, "state": line.state,
-                 "deliveries": line.deliveries}
-                for line in result.lines
-            ],
-        })
+        print_json(
+            {
+                "cutover": result.cutover,
+                "start": iso_utc(result.start),
+                "database_url": result.database_url,
+                "outbox": str(result.outbox_dir),
+                "events": [{"at": iso_utc(e.at), "event": e.trigger.value, "stage": e.stage} for e in result.events],
+                "occurrences": [
+                    {
+                        "key": line.key,
+                        "due_at": iso_utc(line.due_at) if line.due_at else None,
+                        "sent_at": iso_utc(line.sent_at) if line.sent_at else None,
+                        "state": line.state,
+                        "deliveries": line.deliveries,
+                    }
+                    for line in result.lines
+                ],
+            }
+        )
         return
     table = Table(title=f"Rehearsal of {loaded.cutover.title}, T0 {iso_utc(t0)}")
     for column in ("when", "T±", "occurrence", "state", "email", "slack", "status page"):
@@ -235,11 +252,17 @@ def simulate(
     for line in result.lines:
         when = line.sent_at or line.due_at
         table.add_row(
-            iso_utc(when) if when else "-", format_offset(when - t0) if when else "", line.key, line.state,
-            str(line.deliveries.get("email", "")), str(line.deliveries.get("slack", "")),
+            iso_utc(when) if when else "-",
+            format_offset(when - t0) if when else "",
+            line.key,
+            line.state,
+            str(line.deliveries.get("email", "")),
+            str(line.deliveries.get("slack", "")),
             str(line.deliveries.get("statuspage", "")),
         )
     console.print(table)
     total = sum(sum(line.deliveries.values()) for line in result.lines)
-    console.print(f"{total} deliveries written to the outbox at {result.outbox_dir}/{result.cutover}/ "
-                  f"(database: {result.database_url}).")
+    console.print(
+        f"{total} deliveries written to the outbox at {result.outbox_dir}/{result.cutover}/ "
+        f"(database: {result.database_url})."
+    )

@@ -13,8 +13,8 @@ from comms.errors import InputError
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
 from comms.preview import preview_text, render_preview, write_gallery
-from comms.times import format_local, iso_utc, parse_start
 from comms.timeline import build_timeline
+from comms.times import format_local, iso_utc, parse_start
 
 
 @app.command()

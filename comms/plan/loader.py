@@ -119,7 +119,11 @@ def _load_schedule(doc: YamlDocument | Problem, problems: list[Problem]) -> Sche
             listed.append({**spec, "key": str(key)} if isinstance(spec, dict) else spec)
             if not _KEY.match(str(key)):
                 problems.append(
-                    Problem(doc.path.name, f"message key {key!r} must be lowercase-with-dashes", doc.line_of(("messages", key)))
+                    Problem(
+                        doc.path.name,
+                        f"message key {key!r} must be lowercase-with-dashes",
+                        doc.line_of(("messages", key)),
+                    )
                 )
         data = {**data, "messages": listed}
 
@@ -130,7 +134,9 @@ def _load_schedule(doc: YamlDocument | Problem, problems: list[Problem]) -> Sche
 
         return _validate(doc, Schedule, data, problems, relocate=relocate)
     if isinstance(data, dict) and "messages" in data:
-        problems.append(Problem(_display(doc), "'messages' must be a mapping of message key to message", doc.line_of(("messages",))))
+        problems.append(
+            Problem(_display(doc), "'messages' must be a mapping of message key to message", doc.line_of(("messages",)))
+        )
         return None
     return _validate(doc, Schedule, data, problems)
 
@@ -147,9 +153,13 @@ def _load_model(
     return _validate(doc, model, data, problems)
 
 
-def _validate(doc: YamlDocument, model: type[BaseModel], data: Any, problems: list[Problem], relocate: Any = None) -> Any:
+def _validate(
+    doc: YamlDocument, model: type[BaseModel], data: Any, problems: list[Problem], relocate: Any = None
+) -> Any:
     if not isinstance(data, dict):
-        problems.append(Problem(_display(doc), "expected a mapping of keys to values at the top level", doc.line_of(())))
+        problems.append(
+            Problem(_display(doc), "expected a mapping of keys to values at the top level", doc.line_of(()))
+        )
         return None
     try:
         return model.model_validate(data)
@@ -188,7 +198,9 @@ def _check_references(
             if name not in audiences:
                 known = ", ".join(sorted(audiences)) or "none"
                 line = doc.line_of(("messages", message.key, "audiences", position))
-                problems.append(Problem(display, f"message '{message.key}' names unknown audience '{name}' (known: {known})", line))
+                problems.append(
+                    Problem(display, f"message '{message.key}' names unknown audience '{name}' (known: {known})", line)
+                )
         known_audiences = [audiences[a] for a in message.audiences if a in audiences]
         if len(known_audiences) != len(message.audiences):
             continue
@@ -196,13 +208,19 @@ def _check_references(
             if not any(channel in a.channels.kinds() for a in known_audiences):
                 line = doc.line_of(("messages", message.key, "channels", position))
                 problems.append(
-                    Problem(display, f"message '{message.key}' goes to channel '{channel}' but none of its audiences has it", line)
+                    Problem(
+                        display,
+                        f"message '{message.key}' goes to channel '{channel}' but none of its audiences has it",
+                        line,
+                    )
                 )
     for message in schedule.messages:
         unknown = sorted(set(message.stages or ()) - set(schedule.cutover.traffic_stages))
         if unknown:
             line = doc.line_of(("messages", message.key, "stages"))
-            problems.append(Problem(display, f"message '{message.key}' names stages {unknown} not in traffic_stages", line))
+            problems.append(
+                Problem(display, f"message '{message.key}' names stages {unknown} not in traffic_stages", line)
+            )
     keys = [m.key for m in schedule.messages]
     for key in {k for k in keys if keys.count(k) > 1}:
         problems.append(Problem(display, f"message '{key}' is defined twice"))
@@ -220,7 +238,11 @@ def _check_escalation(
             for position, name in enumerate(level.notify):
                 if name not in audiences:
                     line = doc.line_of(("severities", severity, "levels", level_no, "notify", position))
-                    problems.append(Problem(_display(doc), f"{severity} level {level_no + 1} notifies unknown audience '{name}'", line))
+                    problems.append(
+                        Problem(
+                            _display(doc), f"{severity} level {level_no + 1} notifies unknown audience '{name}'", line
+                        )
+                    )
     if matrix.delivery_failures:
         for position, name in enumerate(matrix.delivery_failures.notify):
             if name not in audiences:

@@ -251,9 +251,9 @@ class SeverityPolicy(_Frozen):
     audiences: tuple[str, ...] = Field(min_length=1)
     channels: tuple[Channel, ...] = Field(min_length=1)
     statuspage_impact: Literal["none", "minor", "major", "critical"] | None = None
-    component_status: (
-        Literal["degraded_performance", "partial_outage", "major_outage", "under_maintenance"] | None
-    ) = None
+    component_status: Literal["degraded_performance", "partial_outage", "major_outage", "under_maintenance"] | None = (
+        None
+    )
     levels: tuple[EscalationLevel, ...] = Field(min_length=1)
     repeat_every: Duration | None = None
 

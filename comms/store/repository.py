@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from comms.errors import NotFoundError
@@ -118,6 +118,6 @@ def set_occurrence_states(session: Session, ids: Sequence[int], state: str, *, a
     if state in ("cancelled", "missed"):
         session.execute(
             update(DeliveryRow)
-            .where(col(DeliveryRow.occurrence_id).in_(ids), DeliveryRow.state == "pending")
+            .where(col(DeliveryRow.occurrence_id).in_(ids), col(DeliveryRow.state) == "pending")
             .values(state=state, updated_at=at)
         )

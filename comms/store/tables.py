@@ -45,7 +45,7 @@ class OccurrenceRow(SQLModel, table=True):
     key: str
     message: str
     trigger: str
-    due_at: datetime | None = Field(sa_column=_utc())
+    due_at: datetime | None = Field(default=None, sa_column=_utc())
     max_lateness_seconds: int
     hold_until_go: bool = False
     sequence: int | None = None
@@ -58,7 +58,7 @@ class OccurrenceRow(SQLModel, table=True):
     state: str = "pending"
     materialized: bool = False
     created_at: datetime = Field(sa_column=_utc(nullable=False))
-    finished_at: datetime | None = Field(sa_column=_utc())
+    finished_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class ContentRow(SQLModel, table=True):
@@ -90,12 +90,12 @@ class DeliveryRow(SQLModel, table=True):
     recipient_name: str | None = None
     state: str = "pending"
     attempts: int = 0
-    next_attempt_at: datetime | None = Field(sa_column=_utc())
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_utc())
     claim: str | None = None
     last_error: str | None = None
     provider_id: str | None = None
-    sent_at: datetime | None = Field(sa_column=_utc())
-    updated_at: datetime | None = Field(sa_column=_utc())
+    sent_at: datetime | None = Field(default=None, sa_column=_utc())
+    updated_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class AttemptRow(SQLModel, table=True):
@@ -109,7 +109,7 @@ class AttemptRow(SQLModel, table=True):
     audience: str
     recipients: int
     started_at: datetime = Field(sa_column=_utc(nullable=False))
-    finished_at: datetime | None = Field(sa_column=_utc())
+    finished_at: datetime | None = Field(default=None, sa_column=_utc())
     outcome: str = "started"
     error: str | None = None
     retry_after: float | None = None
