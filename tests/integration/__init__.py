@@ -1,0 +1,1 @@
+"""Integration tests: the channel adapters and `comms check` against loopback vendor fakes."""
