@@ -1,0 +1,71 @@
+"""Shared fixtures and options of the whole suite.
+
+Living in ``tests/``, this file also puts ``tests/`` on ``sys.path`` (pytest's rootdir-conftest
+rule), which is how suites import ``fakes`` and ``support``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from comms.cli import app
+from comms.plan.loader import load_plan
+from comms.plan.models import Plan
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PLAN_FOLDERS = ("audiences", "schedules", "templates")
+
+Cli = Callable[..., Result]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite the golden previews under tests/golden/ from the current templates instead of comparing.",
+    )
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root, which holds the default plan."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def default_plan() -> Plan:
+    """The default plan, loaded and fully validated (templates included) once per session."""
+    return load_plan(REPO_ROOT)
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the run was started with --update-golden."""
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def plan_copy(tmp_path: Path) -> Path:
+    """A private copy of the default plan (audiences/, schedules/, templates/) to break or edit."""
+    root = tmp_path / "plan"
+    for folder in PLAN_FOLDERS:
+        shutil.copytree(REPO_ROOT / folder, root / folder)
+    return root
+
+
+@pytest.fixture
+def cli() -> Cli:
+    """Run ``comms`` in-process; a wide terminal keeps rich from wrapping file names and reasons."""
+    runner = CliRunner()
+
+    def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
+        argv: Sequence[str] = [str(arg) for arg in args]
+        return runner.invoke(app, argv, env={"COLUMNS": "400", **(env or {})})
+
+    return invoke
