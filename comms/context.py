@@ -70,16 +70,19 @@ SAMPLE_START = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
 """T0 used for validation renders and previews without --start."""
 
 
-def sample_event(trigger: Trigger | None, plan: Plan) -> dict[str, Any] | None:
-    """Representative event data for a trigger (None for time-based messages)."""
-    stages = plan.cutover.traffic_stages
+def sample_event(message: Message, plan: Plan) -> dict[str, Any] | None:
+    """Representative event data for a message's trigger (None for time-based messages)."""
+    trigger = message.event
+    stages = list(plan.cutover.traffic_stages)
+    stage = (message.stages or stages[1:2] or stages)[0]
+    position = stages.index(stage) if stage in stages else 0
     samples: dict[Trigger, dict[str, Any]] = {
         Trigger.GO: {"decided_at": SAMPLE_START - timedelta(hours=2), "by": "Comms lead"},
         Trigger.NO_GO: {"reason": "Backup verification has not finished", "by": "Comms lead"},
         Trigger.STAGE: {
-            "stage": stages[min(1, len(stages) - 1)],
-            "previous_stage": stages[0] if len(stages) > 1 else None,
-            "next_stage": stages[2] if len(stages) > 2 else None,
+            "stage": stage,
+            "previous_stage": stages[position - 1] if position > 0 else None,
+            "next_stage": stages[position + 1] if position + 1 < len(stages) else None,
         },
         Trigger.COMPLETE: {"completed_at": SAMPLE_START + timedelta(hours=9)},
         Trigger.ROLLBACK: {"reason": "Error rate above 5 % at the 50 % stage", "stage": 50},
@@ -136,10 +139,22 @@ def sample_extra(message: Message) -> dict[str, Any]:
 
 
 def sample_context(
-    plan: Plan, message: Message, audience: Audience | None, *, start: datetime = SAMPLE_START
+    plan: Plan,
+    message: Message,
+    audience: Audience | None,
+    *,
+    start: datetime = SAMPLE_START,
+    variables: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A full context with representative data, for validation renders and previews."""
-    due_at = start + message.at if message.at is not None else None
+    """A full context with representative data (the first recurrence of a recurring message)."""
+    due_at = None
+    if message.at is not None:
+        due_at = start + message.at
+    elif message.every is not None and message.start is not None:
+        due_at = start + message.start
+    extra = sample_extra(message)
+    if variables:
+        extra["vars"] = {**extra.get("vars", {}), **variables}
     return build_context(
         plan,
         start=start,
@@ -147,7 +162,17 @@ def sample_context(
         audience=audience,
         due_at=due_at,
         sequence=1 if message.every else None,
-        total=5 if message.every else None,
-        event=sample_event(message.event, plan),
-        extra=sample_extra(message),
+        total=_recurrences(plan, message) if message.every else None,
+        event=sample_event(message, plan),
+        extra=extra,
     )
+
+
+def _recurrences(plan: Plan, message: Message) -> int:
+    assert message.every is not None and message.start is not None
+    until = plan.cutover.window if message.until == "window_end" else message.until
+    assert isinstance(until, timedelta)
+    count, offset = 0, message.start
+    while offset < until:
+        count, offset = count + 1, offset + message.every
+    return count

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from comms.context import SAMPLE_START, build_context, sample_event, sample_extra
+from comms.context import SAMPLE_START, sample_context
 from comms.errors import InputError
 from comms.plan.loader import sent_combinations
 from comms.plan.models import Channel, Plan
@@ -33,6 +33,7 @@ def render_preview(
     channel: Channel,
     start: datetime | None = None,
     variables: dict[str, str] | None = None,
+    renderer: Renderer | None = None,
 ) -> Preview:
     """Render one message for one audience and channel with sample event data and the given vars."""
     try:
@@ -48,22 +49,8 @@ def render_preview(
         raise InputError(f"--audience: unknown audience {audience!r} (known: {', '.join(plan.audiences)})")
     else:
         audience_model = plan.audiences[audience]
-    t0 = start or SAMPLE_START
-    extra = sample_extra(spec)
-    if variables:
-        extra["vars"] = {**extra.get("vars", {}), **variables}
-    context = build_context(
-        plan,
-        start=t0,
-        message=spec,
-        audience=audience_model,
-        due_at=t0 + spec.at if spec.at is not None else None,
-        sequence=1 if spec.every else None,
-        total=5 if spec.every else None,
-        event=sample_event(spec.event, plan),
-        extra=extra,
-    )
-    content = Renderer(plan.root / "templates").render(message, audience, channel, context)
+    context = sample_context(plan, spec, audience_model, start=start or SAMPLE_START, variables=variables)
+    content = (renderer or Renderer(plan.root / "templates")).render(message, audience, channel, context)
     return Preview(
         message=message, audience=audience_model.key if audience_model else None, channel=channel, content=content
     )
@@ -84,8 +71,11 @@ def write_gallery(plan: Plan, out: Path, *, start: datetime | None = None) -> li
     """Write ``index.html`` and one page per message x audience x channel the plan sends."""
     out.mkdir(parents=True, exist_ok=True)
     pages: list[tuple[Preview, str]] = []
+    renderer = Renderer(plan.root / "templates")
     for message, audience, channel in sent_combinations(plan):
-        preview = render_preview(plan, message=message, audience=audience, channel=channel, start=start)
+        preview = render_preview(
+            plan, message=message, audience=audience, channel=channel, start=start, renderer=renderer
+        )
         name = f"{message}--{audience or 'status-page'}--{channel.value}.html"
         (out / name).write_text(_page(preview), encoding="utf-8")
         pages.append((preview, name))

@@ -49,7 +49,7 @@ def inspect_plan(root: Path, *, check_templates: bool = True) -> tuple[Plan | No
     if problems:
         return None, problems
 
-    audiences = _load_audiences(root, problems)
+    audiences, broken = _load_audiences(root, problems)
     schedule_doc = read_yaml(root / SCHEDULE_FILE, display=display_path(root / SCHEDULE_FILE))
     schedule = _load_schedule(schedule_doc, problems)
     escalation_doc: YamlDocument | Problem | None = None
@@ -60,9 +60,9 @@ def inspect_plan(root: Path, *, check_templates: bool = True) -> tuple[Plan | No
     if schedule is None:
         return None, problems
     assert isinstance(schedule_doc, YamlDocument)
-    _check_references(schedule, schedule_doc, audiences, problems)
+    _check_references(schedule, schedule_doc, audiences, problems, broken=broken)
     if isinstance(escalation_doc, YamlDocument) and escalation is not None:
-        _check_escalation(escalation, escalation_doc, audiences, problems)
+        _check_escalation(escalation, escalation_doc, audiences, problems, broken=broken)
     plan = Plan(root=root, audiences=audiences, schedule=schedule, escalation=escalation)
     if check_templates and not problems:
         from comms.plan.template_check import check_templates as run_template_checks
@@ -71,8 +71,9 @@ def inspect_plan(root: Path, *, check_templates: bool = True) -> tuple[Plan | No
     return plan, problems
 
 
-def _load_audiences(root: Path, problems: list[Problem]) -> dict[str, Audience]:
+def _load_audiences(root: Path, problems: list[Problem]) -> tuple[dict[str, Audience], set[str]]:
     audiences: dict[str, Audience] = {}
+    broken: set[str] = set()
     files = sorted(p for p in (root / "audiences").iterdir() if p.suffix in (".yaml", ".yml"))
     if not files:
         problems.append(Problem(display_path(root / "audiences"), "no audience files (*.yaml)"))
@@ -85,10 +86,11 @@ def _load_audiences(root: Path, problems: list[Problem]) -> dict[str, Audience]:
         doc = read_yaml(path, display=display)
         audience = _load_model(doc, Audience, problems, inject={"key": key, "source": path})
         if audience is None:
+            broken.add(key)
             continue
         audiences[key] = audience
         _check_csv(audience, doc, problems)
-    return audiences
+    return audiences, broken
 
 
 def _check_csv(audience: Audience, doc: YamlDocument | Problem, problems: list[Problem]) -> None:
@@ -190,12 +192,12 @@ def _describe(error: Any, loc: Loc) -> str:
 
 
 def _check_references(
-    schedule: Schedule, doc: YamlDocument, audiences: dict[str, Audience], problems: list[Problem]
+    schedule: Schedule, doc: YamlDocument, audiences: dict[str, Audience], problems: list[Problem], *, broken: set[str]
 ) -> None:
     display = _display(doc)
     for message in schedule.messages:
         for position, name in enumerate(message.audiences):
-            if name not in audiences:
+            if name not in audiences and name not in broken:
                 known = ", ".join(sorted(audiences)) or "none"
                 line = doc.line_of(("messages", message.key, "audiences", position))
                 problems.append(
@@ -227,16 +229,21 @@ def _check_references(
 
 
 def _check_escalation(
-    matrix: EscalationMatrix, doc: YamlDocument, audiences: dict[str, Audience], problems: list[Problem]
+    matrix: EscalationMatrix,
+    doc: YamlDocument,
+    audiences: dict[str, Audience],
+    problems: list[Problem],
+    *,
+    broken: set[str],
 ) -> None:
     for severity, policy in matrix.severities.items():
         for position, name in enumerate(policy.audiences):
-            if name not in audiences:
+            if name not in audiences and name not in broken:
                 line = doc.line_of(("severities", severity, "audiences", position))
                 problems.append(Problem(_display(doc), f"{severity} names unknown audience '{name}'", line))
         for level_no, level in enumerate(policy.levels):
             for position, name in enumerate(level.notify):
-                if name not in audiences:
+                if name not in audiences and name not in broken:
                     line = doc.line_of(("severities", severity, "levels", level_no, "notify", position))
                     problems.append(
                         Problem(
@@ -245,7 +252,7 @@ def _check_escalation(
                     )
     if matrix.delivery_failures:
         for position, name in enumerate(matrix.delivery_failures.notify):
-            if name not in audiences:
+            if name not in audiences and name not in broken:
                 line = doc.line_of(("delivery_failures", "notify", position))
                 problems.append(Problem(_display(doc), f"delivery_failures notifies unknown audience '{name}'", line))
 
