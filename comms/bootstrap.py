@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from comms.channels.base import Channel
 from comms.clock import Clock, utc_now
 from comms.dispatch import Dispatcher, PlanCache, RetryPolicy, Sleeper
+from comms.escalation_service import DeliveryFailureEscalation, EscalationTimers
 from comms.metrics import communication_metrics
 from comms.plan.models import Channel as ChannelKind
 from comms.settings import Settings
@@ -43,13 +44,16 @@ def bootstrap(
         from comms.channels.factory import build_channels
 
         channels = build_channels(settings, clock=clock, sleep=sleep)
+    plans = PlanCache()
     dispatcher = Dispatcher(
         engine,
         channels,
         clock=clock,
         sleep=sleep,
         retry=RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds),
-        plans=PlanCache(),
+        plans=plans,
         metrics=communication_metrics,
+        on_failure=DeliveryFailureEscalation(plans, clock=clock),
+        tick_hooks=[EscalationTimers(plans)],
     )
     return Services(settings=settings, engine=engine, channels=channels, dispatcher=dispatcher, clock=clock)

@@ -10,3 +10,4 @@ from comms.cli import plan_commands  # noqa: E402,F401  isort: skip
 __all__ = ["app", "main"]
 from comms.cli import engine_commands  # noqa: E402,F401  isort: skip
 from comms.cli import check_commands  # noqa: E402,F401  isort: skip
+from comms.cli import incident_commands  # noqa: E402,F401  isort: skip

@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, event
 from sqlmodel import SQLModel, create_engine
 
+import comms.store.incident_tables  # noqa: F401  (registers the incident and escalation tables)
 from comms.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 

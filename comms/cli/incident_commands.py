@@ -1,0 +1,175 @@
+"""Commands for the unplanned: incidents (open, update, ack, resolve, list) and ad-hoc sends."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from comms.adhoc import parse_vars, send_adhoc
+from comms.bootstrap import Services, bootstrap
+from comms.cli.app import CutoverOption, JsonOption, app, console, handles_errors, print_json
+from comms.dispatch import TickReport
+from comms.incidents import (
+    IncidentOutcome,
+    acknowledge_incident,
+    list_incidents,
+    open_incident,
+    resolve_incident,
+    update_incident,
+)
+from comms.times import iso_utc
+
+incident_app = typer.Typer(
+    help="Open, update, acknowledge and resolve incidents; escalation follows schedules/escalation.yaml.",
+    no_args_is_help=True,
+)
+app.add_typer(incident_app, name="incident")
+
+IncidentId = Annotated[int, typer.Argument(help="Incident number (see 'comms incident list').")]
+MessageOption = Annotated[str, typer.Option("--message", help="What changed; every audience of the incident reads it.")]
+
+
+def _sent(report: TickReport) -> str:
+    text = f"sent {report.sent} deliveries in {report.requests} requests"
+    if report.retrying or report.dead:
+        text += f" ({report.retrying} retrying, {report.dead} dead; see 'comms status')"
+    return text
+
+
+def _dispatch(services: Services, outcome: IncidentOutcome, verb: str) -> None:
+    report = services.dispatcher.dispatch_now(outcome.occurrences)
+    console.print(f"Incident #{outcome.incident_id} {verb} (state {outcome.state}, status {outcome.status}); "
+                  f"{_sent(report)}.")
+
+
+@incident_app.command("open")
+@handles_errors
+def incident_open(
+    severity: Annotated[str, typer.Option("--severity", help="sev1, sev2 or sev3 (see schedules/escalation.yaml).")],
+    summary: Annotated[str, typer.Option("--summary", help="What is wrong, in words every audience understands.")],
+    component: Annotated[
+        list[str] | None, typer.Option("--component", help="An affected component (repeat the option).")
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", help="The first update (default: 'We are investigating.').")
+    ] = None,
+    cutover: CutoverOption = None,
+) -> None:
+    """Open an incident: announce it to the severity's audiences and start its escalation."""
+    services = bootstrap()
+    outcome = open_incident(
+        services.engine,
+        services.dispatcher.plans,
+        severity=severity,
+        summary=summary,
+        components=component or [],
+        update=message,
+        cutover_name=cutover,
+        now=services.clock(),
+    )
+    _dispatch(services, outcome, "opened")
+
+
+@incident_app.command("update")
+@handles_errors
+def incident_update(
+    incident_id: IncidentId,
+    status: Annotated[str, typer.Option("--status", help="identified or monitoring.")],
+    message: MessageOption,
+) -> None:
+    """Post an update to the incident's audiences (threaded in Slack, same status-page incident)."""
+    services = bootstrap()
+    outcome = update_incident(
+        services.engine, services.dispatcher.plans, incident_id, status=status, message=message, now=services.clock()
+    )
+    _dispatch(services, outcome, "updated")
+
+
+@incident_app.command("ack")
+@handles_errors
+def incident_ack(
+    incident_id: IncidentId,
+    by: Annotated[str, typer.Option("--by", help="Who takes the incident.")],
+) -> None:
+    """Acknowledge the incident: escalation stops and the acknowledgement is announced."""
+    services = bootstrap()
+    outcome = acknowledge_incident(
+        services.engine, services.dispatcher.plans, incident_id, by=by, now=services.clock()
+    )
+    _dispatch(services, outcome, "acknowledged")
+
+
+@incident_app.command("resolve")
+@handles_errors
+def incident_resolve(incident_id: IncidentId, message: MessageOption) -> None:
+    """Resolve the incident: escalation stops, the resolution goes out, the status-page incident closes."""
+    services = bootstrap()
+    outcome = resolve_incident(
+        services.engine, services.dispatcher.plans, incident_id, message=message, now=services.clock()
+    )
+    _dispatch(services, outcome, "resolved")
+
+
+@incident_app.command("list")
+@handles_errors
+def incident_list(cutover: CutoverOption = None, json: JsonOption = False) -> None:
+    """List incidents with their state, next escalation and history."""
+    services = bootstrap(channels={})
+    views = list_incidents(services.engine, services.dispatcher.plans, now=services.clock(), cutover_name=cutover)
+    if json:
+        print_json([view.to_json() for view in views])
+        return
+    if not views:
+        console.print("No incidents.")
+        return
+    table = Table()
+    for column in ("#", "severity", "state", "status", "summary", "opened (UTC)", "acked by", "next escalation",
+                   "steps"):
+        table.add_column(column)
+    for view in views:
+        table.add_row(
+            str(view.id), view.severity, view.state, view.status, escape(view.summary), iso_utc(view.opened_at),
+            escape(view.acked_by or "-"),
+            iso_utc(view.next_escalation_at) if view.next_escalation_at else "-", str(len(view.history)),
+        )
+    console.print(table)
+
+
+@app.command("send")
+@handles_errors
+def send(
+    template: Annotated[str, typer.Argument(help="The plan message to send, e.g. announcement.")],
+    audience: Annotated[list[str], typer.Option("--audience", help="Audience(s): a,b or the option repeated.")],
+    channel: Annotated[
+        list[str] | None, typer.Option("--channel", help="Channel(s) (default: the message's channels).")
+    ] = None,
+    var: Annotated[
+        list[str] | None, typer.Option("--var", help="A template value NAME=VALUE (repeat); sent as plain text.")
+    ] = None,
+    cutover: CutoverOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Send a message now, outside the timeline, through the same delivery log, retries and idempotency."""
+    variables = parse_vars(var or [])
+    services = bootstrap()
+    outcome = send_adhoc(
+        services.engine,
+        services.dispatcher.plans,
+        template,
+        audiences=audience,
+        channels=channel or [],
+        variables=variables,
+        cutover_name=cutover,
+        now=services.clock(),
+    )
+    report = services.dispatcher.dispatch_now([outcome.occurrence_id])
+    if json:
+        print_json({"occurrence": outcome.key, "audiences": list(outcome.audiences),
+                    "channels": [c.value for c in outcome.channels], "sent": report.sent,
+                    "retrying": report.retrying, "dead": report.dead})
+        return
+    console.print(f"Sent {escape(outcome.key)} to {', '.join(outcome.audiences)} on "
+                  f"{', '.join(c.value for c in outcome.channels)}: {_sent(report)}.")

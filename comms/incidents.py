@@ -1,0 +1,352 @@
+"""Incident services: open, update, acknowledge, resolve and list incidents of a cutover.
+
+Each service records the incident's new state and an escalation step, and queues the matching
+message (``incident-opened``, ``-updated``, ``-acknowledged``, ``-resolved``) due now, with the
+occurrence's ``incident_id`` set so Slack threads every post of an incident under its first one
+per channel and the status page updates the same incident. The caller dispatches the returned
+occurrence ids (``Dispatcher.dispatch_now``). Escalation itself runs in the worker's tick
+(``comms.escalation_service.EscalationTimers``); opening also queues the levels due at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from comms import jsoncodec
+from comms.dispatch import PlanCache
+from comms.errors import InputError, NotFoundError, StateError
+from comms.escalation import decide_escalation
+from comms.escalation_service import (
+    add_occurrence,
+    incident_context,
+    notified_slots,
+    notify_due_levels,
+    severity_policy,
+)
+from comms.plan.models import Channel, Message, Plan, SeverityPolicy, Trigger
+from comms.store import repository as repo
+from comms.store.incident_tables import EscalationStepRow, IncidentRow
+from comms.store.tables import CutoverRow
+from comms.times import iso_utc
+
+OPENED, UPDATED, ACKNOWLEDGED, RESOLVED = (
+    "incident-opened",
+    "incident-updated",
+    "incident-acknowledged",
+    "incident-resolved",
+)
+UPDATE_STATUSES = ("identified", "monitoring")
+FIRST_UPDATE = "We are investigating."
+"""The incident's ``update`` until someone posts one (templates print it as the latest news)."""
+
+
+@dataclass(frozen=True)
+class IncidentOutcome:
+    """What a service did: the incident's state and the occurrences to dispatch now."""
+
+    incident_id: int
+    state: str
+    status: str
+    occurrences: list[int]
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One escalation step as listed."""
+
+    kind: str
+    at: datetime
+    detail: str
+    level: int | None = None
+    repeat: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"kind": self.kind, "at": iso_utc(self.at), "level": self.level, "repeat": self.repeat,
+                "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """An incident as listed: its state, who acknowledged it, the next escalation and its history."""
+
+    id: int
+    cutover: str
+    severity: str
+    state: str
+    status: str
+    summary: str
+    components: list[str]
+    opened_at: datetime
+    acked_by: str | None
+    acked_at: datetime | None
+    resolved_at: datetime | None
+    next_escalation_at: datetime | None
+    history: list[StepView] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO-8601 UTC)."""
+        return {
+            "id": self.id,
+            "cutover": self.cutover,
+            "severity": self.severity,
+            "state": self.state,
+            "status": self.status,
+            "summary": self.summary,
+            "components": self.components,
+            "opened_at": iso_utc(self.opened_at),
+            "acked_by": self.acked_by,
+            "acked_at": iso_utc(self.acked_at) if self.acked_at else None,
+            "resolved_at": iso_utc(self.resolved_at) if self.resolved_at else None,
+            "next_escalation_at": iso_utc(self.next_escalation_at) if self.next_escalation_at else None,
+            "history": [step.to_json() for step in self.history],
+        }
+
+
+def open_incident(
+    engine: Engine,
+    plans: PlanCache,
+    *,
+    severity: str,
+    summary: str,
+    components: Sequence[str] = (),
+    update: str | None = None,
+    cutover_name: str | None = None,
+    now: datetime,
+) -> IncidentOutcome:
+    """Record a new incident, queue ``incident-opened`` and the escalation levels due at once."""
+    summary = _required(summary, "--summary", "say what is wrong; every audience of the severity reads it")
+    first_update = (update or "").strip() or FIRST_UPDATE
+    names = [name.strip() for name in components if name.strip()]
+    with Session(engine) as session:
+        cutover = repo.find_cutover(session, cutover_name)
+        assert cutover.id is not None
+        plan, _ = plans.get(cutover.plan_dir)
+        policy = _policy(plan, severity)
+        message = _message(plan, OPENED)
+        on_statuspage = policy.statuspage_impact is not None and Channel.STATUSPAGE in policy.channels
+        incident = IncidentRow(
+            cutover_id=cutover.id,
+            severity=severity,
+            summary=summary,
+            components_json=jsoncodec.dumps(names),
+            on_statuspage=on_statuspage,
+            latest_update=first_update,
+            opened_at=now,
+            acked_at=None,
+            resolved_at=None,
+            updated_at=now,
+        )
+        session.add(incident)
+        session.flush()
+        override = {
+            "status": message.statuspage.status if message.statuspage else "investigating",
+            "impact": policy.statuspage_impact,
+            "component_status": policy.component_status,
+        }
+        fired = _announce(session, plan, policy, incident, message, "opened", f"{severity} opened: {summary}",
+                          now=now, statuspage_override=override)
+        session.commit()
+        assert incident.id is not None
+        incident_id = incident.id
+    notices = notify_due_levels(engine, plans, now=now, incident_id=incident_id)
+    return IncidentOutcome(incident_id, "open", "investigating", fired + notices)
+
+
+def update_incident(
+    engine: Engine, plans: PlanCache, incident_id: int, *, status: str, message: str, now: datetime
+) -> IncidentOutcome:
+    """Post an update (identified, monitoring) to the incident's audiences, in its Slack threads and status-page incident."""
+    if status not in UPDATE_STATUSES:
+        raise InputError(f"--status: {status!r} is not an update status (choose {', '.join(UPDATE_STATUSES)}; "
+                         "use 'comms incident resolve' to resolve)")
+    text = _required(message, "--message", "say what changed")
+    with Session(engine) as session:
+        incident, plan, policy = _load(session, plans, incident_id)
+        if incident.state == "resolved":
+            raise StateError(f"incident #{incident_id} was resolved at {_when(incident.resolved_at)}; "
+                             "open a new one with 'comms incident open' if the problem is back")
+        incident.status, incident.latest_update, incident.updated_at = status, text, now
+        session.add(incident)
+        fired = _announce(session, plan, policy, incident, _message(plan, UPDATED), "updated", f"{status}: {text}",
+                          now=now, statuspage_override={"status": status})
+        session.commit()
+        return IncidentOutcome(incident_id, incident.state, incident.status, fired)
+
+
+def acknowledge_incident(
+    engine: Engine, plans: PlanCache, incident_id: int, *, by: str, now: datetime
+) -> IncidentOutcome:
+    """Record who acknowledged the incident: escalation stops, and the acknowledgement is announced."""
+    who = _required(by, "--by", "name who takes the incident")
+    with Session(engine) as session:
+        incident, plan, policy = _load(session, plans, incident_id)
+        if incident.state == "resolved":
+            raise StateError(f"incident #{incident_id} is already resolved; there is nothing to acknowledge")
+        if incident.acked_at is not None:
+            raise StateError(f"incident #{incident_id} was already acknowledged by {incident.acked_by} "
+                             f"at {_when(incident.acked_at)}")
+        incident.acked_by, incident.acked_at, incident.updated_at = who, now, now
+        session.add(incident)
+        fired = _announce(session, plan, policy, incident, _message(plan, ACKNOWLEDGED), "acked",
+                          f"acknowledged by {who}", now=now)
+        session.commit()
+        return IncidentOutcome(incident_id, incident.state, incident.status, fired)
+
+
+def resolve_incident(
+    engine: Engine, plans: PlanCache, incident_id: int, *, message: str, now: datetime
+) -> IncidentOutcome:
+    """Resolve the incident: escalation stops, the resolution goes out and the status-page incident closes."""
+    text = _required(message, "--message", "say what fixed it")
+    with Session(engine) as session:
+        incident, plan, policy = _load(session, plans, incident_id)
+        if incident.state == "resolved":
+            raise StateError(f"incident #{incident_id} was already resolved at {_when(incident.resolved_at)}")
+        incident.status, incident.latest_update = "resolved", text
+        incident.resolved_at = incident.updated_at = now
+        session.add(incident)
+        fired = _announce(session, plan, policy, incident, _message(plan, RESOLVED), "resolved", text, now=now)
+        session.commit()
+        return IncidentOutcome(incident_id, incident.state, incident.status, fired)
+
+
+def list_incidents(
+    engine: Engine, plans: PlanCache, *, now: datetime, cutover_name: str | None = None
+) -> list[IncidentView]:
+    """Every incident (of one cutover when named), oldest first, with its history and next escalation."""
+    views: list[IncidentView] = []
+    with Session(engine) as session:
+        query = select(IncidentRow, CutoverRow).join(CutoverRow, col(CutoverRow.id) == IncidentRow.cutover_id)
+        if cutover_name is not None:
+            cutover = repo.find_cutover(session, cutover_name)
+            query = query.where(IncidentRow.cutover_id == cutover.id)
+        for incident, cutover in session.exec(query.order_by(col(IncidentRow.id))).all():
+            assert incident.id is not None
+            plan, _ = plans.get(cutover.plan_dir)
+            policy = severity_policy(plan, incident.severity)
+            next_at = None
+            if policy is not None:
+                next_at = decide_escalation(
+                    policy,
+                    opened_at=incident.opened_at,
+                    acknowledged=incident.state != "open",
+                    notified=notified_slots(session, incident.id),
+                    now=now,
+                ).next_at
+            steps = session.exec(
+                select(EscalationStepRow)
+                .where(EscalationStepRow.incident_id == incident.id)
+                .order_by(col(EscalationStepRow.at), col(EscalationStepRow.id))
+            ).all()
+            views.append(
+                IncidentView(
+                    id=incident.id,
+                    cutover=cutover.name,
+                    severity=incident.severity,
+                    state=incident.state,
+                    status=incident.status,
+                    summary=incident.summary,
+                    components=list(jsoncodec.loads(incident.components_json) or []),
+                    opened_at=incident.opened_at,
+                    acked_by=incident.acked_by,
+                    acked_at=incident.acked_at,
+                    resolved_at=incident.resolved_at,
+                    next_escalation_at=next_at,
+                    history=[StepView(s.kind, s.at, s.detail, s.level, s.repeat) for s in steps],
+                )
+            )
+    return views
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _when(instant: datetime | None) -> str:
+    return iso_utc(instant) if instant is not None else "an unknown time"
+
+
+def _required(value: str, option: str, hint: str) -> str:
+    text = value.strip()
+    if not text:
+        raise InputError(f"{option}: must not be empty ({hint})")
+    return text
+
+
+def _policy(plan: Plan, severity: str) -> SeverityPolicy:
+    if plan.escalation is None:
+        raise InputError("--severity: the plan has no schedules/escalation.yaml, so no severity is defined")
+    policy = severity_policy(plan, severity)
+    if policy is None:
+        known = ", ".join(sorted(plan.escalation.severities))
+        raise InputError(f"--severity: unknown severity {severity!r} (the plan defines {known})")
+    return policy
+
+
+def _message(plan: Plan, key: str) -> Message:
+    try:
+        return plan.message(key)
+    except KeyError:
+        raise InputError(f"the plan has no message '{key}' in schedules/cutover.yaml; add it to announce incidents") from None
+
+
+def _load(session: Session, plans: PlanCache, incident_id: int) -> tuple[IncidentRow, Plan, SeverityPolicy]:
+    incident = session.get(IncidentRow, incident_id)
+    if incident is None:
+        raise NotFoundError(f"no incident #{incident_id}; see 'comms incident list'")
+    cutover = session.get(CutoverRow, incident.cutover_id)
+    assert cutover is not None
+    plan, _ = plans.get(cutover.plan_dir)
+    return incident, plan, _policy(plan, incident.severity)
+
+
+def _announce(
+    session: Session,
+    plan: Plan,
+    policy: SeverityPolicy,
+    incident: IncidentRow,
+    message: Message,
+    kind: str,
+    detail: str,
+    *,
+    now: datetime,
+    statuspage_override: dict[str, Any] | None = None,
+) -> list[int]:
+    """Record the step and queue the message to the severity's audiences the message is for; return its id."""
+    assert incident.id is not None
+    step = EscalationStepRow(cutover_id=incident.cutover_id, incident_id=incident.id, kind=kind, at=now,
+                             detail=detail)
+    session.add(step)
+    session.flush()
+    audiences = [name for name in policy.audiences if name in message.audiences]
+    channels = [
+        c for c in message.channels
+        if c in policy.channels and (c is not Channel.STATUSPAGE or incident.on_statuspage)
+    ]
+    if not audiences or not channels:
+        return []
+    context: dict[str, Any] = {"incident": incident_context(incident)}
+    if statuspage_override and Channel.STATUSPAGE in channels:
+        context["statuspage_override"] = statuspage_override
+    occurrence = add_occurrence(
+        session,
+        cutover_id=incident.cutover_id,
+        key=f"incident:{incident.id}/{kind}/{step.id}",
+        message=message,
+        trigger=Trigger.INCIDENT,
+        audiences=audiences,
+        channels=channels,
+        context=context,
+        now=now,
+        incident_id=incident.id,
+    )
+    step.sent_occurrence_id = occurrence.id
+    session.add(step)
+    assert occurrence.id is not None
+    return [occurrence.id]
