@@ -215,6 +215,9 @@ def simulate(
     tz: TzOption = None,
     rollback_at: Annotated[int | None, typer.Option("--rollback-at", help="Roll back at this stage.")] = None,
     outbox: Annotated[Path | None, typer.Option("--outbox", help="Outbox folder (default COMMS_OUTBOX_DIR).")] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Rehearsal database file (default: a new temporary one).")
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Rehearse the whole plan on a simulated clock into a throwaway database and the outbox."""
@@ -224,7 +227,15 @@ def simulate(
 
     t0 = parse_start(start, tz=tz)
     loaded = load_plan(plan)
-    result = run_simulation(loaded, start=t0, rollback_at=rollback_at, outbox_dir=outbox or Settings().outbox_dir)
+    if db is not None and db.exists():
+        raise InputError(f"--db: {db} already exists; a rehearsal starts from an empty database")
+    result = run_simulation(
+        loaded,
+        start=t0,
+        rollback_at=rollback_at,
+        outbox_dir=outbox or Settings().outbox_dir,
+        database_url=f"sqlite:///{db.resolve()}" if db is not None else None,
+    )
     if json:
         print_json(
             {
