@@ -1,16 +1,18 @@
-"""Commands that run the cutover: schedule, run, event, reschedule, cancel, retry."""
+"""Commands that run the cutover: schedule, run, event, reschedule, cancel, retry, simulate.
+
+The store and the channels are imported inside the commands, so that `comms --help` and the
+plan-only commands start without loading SQLAlchemy or the vendor SDKs.
+"""
 
 from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
 
-from comms.bootstrap import bootstrap
 from comms.cli.app import (
     CutoverOption,
     JsonOption,
@@ -22,13 +24,30 @@ from comms.cli.app import (
     handles_errors,
     print_json,
 )
-from comms.dispatch import retry_deliveries
 from comms.errors import InputError
 from comms.plan.loader import load_plan
 from comms.plan.models import Trigger
-from comms.scheduling import apply_event, schedule_cutover
-from comms.store import repository as repo
 from comms.times import iso_utc, parse_start
+
+if TYPE_CHECKING:
+    from comms.bootstrap import Services
+    from comms.store.tables import CutoverRow
+
+
+def _services() -> Services:
+    from comms.bootstrap import bootstrap
+
+    return bootstrap()
+
+
+def _cutover(services: Services, name: str | None) -> CutoverRow:
+    from sqlmodel import Session
+
+    from comms.store import repository as repo
+
+    with Session(services.engine) as session:
+        return repo.find_cutover(session, name)
+
 
 event_app = typer.Typer(help="Record a cutover event and send its messages at once.", no_args_is_help=True)
 app.add_typer(event_app, name="event")
@@ -47,9 +66,11 @@ def schedule(
     json: JsonOption = False,
 ) -> None:
     """Validate the plan, compute the timeline for T0 = --start, and store it."""
+    from comms.scheduling import schedule_cutover
+
     t0 = parse_start(start, tz=tz)
     loaded = load_plan(plan)
-    services = bootstrap()
+    services = _services()
     outcome = schedule_cutover(services.engine, loaded, start=t0, now=services.clock(), name=name)
     if json:
         print_json(
@@ -86,7 +107,7 @@ def run(
     tick_seconds: Annotated[float, typer.Option("--tick", help="Seconds between worker ticks.")] = 5.0,
 ) -> None:
     """Run the worker: send every due message on time, retry failures, record every delivery."""
-    services = bootstrap()
+    services = _services()
     recovered = services.dispatcher.recover()
     if any(recovered.values()):
         console.print(f"Recovered in-flight deliveries: {recovered}")
@@ -109,9 +130,10 @@ def run(
 
 
 def _event(trigger: Trigger, cutover: str | None, plan: Path | None, **kwargs: object) -> None:
-    services = bootstrap()
-    with Session(services.engine) as session:
-        row = repo.find_cutover(session, cutover)
+    from comms.scheduling import apply_event
+
+    services = _services()
+    row = _cutover(services, cutover)
     loaded = load_plan(plan or Path(row.plan_dir), check_templates=False)
     outcome = apply_event(services.engine, loaded, cutover_name=row.name, event=trigger, now=services.clock(), **kwargs)  # type: ignore[arg-type]
     console.print(
@@ -198,9 +220,10 @@ def retry(
     states = [name for name, chosen in (("uncertain", uncertain), ("dead", dead)) if chosen]
     if not states:
         raise InputError("retry: choose --uncertain and/or --dead")
-    services = bootstrap()
-    with Session(services.engine) as session:
-        row = repo.find_cutover(session, cutover)
+    from comms.dispatch import retry_deliveries
+
+    services = _services()
+    row = _cutover(services, cutover)
     assert row.id is not None
     count = retry_deliveries(services.engine, cutover_id=row.id, states=states, now=services.clock())
     report = services.dispatcher.run_until_idle()

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from comms.adhoc import parse_vars, send_adhoc
-from comms.bootstrap import Services, bootstrap
 from comms.cli.app import CutoverOption, JsonOption, app, console, handles_errors, print_json
-from comms.dispatch import TickReport
-from comms.incidents import (
-    IncidentOutcome,
-    acknowledge_incident,
-    list_incidents,
-    open_incident,
-    resolve_incident,
-    update_incident,
-)
 from comms.times import iso_utc
+
+if TYPE_CHECKING:  # the services load SQLAlchemy and the SDKs: imported inside the commands
+    from collections.abc import Mapping
+
+    from comms.bootstrap import Services
+    from comms.channels.base import Channel as ChannelPort
+    from comms.dispatch import TickReport
+    from comms.incidents import IncidentOutcome
+    from comms.plan.models import Channel
+
+
+def bootstrap(*, channels: Mapping[Channel, ChannelPort] | None = None) -> Services:
+    """Build the services (imported late so the CLI starts fast)."""
+    from comms.bootstrap import bootstrap as build
+
+    return build(channels=channels)
 
 incident_app = typer.Typer(
     help="Open, update, acknowledge and resolve incidents; escalation follows schedules/escalation.yaml.",
@@ -59,6 +64,8 @@ def incident_open(
     cutover: CutoverOption = None,
 ) -> None:
     """Open an incident: announce it to the severity's audiences and start its escalation."""
+    from comms.incidents import open_incident
+
     services = bootstrap()
     outcome = open_incident(
         services.engine,
@@ -81,6 +88,8 @@ def incident_update(
     message: MessageOption,
 ) -> None:
     """Post an update to the incident's audiences (threaded in Slack, same status-page incident)."""
+    from comms.incidents import update_incident
+
     services = bootstrap()
     outcome = update_incident(
         services.engine, services.dispatcher.plans, incident_id, status=status, message=message, now=services.clock()
@@ -95,6 +104,8 @@ def incident_ack(
     by: Annotated[str, typer.Option("--by", help="Who takes the incident.")],
 ) -> None:
     """Acknowledge the incident: escalation stops and the acknowledgement is announced."""
+    from comms.incidents import acknowledge_incident
+
     services = bootstrap()
     outcome = acknowledge_incident(
         services.engine, services.dispatcher.plans, incident_id, by=by, now=services.clock()
@@ -106,6 +117,8 @@ def incident_ack(
 @handles_errors
 def incident_resolve(incident_id: IncidentId, message: MessageOption) -> None:
     """Resolve the incident: escalation stops, the resolution goes out, the status-page incident closes."""
+    from comms.incidents import resolve_incident
+
     services = bootstrap()
     outcome = resolve_incident(
         services.engine, services.dispatcher.plans, incident_id, message=message, now=services.clock()
@@ -117,6 +130,8 @@ def incident_resolve(incident_id: IncidentId, message: MessageOption) -> None:
 @handles_errors
 def incident_list(cutover: CutoverOption = None, json: JsonOption = False) -> None:
     """List incidents with their state, next escalation and history."""
+    from comms.incidents import list_incidents
+
     services = bootstrap(channels={})
     views = list_incidents(services.engine, services.dispatcher.plans, now=services.clock(), cutover_name=cutover)
     if json:
@@ -153,6 +168,8 @@ def send(
     json: JsonOption = False,
 ) -> None:
     """Send a message now, outside the timeline, through the same delivery log, retries and idempotency."""
+    from comms.adhoc import parse_vars, send_adhoc
+
     variables = parse_vars(var or [])
     services = bootstrap()
     outcome = send_adhoc(
