@@ -12,7 +12,6 @@ from comms.cli.app import JsonOption, PlanOption, StartOption, TzOption, app, co
 from comms.errors import InputError
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
-from comms.preview import preview_text, render_preview, write_gallery
 from comms.timeline import build_timeline
 from comms.times import format_local, iso_utc, parse_start
 
@@ -92,6 +91,8 @@ def preview(
     plan: PlanOption = Path("."),
 ) -> None:
     """Render a message for an audience and channel, or every message into a gallery (--all)."""
+    from comms.preview import preview_text, render_preview, write_gallery
+
     t0 = parse_start(start, tz=tz) if start else None
     loaded = load_plan(plan)
     if all_:
