@@ -1,58 +1,176 @@
-"""Communication metrics of a cutover, computed from the delivery log (used by templates and reports)."""
+"""Communication metrics of a cutover, computed from the delivery log (used by templates and reports).
+
+Every figure is an aggregate query (GROUP BY in SQLite), so a cutover with a million deliveries
+costs a few index scans, never a million rows in memory.
+
+- Delivery rate: sent deliveries over all deliveries except cancelled ones (a cancelled cutover's
+  unsent rows were never meant to go out).
+- Lateness: per occurrence, its first successful send minus its ``due_at``. An occurrence that was
+  due and sent nothing (missed, or every delivery dead) counts as not on time; one still sending
+  with nothing sent yet is left out until it settles.
+- Escalations: the notices sent because something needed a person: incident level notices
+  (``notified``) and escalated delivery failures and missed messages.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from comms import jsoncodec
-from comms.store.tables import CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
+
+ON_TIME_SECONDS = 60.0
+"""An occurrence is on time when its first successful send left within this many seconds of its due time."""
+
+SETTLED_OCCURRENCE_STATES = ("dispatching", "done", "missed")
+"""Occurrences that came due and were not cancelled or held."""
+
+ESCALATION_KINDS = ("notified", "delivery_failure", "missed")
+"""Escalation steps that paged someone (see ``comms.store.incident_tables``)."""
+
+
+@dataclass(frozen=True)
+class OccurrenceLateness:
+    """When an occurrence was due and when its first delivery went out (None: nothing went out)."""
+
+    occurrence_id: int
+    key: str
+    message: str
+    due_at: datetime
+    first_sent_at: datetime | None
+    state: str
+
+    @property
+    def seconds(self) -> float | None:
+        """Seconds late (never negative), or None when nothing was sent."""
+        if self.first_sent_at is None:
+            return None
+        return max((self.first_sent_at - self.due_at).total_seconds(), 0.0)
+
+    @property
+    def on_time(self) -> bool:
+        """Whether the first send left within ``ON_TIME_SECONDS`` of the due time."""
+        seconds = self.seconds
+        return seconds is not None and seconds <= ON_TIME_SECONDS
 
 
 def communication_metrics(session: Session, cutover: CutoverRow) -> dict[str, Any]:
-    """Delivery counts and rates, on-time rate and p95 lateness, plus the migration KPIs given by the user."""
-    counts = dict(
-        session.exec(
-            select(DeliveryRow.state, func.count())
-            .where(DeliveryRow.cutover_id == cutover.id)
-            .group_by(DeliveryRow.state)
-        ).all()
-    )
-    total = sum(counts.values())
+    """Delivery counts and rates, on-time rate and lateness, escalations, plus the migration KPIs given by the user."""
+    assert cutover.id is not None
+    counts = delivery_state_counts(session, cutover.id)
+    total = sum(count for state, count in counts.items() if state != "cancelled")
     sent = counts.get("sent", 0)
-    lateness = _lateness_seconds(session, cutover)
-    on_time = [value for value in lateness if value <= 60]
+    lateness = occurrence_lateness(session, cutover.id)
+    values = sorted(v for v in (item.seconds for item in lateness) if v is not None)
     return {
         "deliveries_sent": sent,
         "deliveries_total": total,
-        "delivery_rate": round(100.0 * sent / total, 1) if total else 100.0,
-        "on_time_rate": round(100.0 * len(on_time) / len(lateness), 1) if lateness else 100.0,
-        "lateness_p95_seconds": _percentile(lateness, 95),
+        "delivery_rate": rate(sent, total),
+        "on_time_rate": rate(sum(1 for item in lateness if item.on_time), len(lateness)),
+        "lateness_median_seconds": percentile(values, 50),
+        "lateness_p95_seconds": percentile(values, 95),
+        "lateness_max_seconds": round(values[-1], 1) if values else 0.0,
         "dead": counts.get("dead", 0),
-        "escalations": 0,
-        "kpis": dict(jsoncodec.loads(cutover.metrics_json) or {}),
+        "uncertain": counts.get("uncertain", 0),
+        "missed": counts.get("missed", 0),
+        "missed_occurrences": sum(1 for item in lateness if item.state == "missed"),
+        "retries": transient_attempts(session, cutover.id),
+        "escalations": escalation_count(session, cutover.id),
+        "kpis": stored_kpis(cutover),
     }
 
 
-def _lateness_seconds(session: Session, cutover: CutoverRow) -> list[float]:
+def delivery_state_counts(session: Session, cutover_id: int) -> dict[str, int]:
+    """How many deliveries of the cutover are in each state."""
     rows = session.exec(
-        select(OccurrenceRow.due_at, func.min(DeliveryRow.sent_at))
-        .join(DeliveryRow, DeliveryRow.occurrence_id == OccurrenceRow.id)
-        .where(OccurrenceRow.cutover_id == cutover.id, DeliveryRow.state == "sent")
-        .group_by(OccurrenceRow.id)
+        select(DeliveryRow.state, func.count()).where(DeliveryRow.cutover_id == cutover_id).group_by(DeliveryRow.state)
     ).all()
-    values = []
-    for due_at, first_sent in rows:
-        if due_at is not None and first_sent is not None:
-            first = first_sent if first_sent.tzinfo else first_sent.replace(tzinfo=due_at.tzinfo)
-            values.append(max((first - due_at).total_seconds(), 0.0))
-    return sorted(values)
+    return {state: int(count) for state, count in rows}
 
 
-def _percentile(values: list[float], pct: float) -> float:
-    if not values:
+def occurrence_lateness(session: Session, cutover_id: int) -> list[OccurrenceLateness]:
+    """Per settled occurrence, its due time and first successful send, in due order."""
+    first_sent = (
+        select(DeliveryRow.occurrence_id, func.min(DeliveryRow.sent_at).label("first_sent"))
+        .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "sent")
+        .group_by(col(DeliveryRow.occurrence_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(OccurrenceRow, first_sent.c.first_sent)
+        .outerjoin(first_sent, first_sent.c.occurrence_id == OccurrenceRow.id)
+        .where(OccurrenceRow.cutover_id == cutover_id, col(OccurrenceRow.state).in_(SETTLED_OCCURRENCE_STATES))
+        .order_by(col(OccurrenceRow.due_at), col(OccurrenceRow.id))
+    ).all()
+    result = []
+    for occurrence, first in rows:
+        if occurrence.due_at is None or occurrence.id is None:
+            continue
+        if first is None and occurrence.state == "dispatching":
+            continue  # still sending: not settled yet
+        result.append(
+            OccurrenceLateness(
+                occurrence_id=occurrence.id,
+                key=occurrence.key,
+                message=occurrence.message,
+                due_at=occurrence.due_at,
+                first_sent_at=as_utc(first),
+                state=occurrence.state,
+            )
+        )
+    return result
+
+
+def transient_attempts(session: Session, cutover_id: int) -> int:
+    """Provider requests that failed in a way worth retrying (each one led to a retry or a dead letter)."""
+    count = session.exec(
+        select(func.count()).where(AttemptRow.cutover_id == cutover_id, AttemptRow.outcome == "transient")
+    ).one()
+    return int(count)
+
+
+def escalation_count(session: Session, cutover_id: int) -> int:
+    """Escalation notices recorded for the cutover (0 when the incident tables are not installed)."""
+    try:
+        from comms.store.incident_tables import EscalationStepRow
+    except ImportError:  # pragma: no cover - the incident tables ship with comms now
+        return 0
+    count = session.exec(
+        select(func.count()).where(
+            EscalationStepRow.cutover_id == cutover_id, col(EscalationStepRow.kind).in_(ESCALATION_KINDS)
+        )
+    ).one()
+    return int(count)
+
+
+def stored_kpis(cutover: CutoverRow) -> dict[str, str]:
+    """The migration's own KPIs stored with ``comms kpis set`` (name -> value), in file order."""
+    data = jsoncodec.loads(cutover.metrics_json) or {}
+    return {str(name): str(value) for name, value in dict(data).items()}
+
+
+def rate(part: int, whole: int) -> float:
+    """``part`` as a percentage of ``whole`` with one decimal (100.0 when there is nothing to count)."""
+    return round(100.0 * part / whole, 1) if whole else 100.0
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """The nearest-rank percentile of already sorted values, rounded to 0.1 (0.0 for no values)."""
+    if not sorted_values:
         return 0.0
-    index = min(len(values) - 1, max(0, round(pct / 100 * len(values) + 0.5) - 1))
-    return round(values[index], 1)
+    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil(n * pct / 100), at least 1
+    return round(sorted_values[int(rank) - 1], 1)
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """An aggregate's datetime as aware UTC (SQLite may hand back text or a naive value)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -11,3 +11,4 @@ __all__ = ["app", "main"]
 from comms.cli import engine_commands  # noqa: E402,F401  isort: skip
 from comms.cli import check_commands  # noqa: E402,F401  isort: skip
 from comms.cli import incident_commands  # noqa: E402,F401  isort: skip
+from comms.cli import report_commands  # noqa: E402,F401  isort: skip

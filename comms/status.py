@@ -1,0 +1,352 @@
+"""Where a cutover stands: its state, T0, the next messages due, and per occurrence what its deliveries did.
+
+Delivery counts come from one GROUP BY over the delivery table, so the status of a cutover with a
+million recipients costs one index scan. A delivery is counted once, in the first bucket that fits:
+
+- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``in_flight``: its state;
+- ``retrying``: pending after at least one failed attempt (waiting for its next try);
+- ``pending``: pending and not tried yet.
+
+Incidents and escalations come from ``comms.store.incident_tables`` when it is installed;
+without it they are ``None`` (shown as "not available"), never an error.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, case, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from comms.events import CutoverState, releases_held
+from comms.metrics import ESCALATION_KINDS, as_utc
+from comms.store import repository as repo
+from comms.store.tables import CutoverRow, DeliveryRow, OccurrenceRow
+from comms.times import format_duration, format_offset, iso_utc
+
+STATE_LABELS = {
+    "planned": "planned",
+    "go": "go",
+    "in_progress": "in progress",
+    "completed": "completed",
+    "rolled_back": "rolled back",
+    "postponed": "postponed",
+    "cancelled": "cancelled",
+}
+DELIVERY_BUCKETS = ("sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled")
+
+
+@dataclass
+class DeliveryCounts:
+    """Deliveries per bucket (see the module docstring)."""
+
+    sent: int = 0
+    pending: int = 0
+    in_flight: int = 0
+    retrying: int = 0
+    dead: int = 0
+    uncertain: int = 0
+    missed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every delivery counted."""
+        return sum(getattr(self, f.name) for f in fields(self))
+
+    def add(self, bucket: str, count: int) -> None:
+        """Add ``count`` deliveries to ``bucket``."""
+        setattr(self, bucket, getattr(self, bucket) + count)
+
+    def to_json(self) -> dict[str, int]:
+        """The buckets and the total."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "total": self.total}
+
+
+@dataclass(frozen=True)
+class NextMessage:
+    """A time-based occurrence not sent yet."""
+
+    key: str
+    message: str
+    due_at: datetime
+    state: str
+    waits_for_go: bool
+    in_seconds: float
+    offset: str
+
+    @property
+    def relative(self) -> str:
+        """``in 2h``, ``5m ago`` or ``now``."""
+        return relative_text(self.in_seconds)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "key": self.key,
+            "message": self.message,
+            "due_at": iso_utc(self.due_at),
+            "offset": self.offset,
+            "in_seconds": round(self.in_seconds),
+            "relative": self.relative,
+            "state": self.state,
+            "waits_for_go": self.waits_for_go,
+        }
+
+
+@dataclass(frozen=True)
+class OccurrenceStatus:
+    """One occurrence and its deliveries by channel."""
+
+    key: str
+    message: str
+    trigger: str
+    state: str
+    due_at: datetime | None
+    next_retry_at: datetime | None
+    channels: dict[str, DeliveryCounts]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "key": self.key,
+            "message": self.message,
+            "trigger": self.trigger,
+            "state": self.state,
+            "due_at": iso_utc(self.due_at) if self.due_at else None,
+            "next_retry_at": iso_utc(self.next_retry_at) if self.next_retry_at else None,
+            "channels": {name: counts.to_json() for name, counts in self.channels.items()},
+        }
+
+
+@dataclass(frozen=True)
+class IncidentLine:
+    """An incident not resolved yet."""
+
+    id: int
+    severity: str
+    state: str
+    status: str
+    summary: str
+    opened_at: datetime
+    acked_by: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "state": self.state,
+            "status": self.status,
+            "summary": self.summary,
+            "opened_at": iso_utc(self.opened_at),
+            "acked_by": self.acked_by,
+        }
+
+
+@dataclass(frozen=True)
+class EscalationLine:
+    """An escalation notice recorded for the cutover."""
+
+    at: datetime
+    kind: str
+    incident_id: int | None
+    level: int | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "at": iso_utc(self.at),
+            "kind": self.kind,
+            "incident_id": self.incident_id,
+            "level": self.level,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class CutoverStatus:
+    """The whole status view of one cutover at ``now``."""
+
+    cutover: str
+    state: str
+    stage: int | None
+    start: datetime
+    now: datetime
+    next_messages: list[NextMessage]
+    occurrences: list[OccurrenceStatus]
+    totals: DeliveryCounts
+    incidents: list[IncidentLine] | None = None
+    escalations: list[EscalationLine] | None = field(default=None)
+
+    @property
+    def state_label(self) -> str:
+        """``planned``, ``in progress at stage 25 %``, ``rolled back``..."""
+        return describe_state(self.state, self.stage)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO-8601 UTC)."""
+        return {
+            "cutover": self.cutover,
+            "state": self.state,
+            "state_label": self.state_label,
+            "stage": self.stage,
+            "start": iso_utc(self.start),
+            "now": iso_utc(self.now),
+            "t0_in_seconds": round((self.start - self.now).total_seconds()),
+            "next": [item.to_json() for item in self.next_messages],
+            "totals": self.totals.to_json(),
+            "occurrences": [item.to_json() for item in self.occurrences],
+            "incidents": None if self.incidents is None else [item.to_json() for item in self.incidents],
+            "escalations": None if self.escalations is None else [item.to_json() for item in self.escalations],
+        }
+
+
+def describe_state(state: str, stage: int | None) -> str:
+    """A cutover state in words, with the traffic stage while in progress."""
+    label = STATE_LABELS.get(state, state)
+    if state == CutoverState.IN_PROGRESS.value and stage is not None:
+        return f"{label} at stage {stage} %"
+    return label
+
+
+def relative_text(seconds: float) -> str:
+    """``in 2h30m``, ``5m ago`` or ``now`` (within a minute)."""
+    if abs(seconds) < 60:
+        return "now"
+    text = format_duration(timedelta(seconds=abs(int(seconds)) // 60 * 60))
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def cutover_status(engine: Engine, *, cutover_name: str | None, now: datetime, next_limit: int = 5) -> CutoverStatus:
+    """The status of the named cutover (or the only one); NotFoundError when none is scheduled."""
+    with Session(engine) as session:
+        cutover = repo.find_cutover(session, cutover_name)
+        assert cutover.id is not None
+        occurrences = repo.occurrences(session, cutover.id)
+        counts = _delivery_counts(session, cutover.id)
+        retries = _next_retries(session, cutover.id)
+        totals = DeliveryCounts()
+        lines = []
+        for occurrence in occurrences:
+            assert occurrence.id is not None
+            by_channel = counts.get(occurrence.id, {})
+            for channel_counts in by_channel.values():
+                for bucket in DELIVERY_BUCKETS:
+                    totals.add(bucket, getattr(channel_counts, bucket))
+            lines.append(
+                OccurrenceStatus(
+                    key=occurrence.key,
+                    message=occurrence.message,
+                    trigger=occurrence.trigger,
+                    state=occurrence.state,
+                    due_at=occurrence.due_at,
+                    next_retry_at=retries.get(occurrence.id),
+                    channels=dict(sorted(by_channel.items())),
+                )
+            )
+        return CutoverStatus(
+            cutover=cutover.name,
+            state=cutover.state,
+            stage=cutover.stage,
+            start=cutover.start,
+            now=now,
+            next_messages=_next_messages(cutover, occurrences, now=now, limit=next_limit),
+            occurrences=lines,
+            totals=totals,
+            incidents=_open_incidents(session, cutover.id),
+            escalations=_escalations(session, cutover.id),
+        )
+
+
+def _delivery_counts(session: Session, cutover_id: int) -> dict[int, dict[str, DeliveryCounts]]:
+    tried = case((col(DeliveryRow.attempts) > 0, 1), else_=0)
+    rows = session.execute(  # five columns: more than sqlmodel's select is typed for
+        sa_select(col(DeliveryRow.occurrence_id), col(DeliveryRow.channel), col(DeliveryRow.state), tried, func.count())
+        .where(col(DeliveryRow.cutover_id) == cutover_id)
+        .group_by(col(DeliveryRow.occurrence_id), col(DeliveryRow.channel), col(DeliveryRow.state), tried)
+    ).all()
+    result: dict[int, dict[str, DeliveryCounts]] = defaultdict(dict)
+    for occurrence_id, channel, state, was_tried, count in rows:
+        bucket = "retrying" if state == "pending" and was_tried else state
+        if bucket not in DELIVERY_BUCKETS:
+            bucket = "pending"
+        result[occurrence_id].setdefault(channel, DeliveryCounts()).add(bucket, int(count))
+    return result
+
+
+def _next_retries(session: Session, cutover_id: int) -> dict[int, datetime]:
+    rows = session.exec(
+        select(DeliveryRow.occurrence_id, func.min(DeliveryRow.next_attempt_at))
+        .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "pending")
+        .where(col(DeliveryRow.next_attempt_at).is_not(None))
+        .group_by(col(DeliveryRow.occurrence_id))
+    ).all()
+    return {occurrence_id: when for occurrence_id, value in rows if (when := as_utc(value)) is not None}
+
+
+def _next_messages(
+    cutover: CutoverRow, occurrences: Sequence[OccurrenceRow], *, now: datetime, limit: int
+) -> list[NextMessage]:
+    released = releases_held(CutoverState(cutover.state))
+    waiting = [
+        (o.due_at, o)
+        for o in occurrences
+        if o.state in ("pending", "held") and not o.materialized and o.due_at is not None
+    ]
+    waiting.sort(key=lambda item: (item[0], item[1].id or 0))
+    return [
+        NextMessage(
+            key=o.key,
+            message=o.message,
+            due_at=due_at,
+            state=o.state,
+            waits_for_go=o.state == "held" or (o.hold_until_go and not released),
+            in_seconds=(due_at - now).total_seconds(),
+            offset=format_offset(due_at - cutover.start),
+        )
+        for due_at, o in waiting[:limit]
+    ]
+
+
+def _open_incidents(session: Session, cutover_id: int) -> list[IncidentLine] | None:
+    try:
+        from comms.store.incident_tables import IncidentRow
+    except ImportError:  # pragma: no cover - the incident tables ship with comms now
+        return None
+    rows = session.exec(
+        select(IncidentRow)
+        .where(IncidentRow.cutover_id == cutover_id, col(IncidentRow.resolved_at).is_(None))
+        .order_by(col(IncidentRow.id))
+    ).all()
+    return [
+        IncidentLine(
+            id=row.id or 0,
+            severity=row.severity,
+            state=row.state,
+            status=row.status,
+            summary=row.summary,
+            opened_at=row.opened_at,
+            acked_by=row.acked_by,
+        )
+        for row in rows
+    ]
+
+
+def _escalations(session: Session, cutover_id: int) -> list[EscalationLine] | None:
+    try:
+        from comms.store.incident_tables import EscalationStepRow
+    except ImportError:  # pragma: no cover - the incident tables ship with comms now
+        return None
+    rows = session.exec(
+        select(EscalationStepRow)
+        .where(EscalationStepRow.cutover_id == cutover_id, col(EscalationStepRow.kind).in_(ESCALATION_KINDS))
+        .order_by(col(EscalationStepRow.at), col(EscalationStepRow.id))
+    ).all()
+    return [EscalationLine(row.at, row.kind, row.incident_id, row.level, row.detail) for row in rows]
