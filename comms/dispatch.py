@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import Engine, and_, func, or_, update
 from sqlmodel import Session, col, select
 
 from comms.channels.base import Channel, Envelope, Receipt
@@ -28,6 +28,7 @@ from comms.materialize import MetricsProvider, materialize
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel as ChannelKind
 from comms.plan.models import Plan
+from comms.progress import NULL_PROGRESS, ProgressSink
 from comms.rendering import Renderer
 from comms.store import repository as repo
 from comms.store.content import content_from_json
@@ -122,6 +123,7 @@ class Dispatcher:
         on_failure: FailureHook | None = None,
         slack_interval: float = 1.0,
         tick_hooks: Sequence[TickHook] = (),
+        progress: ProgressSink = NULL_PROGRESS,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -133,6 +135,7 @@ class Dispatcher:
         self.on_failure = on_failure
         self.slack_interval = slack_interval
         self.tick_hooks = list(tick_hooks)
+        self.progress = progress
         self._last_post: dict[str, datetime] = {}
 
     # -- the loop ------------------------------------------------------------------------------
@@ -231,16 +234,29 @@ class Dispatcher:
                 .where(DeliveryRow.occurrence_id == occurrence_id, DeliveryRow.state == "pending")
                 .distinct()
             ).all()
-        for audience, channel_name, content_id in groups:
-            channel = self.channels[ChannelKind(channel_name)]
-            while self._send_batch(occurrence_id, audience, channel, content_id, report):
-                pass
+            if not groups:
+                return
+            pending = session.exec(
+                select(func.count())
+                .select_from(DeliveryRow)
+                .where(DeliveryRow.occurrence_id == occurrence_id, DeliveryRow.state == "pending")
+            ).one()
+            occurrence = session.get(OccurrenceRow, occurrence_id)
+            task = occurrence.key if occurrence else str(occurrence_id)
+        self.progress.started(task, total=int(pending))
+        try:
+            for audience, channel_name, content_id in groups:
+                channel = self.channels[ChannelKind(channel_name)]
+                while self._send_batch(occurrence_id, audience, channel, content_id, report, task=task):
+                    pass
+        finally:
+            self.progress.finished(task)
 
     def _ready(self, now: datetime) -> object:
         return or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now)
 
     def _send_batch(
-        self, occurrence_id: int, audience: str, channel: Channel, content_id: int, report: TickReport
+        self, occurrence_id: int, audience: str, channel: Channel, content_id: int, report: TickReport, *, task: str
     ) -> bool:
         """Claim, send and record one batch; return whether another batch may follow now."""
         now = self.clock()
@@ -302,6 +318,8 @@ class Dispatcher:
         except ChannelError as exc:
             self._record_failure(token, attempt_id, exc, retry_after=None, permanent=False, report=report)
             return False
+        finally:
+            self.progress.advanced(task, count=len(rows))
         self._record_success(token, attempt_id, rows[0].cutover_id, slot, receipt, report)
         return True
 

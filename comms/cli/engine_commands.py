@@ -34,10 +34,13 @@ if TYPE_CHECKING:
     from comms.store.tables import CutoverRow
 
 
-def _services() -> Services:
+def _services(*, quiet: bool = False) -> Services:
     from comms.bootstrap import bootstrap
+    from comms.progress import terminal_progress
 
-    return bootstrap()
+    services = bootstrap()
+    services.dispatcher.progress = terminal_progress(console, quiet=quiet)
+    return services
 
 
 def _cutover(services: Services, name: str | None) -> CutoverRow:
@@ -63,15 +66,23 @@ def schedule(
     plan: PlanOption = Path("."),
     tz: TzOption = None,
     name: Annotated[str | None, typer.Option("--name", help="Cutover name (default: the plan's).")] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option("--metrics-file", help="YAML/JSON of the migration's KPIs for the T+1 week report.")
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Validate the plan, compute the timeline for T0 = --start, and store it."""
+    from comms.kpis import load_kpis, store_kpis
     from comms.scheduling import schedule_cutover
 
     t0 = parse_start(start, tz=tz)
     loaded = load_plan(plan)
-    services = _services()
+    if metrics_file is not None:
+        load_kpis(metrics_file)  # a bad file fails before anything is stored
+    services = _services(quiet=json)
     outcome = schedule_cutover(services.engine, loaded, start=t0, now=services.clock(), name=name)
+    if metrics_file is not None:
+        store_kpis(services.engine, outcome.cutover, metrics_file, now=services.clock())
     if json:
         print_json(
             {

@@ -128,3 +128,21 @@ def test_worker_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
         time.sleep(0.05)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=15) == 0
+
+
+def test_schedule_with_metrics_file_stores_kpis(env: dict[str, str], tmp_path: Path) -> None:
+    """`--metrics-file` stores the migration's KPIs with the cutover."""
+    kpis = tmp_path / "kpis.yaml"
+    kpis.write_text("uptime: 99.97 %\nerror_rate: 0.3 %\n")
+    assert _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT), "--metrics-file", str(kpis))[0] == 0
+    code, output = _run("kpis", "show")
+    assert code == 0 and "99.97 %" in output
+
+
+def test_schedule_with_bad_metrics_file_stores_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    """A broken KPI file exits 2 naming the file, and no cutover is stored."""
+    kpis = tmp_path / "kpis.yaml"
+    kpis.write_text("uptime: [unclosed\n")
+    code, output = _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT), "--metrics-file", str(kpis))
+    assert code == 2 and "kpis.yaml" in output
+    assert _run("event", "go")[0] == 2

@@ -129,3 +129,28 @@ def test_uncertain_is_resent_only_on_request(harness: Harness) -> None:
     harness.run()
     assert count > 0 and len(harness.channels[Channel.SLACK].sent) == before + count
     assert all(d.state == "sent" for d in _deliveries(harness, Channel.SLACK))
+
+
+class _RecordingProgress:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+
+    def started(self, task: str, *, total: int) -> None:
+        self.events.append(("started", task, total))
+
+    def advanced(self, task: str, *, count: int) -> None:
+        self.events.append(("advanced", task, count))
+
+    def finished(self, task: str) -> None:
+        self.events.append(("finished", task, 0))
+
+
+def test_progress_is_reported_per_occurrence(harness: Harness) -> None:
+    """The dispatcher announces the total, advances by each batch's size, and finishes the task."""
+    progress = _RecordingProgress()
+    harness.services.dispatcher.progress = progress
+    harness.run()
+    started = [e for e in progress.events if e[0] == "started"]
+    advanced = sum(e[2] for e in progress.events if e[0] == "advanced")
+    assert started == [("started", "advance-notice", advanced)]
+    assert progress.events[-1] == ("finished", "advance-notice", 0)
