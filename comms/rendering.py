@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +95,7 @@ def _when(context: Context, instant: datetime) -> str:
     zone = context["audience"]["timezone"]
     if zone == "UTC":
         return format_utc(instant)
-    utc_value = instant.astimezone(to_local(instant, "UTC").tzinfo)
-    return f"{format_local(instant, zone)} ({utc_value:%H:%M} UTC)"
+    return f"{format_local(instant, zone)} ({instant.astimezone(UTC):%H:%M} UTC)"
 
 
 @pass_context
