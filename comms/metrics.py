@@ -22,6 +22,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from comms import jsoncodec
+from comms.store.incident_tables import EscalationStepRow
 from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
 
 ON_TIME_SECONDS = 60.0
@@ -136,10 +137,6 @@ def transient_attempts(session: Session, cutover_id: int) -> int:
 
 def escalation_count(session: Session, cutover_id: int) -> int:
     """Escalation notices recorded for the cutover (0 when the incident tables are not installed)."""
-    try:
-        from comms.store.incident_tables import EscalationStepRow
-    except ImportError:  # pragma: no cover - the incident tables ship with comms now
-        return 0
     count = session.exec(
         select(func.count()).where(
             EscalationStepRow.cutover_id == cutover_id, col(EscalationStepRow.kind).in_(ESCALATION_KINDS)

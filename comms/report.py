@@ -27,6 +27,7 @@ from comms.metrics import (
     rate,
 )
 from comms.store import repository as repo
+from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
 from comms.times import format_duration, iso_utc
 
@@ -361,10 +362,6 @@ def _dead_letters(session: Session, cutover_id: int) -> tuple[list[DeadLetter], 
 
 
 def _incidents(session: Session, cutover_id: int) -> list[IncidentEscalation] | None:
-    try:
-        from comms.store.incident_tables import EscalationStepRow, IncidentRow
-    except ImportError:  # pragma: no cover - the incident tables ship with comms now
-        return None
     notices = {
         incident_id: (int(count), level)
         for incident_id, count, level in session.exec(
@@ -394,10 +391,6 @@ def _incidents(session: Session, cutover_id: int) -> list[IncidentEscalation] | 
 
 
 def _failure_escalations(session: Session, cutover_id: int) -> list[FailureEscalation] | None:
-    try:
-        from comms.store.incident_tables import EscalationStepRow
-    except ImportError:  # pragma: no cover - the incident tables ship with comms now
-        return None
     rows = session.exec(
         select(EscalationStepRow)
         .where(

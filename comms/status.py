@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from comms.events import CutoverState, releases_held
 from comms.metrics import ESCALATION_KINDS, as_utc
 from comms.store import repository as repo
+from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import CutoverRow, DeliveryRow, OccurrenceRow
 from comms.times import format_duration, format_offset, iso_utc
 
@@ -316,10 +317,6 @@ def _next_messages(
 
 
 def _open_incidents(session: Session, cutover_id: int) -> list[IncidentLine] | None:
-    try:
-        from comms.store.incident_tables import IncidentRow
-    except ImportError:  # pragma: no cover - the incident tables ship with comms now
-        return None
     rows = session.exec(
         select(IncidentRow)
         .where(IncidentRow.cutover_id == cutover_id, col(IncidentRow.resolved_at).is_(None))
@@ -340,10 +337,6 @@ def _open_incidents(session: Session, cutover_id: int) -> list[IncidentLine] | N
 
 
 def _escalations(session: Session, cutover_id: int) -> list[EscalationLine] | None:
-    try:
-        from comms.store.incident_tables import EscalationStepRow
-    except ImportError:  # pragma: no cover - the incident tables ship with comms now
-        return None
     rows = session.exec(
         select(EscalationStepRow)
         .where(EscalationStepRow.cutover_id == cutover_id, col(EscalationStepRow.kind).in_(ESCALATION_KINDS))
