@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Engine, and_, func, or_, update
 from sqlmodel import Session, col, select
 
-from comms.channels.base import Channel, Envelope, Receipt
+from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
 from comms.clock import Clock
 from comms.envelopes import ThreadSlot, build_envelope
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
@@ -310,6 +310,10 @@ class Dispatcher:
         try:
             receipt = channel.send(envelope)
         except TransientChannelError as exc:
+            if exc.maybe_delivered:
+                return self._settle_unanswered(
+                    channel, envelope, token, attempt_id, rows[0].cutover_id, slot, exc, report
+                )
             self._record_failure(token, attempt_id, exc, retry_after=exc.retry_after, permanent=False, report=report)
             return False
         except PermanentChannelError as exc:
@@ -322,6 +326,49 @@ class Dispatcher:
             self.progress.advanced(task, count=len(rows))
         self._record_success(token, attempt_id, rows[0].cutover_id, slot, receipt, report)
         return True
+
+    def _settle_unanswered(
+        self,
+        channel: Channel,
+        envelope: Envelope,
+        token: str,
+        attempt_id: int | None,
+        cutover_id: int,
+        slot: ThreadSlot | None,
+        exc: TransientChannelError,
+        report: TickReport,
+    ) -> bool:
+        """The request left but no answer came: ask the provider; if it cannot tell, record ``uncertain``."""
+        try:
+            verdict = channel.reconcile(envelope)
+        except ChannelError as reconcile_error:
+            log.warning("could not reconcile %s: %s", envelope.occurrence, reconcile_error)
+            verdict = Reconciliation("unknown")
+        if verdict.state == "sent":
+            self._record_success(token, attempt_id, cutover_id, slot, verdict.receipt or Receipt(None), report)
+            return True
+        if verdict.state == "not_sent":
+            self._record_failure(token, attempt_id, exc, retry_after=exc.retry_after, permanent=False, report=report)
+            return False
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.execute(
+                update(DeliveryRow)
+                .where(col(DeliveryRow.claim) == token)
+                .values(
+                    state="uncertain",
+                    claim=None,
+                    updated_at=now,
+                    last_error=f"no answer ({exc}); re-send with 'comms retry --uncertain' if it did not arrive",
+                )
+            )
+            attempt = session.get(AttemptRow, attempt_id)
+            if attempt is not None:
+                attempt.outcome, attempt.finished_at, attempt.error = "uncertain", now, str(exc)[:2000]
+                session.add(attempt)
+            session.commit()
+        log.warning("no answer from %s for %s; recorded uncertain", channel.kind.value, envelope.occurrence)
+        return False
 
     def _pace(self, channel: Channel, envelope: Envelope) -> None:
         if channel.kind is not ChannelKind.SLACK or channel.dry_run:
@@ -393,6 +440,18 @@ class Dispatcher:
                 session.add(row)
             report.dead += len(dead_rows)
             report.retrying += len(rows) - len(dead_rows)
+            if retry_after and not permanent and rows:
+                # The provider asked the whole account to wait: hold every pending send on this channel too.
+                until = now + timedelta(seconds=retry_after)
+                session.execute(
+                    update(DeliveryRow)
+                    .where(
+                        col(DeliveryRow.channel) == rows[0].channel,
+                        col(DeliveryRow.state) == "pending",
+                        or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) < until),
+                    )
+                    .values(next_attempt_at=until)
+                )
             attempt = session.get(AttemptRow, attempt_id)
             if attempt is not None:
                 attempt.outcome = "permanent" if permanent else "transient"

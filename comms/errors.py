@@ -67,12 +67,30 @@ class ChannelError(CommsError):
 
 
 class TransientChannelError(ChannelError):
-    """A failure worth retrying; ``retry_after`` is the provider's requested wait in seconds."""
+    """A failure worth retrying; ``retry_after`` is the provider's requested wait in seconds.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+    ``maybe_delivered`` is set when the request left and no answer came back (a read timeout):
+    the provider may have accepted it, so a blind retry could deliver it twice.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        maybe_delivered: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+        self.maybe_delivered = maybe_delivered
+
+
+def is_read_timeout(exc: BaseException) -> bool:
+    """Whether a transport error is a timeout waiting for the answer (the request itself went out)."""
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)
 
 
 class PermanentChannelError(ChannelError):

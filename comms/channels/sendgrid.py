@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation
 from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
-from comms.errors import PermanentChannelError, TransientChannelError
+from comms.errors import PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.rendering import EmailContent
 from comms.settings import Settings
 
@@ -178,8 +178,11 @@ class SendGridChannel:
         if isinstance(exc, HTTPError):
             return self._map_status(exc.status_code, exc.body, exc.headers, what)
         if isinstance(exc, (OSError, http.client.HTTPException)):
-            # URLError, timeouts, refused and dropped connections: the request may or may not have landed.
-            return TransientChannelError(f"{what}: connection failed ({type(exc).__name__}: {_scrub(exc)})")
+            # URLError, timeouts, refused and dropped connections. After a read timeout the request may
+            # have landed: the dispatcher then reconciles instead of retrying blindly.
+            return TransientChannelError(
+                f"{what}: connection failed ({type(exc).__name__}: {_scrub(exc)})", maybe_delivered=is_read_timeout(exc)
+            )
         return TransientChannelError(f"{what}: unexpected {type(exc).__name__}: {_scrub(exc)}")
 
     def _map_status(self, status: int, raw: bytes | str | None, headers: Any, what: str) -> Exception:
@@ -202,6 +205,9 @@ class SendGridChannel:
         return PermanentChannelError(f"{what}: SendGrid refused it with {status}{said}", remedy=remedy, status=status)
 
     def _reset_in(self, headers: Any) -> float | None:
+        retry_after = _header(headers, "Retry-After")
+        if retry_after is not None and retry_after.strip().isdigit():
+            return float(retry_after)
         reset = _header(headers, "X-RateLimit-Reset")
         if reset is None:
             return None

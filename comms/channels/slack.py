@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation
 from comms.clock import Clock, utc_now
-from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
+from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.rendering import SlackContent
 from comms.settings import Settings
 
@@ -251,7 +251,9 @@ class SlackChannel:
         except SlackApiError as exc:
             raise _map_api_error(exc, method, target) from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise TransientChannelError(f"slack {method}: connection failed ({type(exc).__name__}: {exc})") from exc
+            raise TransientChannelError(
+                f"slack {method}: connection failed ({type(exc).__name__}: {exc})", maybe_delivered=is_read_timeout(exc)
+            ) from exc
         except SlackClientError as exc:
             raise PermanentChannelError(f"slack {method}: {exc}", remedy="check COMMS_SLACK_BASE_URL") from exc
         return response

@@ -210,7 +210,10 @@ class StatuspageChannel:
         try:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:  # timeouts, refused and dropped connections
-            raise TransientChannelError(f"{what}: connection failed ({type(exc).__name__}: {exc})") from exc
+            raise TransientChannelError(
+                f"{what}: connection failed ({type(exc).__name__}: {exc})",
+                maybe_delivered=isinstance(exc, httpx.ReadTimeout),
+            ) from exc
         status = response.status_code
         if status in (420, 429):
             raise TransientChannelError(
