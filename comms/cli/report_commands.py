@@ -7,25 +7,19 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session
 
-from comms.audit import FORMATS, delivery_content, export_audit
-from comms.bootstrap import bootstrap
 from comms.cli.app import CutoverOption, JsonOption, app, console, err_console, handles_errors, print_json
 from comms.errors import InputError
-from comms.kpis import store_kpis
-from comms.metrics import stored_kpis
-from comms.rendering import EmailContent, SlackContent
-from comms.report import EffectivenessReport, effectiveness_report, human_seconds
-from comms.report_html import render_report_html
-from comms.status import DELIVERY_BUCKETS, CutoverStatus, cutover_status, relative_text
-from comms.store import repository as repo
 from comms.times import format_offset, iso_utc
+
+if TYPE_CHECKING:  # the store and reports load SQLAlchemy: imported inside the commands
+    from comms.report import EffectivenessReport
+    from comms.status import CutoverStatus
 
 kpis_app = typer.Typer(
     help="The migration's own KPIs, quoted by the T+1 week success-metrics message.", no_args_is_help=True
@@ -72,6 +66,9 @@ def status(
     next_count: Annotated[int, typer.Option("--next", min=0, help="How many upcoming messages to list.")] = 5,
 ) -> None:
     """The cutover's state, T0, the next messages due, and what every occurrence's deliveries did."""
+    from comms.bootstrap import bootstrap
+    from comms.status import cutover_status
+
     services = bootstrap(channels={})
     view = cutover_status(services.engine, cutover_name=cutover, now=services.clock(), next_limit=next_count)
     if json:
@@ -81,6 +78,8 @@ def status(
 
 
 def _print_status(view: CutoverStatus) -> None:
+    from comms.status import DELIVERY_BUCKETS, relative_text
+
     t0_in = relative_text((view.start - view.now).total_seconds())
     console.print(
         Text.assemble(
@@ -172,6 +171,10 @@ def report(
     html: Annotated[Path | None, typer.Option("--html", help="Also write the self-contained HTML report here.")] = None,
 ) -> None:
     """Communication effectiveness: delivery rates, timeliness against the plan, failures, retries, escalations."""
+    from comms.bootstrap import bootstrap
+    from comms.report import effectiveness_report
+    from comms.report_html import render_report_html
+
     services = bootstrap(channels={})
     result = effectiveness_report(services.engine, cutover_name=cutover, now=services.clock())
     if html is not None:
@@ -185,6 +188,8 @@ def report(
 
 
 def _print_report(result: EffectivenessReport) -> None:
+    from comms.report import human_seconds
+
     m, t = result.metrics, result.timeliness
     console.print(Text.assemble("Communication report for ", (result.cutover, "bold"), f", T0 {iso_utc(result.start)}"))
     console.print(
@@ -284,6 +289,9 @@ def kpis_set(
     json: JsonOption = False,
 ) -> None:
     """Store the migration's KPIs (replacing earlier ones) for the success-metrics message and the report."""
+    from comms.bootstrap import bootstrap
+    from comms.kpis import store_kpis
+
     services = bootstrap(channels={})
     kpis = store_kpis(services.engine, cutover, file, now=services.clock())
     if json:
@@ -297,6 +305,12 @@ def kpis_set(
 @handles_errors
 def kpis_show(cutover: CutoverOption = None, json: JsonOption = False) -> None:
     """Show the stored KPIs."""
+    from sqlmodel import Session
+
+    from comms.bootstrap import bootstrap
+    from comms.metrics import stored_kpis
+    from comms.store import repository as repo
+
     services = bootstrap(channels={})
     with Session(services.engine) as session:
         kpis = stored_kpis(repo.find_cutover(session, cutover))
@@ -319,6 +333,12 @@ def audit_export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
 ) -> None:
     """One row per delivery (when, occurrence, audience, channel, recipient, state, provider id, content hash)."""
+    from sqlmodel import Session
+
+    from comms.audit import FORMATS, export_audit
+    from comms.bootstrap import bootstrap
+    from comms.store import repository as repo
+
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not an audit format (choose {' or '.join(FORMATS)})")
     services = bootstrap(channels={})
@@ -342,6 +362,10 @@ def audit_show(
     json: JsonOption = False,
 ) -> None:
     """Show one delivery and the exact content it sent, checking it against its recorded SHA-256."""
+    from comms.audit import delivery_content
+    from comms.bootstrap import bootstrap
+    from comms.rendering import EmailContent, SlackContent
+
     services = bootstrap(channels={})
     shown = delivery_content(services.engine, delivery_id)
     if json:
