@@ -65,8 +65,8 @@ class Worker:
         self._arm_next_due()
 
     def _arm_next_due(self) -> None:
-        with Session(self.engine) as session:
-            upcoming = repo.next_due_at(session)
         now = self.dispatcher.clock()
-        if upcoming is not None and now < upcoming < now + timedelta(seconds=self.tick_seconds):
+        with Session(self.engine) as session:
+            upcoming = repo.next_future_due_at(session, now)
+        if upcoming is not None and upcoming < now + timedelta(seconds=self.tick_seconds):
             self.scheduler.add_job(self._tick, "date", run_date=upcoming, id="next-due", replace_existing=True)

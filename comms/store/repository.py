@@ -75,6 +75,20 @@ def next_due_at(session: Session) -> datetime | None:
     return min(candidates) if candidates else None
 
 
+def next_future_due_at(session: Session, now: datetime) -> datetime | None:
+    """The earliest instant after ``now`` at which an occurrence or a retry becomes due."""
+    occurrence_due = session.exec(
+        select(func.min(OccurrenceRow.due_at)).where(OccurrenceRow.state == "pending", col(OccurrenceRow.due_at) > now)
+    ).one()
+    retry_due = session.exec(
+        select(func.min(DeliveryRow.next_attempt_at)).where(
+            DeliveryRow.state == "pending", col(DeliveryRow.next_attempt_at) > now
+        )
+    ).one()
+    candidates = [value for value in (occurrence_due, retry_due) if value is not None]
+    return min(candidates) if candidates else None
+
+
 def record_event(session: Session, *, cutover_id: int, kind: str, payload_json: str, at: datetime) -> EventRow:
     """Append an event row."""
     row = EventRow(cutover_id=cutover_id, kind=kind, payload_json=payload_json, created_at=at)
