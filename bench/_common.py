@@ -141,7 +141,9 @@ def fake_stats(url: str) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
-def run_child(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 3600) -> tuple[int, str, int, float]:
+def run_child(
+    argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 3600
+) -> tuple[int, str, int, float]:
     """Run a child to completion; return (exit status, stdout, peak RSS KiB from wait4, wall seconds)."""
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)

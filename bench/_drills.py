@@ -146,7 +146,12 @@ class DrillSendGrid(FakeSendGrid):
             except (ValueError, KeyError, TypeError, AttributeError):
                 request.body = None
         kind = getattr(self._local, "kind", "ok")
-        entry = Seen(at=getattr(self._local, "at", time.time()), kind=kind, addresses=addresses, not_before=getattr(self._local, "not_before", None))
+        entry = Seen(
+            at=getattr(self._local, "at", time.time()),
+            kind=kind,
+            addresses=addresses,
+            not_before=getattr(self._local, "not_before", None),
+        )
         if kind.startswith("429"):
             entry.status = 429
         elif kind == "5xx":
@@ -371,7 +376,10 @@ def kill_drill(
         result.uncertain = int(before_retry.get("uncertain", 0))
         with sqlite3.connect(db) as connection:
             uncertain = {
-                r[0].lower() for r in connection.execute("SELECT recipient FROM delivery WHERE state = 'uncertain' AND audience = 'end-users'")
+                r[0].lower()
+                for r in connection.execute(
+                    "SELECT recipient FROM delivery WHERE state = 'uncertain' AND audience = 'end-users'"
+                )
             }
         if result.uncertain:
             retried = _comms(env, workdir, "retry", "--uncertain")
@@ -461,7 +469,12 @@ def fault_drill(
         channels = build_channels(settings)
         channels[ChannelKind.EMAIL] = SendGridChannel(settings, timeout=client_timeout)
         services = bootstrap(settings, channels=channels)
-        schedule_cutover(services.engine, load_plan(plan_dir, check_templates=False), start=_common.due_now_start(), now=services.clock())
+        schedule_cutover(
+            services.engine,
+            load_plan(plan_dir, check_templates=False),
+            start=_common.due_now_start(),
+            now=services.clock(),
+        )
         if prepare is not None:
             prepare(fake)
         report = services.dispatcher.run_until_idle()
@@ -484,7 +497,12 @@ def fault_drill(
             fake.wait_for_delayed()
         result.uncertain = len(uncertain)
         services.engine.dispose()
-        result.report = {"sent": report.sent, "retrying": report.retrying, "dead": report.dead, "requests": report.requests}
+        result.report = {
+            "sent": report.sent,
+            "retrying": report.retrying,
+            "dead": report.dead,
+            "requests": report.requests,
+        }
         result.final_states = _states(db)
         received = fake.received()
         expected = {_common.address(n) for n in range(recipients)}

@@ -30,8 +30,20 @@ import _common  # noqa: E402
 TARGET_S = 0.6
 COMMAND_ARGS = ["timeline", "--start", "2026-12-05T22:00:00Z", "--json"]
 SDKS = ("sendgrid", "python_http_client", "slack_sdk", "apscheduler", "httpx", "icalendar", "requests")
-WATCH = ("sqlalchemy", "sqlmodel", "comms.bootstrap", "comms.dispatch", "comms.store.tables", "jinja2",
-         "email_validator", "pydantic", "rich.console", "typer", "yaml", "comms.plan.models")
+WATCH = (
+    "sqlalchemy",
+    "sqlmodel",
+    "comms.bootstrap",
+    "comms.dispatch",
+    "comms.store.tables",
+    "jinja2",
+    "email_validator",
+    "pydantic",
+    "rich.console",
+    "typer",
+    "yaml",
+    "comms.plan.models",
+)
 
 
 def _comms_executable() -> list[str]:
@@ -44,8 +56,9 @@ def _time(argv: list[str], runs: int, env: dict[str, str]) -> list[float]:
     subprocess.run(argv, cwd=_common.REPO_ROOT, env=env, capture_output=True, check=True)  # warm the page cache
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(argv, cwd=_common.REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)
+        subprocess.run(
+            argv, cwd=_common.REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+        )
         samples.append(time.perf_counter() - started)
     return samples
 
@@ -54,7 +67,11 @@ def _importtime(env: dict[str, str]) -> list[tuple[str, int, int, str]]:
     """(module, self us, cumulative us, importer) for every module the command imported."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "comms", *COMMAND_ARGS],
-        cwd=_common.REPO_ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=_common.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     entries: list[tuple[int, str, int, int]] = []
     for line in result.stderr.splitlines():

@@ -74,12 +74,14 @@ def phase_comms(args: argparse.Namespace) -> None:
     )
     profiler = None
     if args.profile:
-        from pyinstrument import Profiler
+        try:
+            from pyinstrument import Profiler
+        except ImportError:
+            raise SystemExit("--profile needs pyinstrument: pip install pyinstrument") from None
 
         profiler = Profiler(interval=0.005)
         profiler.start()
     t0 = time.perf_counter()
-    wall0 = time.time()
     plan = load_plan(Path(args.plan))
     services = bootstrap(settings)
     schedule_cutover(services.engine, plan, start=_common.due_now_start(), now=services.clock())
@@ -203,7 +205,8 @@ def phase_dbfloor(args: argparse.Namespace) -> None:
     connection.execute("BEGIN")
     connection.execute(
         "INSERT INTO cutover (id, name, plan_dir, start, state, created_at, updated_at) "
-        "VALUES (1, 'c', '.', ?, 'planned', ?, ?)", (stamp, stamp, stamp)
+        "VALUES (1, 'c', '.', ?, 'planned', ?, ?)",
+        (stamp, stamp, stamp),
     )
     connection.execute(
         "INSERT INTO occurrence (id, cutover_id, key, message, trigger, due_at, max_lateness_seconds, hold_until_go, "
@@ -224,7 +227,12 @@ def phase_dbfloor(args: argparse.Namespace) -> None:
     connection.execute("BEGIN")
     for start in range(0, args.recipients, 5000):
         rows = [
-            (f"firestore-to-supabase|advance-notice|end-users|email|{_common.address(n)}", _common.address(n), f"User {n}", stamp)
+            (
+                f"firestore-to-supabase|advance-notice|end-users|email|{_common.address(n)}",
+                _common.address(n),
+                f"User {n}",
+                stamp,
+            )
             for n in range(start, min(start + 5000, args.recipients))
         ]
         connection.executemany(insert, rows)
@@ -247,24 +255,36 @@ def phase_dbfloor(args: argparse.Namespace) -> None:
         connection.execute("BEGIN")
         connection.execute(
             f"UPDATE delivery SET state = 'in_flight', claim = 'token', attempts = attempts + 1, updated_at = ? "
-            f"WHERE id IN ({marks}) AND state = 'pending'", (stamp, *ids)
+            f"WHERE id IN ({marks}) AND state = 'pending'",
+            (stamp, *ids),
         )
-        list(connection.execute(
-            f"SELECT id, recipient, recipient_name, idempotency_key FROM delivery WHERE id IN ({marks}) AND claim = 'token'",
-            ids,
-        ))
+        list(
+            connection.execute(
+                f"SELECT id, recipient, recipient_name, idempotency_key FROM delivery WHERE id IN ({marks}) AND claim = 'token'",
+                ids,
+            )
+        )
         connection.execute("COMMIT")
         connection.execute("BEGIN")
         connection.execute(
             f"UPDATE delivery SET state = 'sent', provider_id = 'x', sent_at = ?, claim = NULL, last_error = NULL, "
-            f"updated_at = ? WHERE id IN ({marks}) AND claim = 'token'", (stamp, stamp, *ids)
+            f"updated_at = ? WHERE id IN ({marks}) AND claim = 'token'",
+            (stamp, stamp, *ids),
         )
         connection.execute("COMMIT")
         batches += 1
     t_done = time.perf_counter()
     connection.close()
-    print(json.dumps({"insert_s": t_insert - t0, "claim_and_record_s": t_done - t_insert, "total_s": t_done - t0,
-                      "batches": batches}))
+    print(
+        json.dumps(
+            {
+                "insert_s": t_insert - t0,
+                "claim_and_record_s": t_done - t_insert,
+                "total_s": t_done - t0,
+                "batches": batches,
+            }
+        )
+    )
 
 
 # -- orchestration -----------------------------------------------------------------------------------
@@ -337,23 +357,35 @@ def main() -> int:
     ratio = measured["total_s"] / floor["floor_s"]
     rss_mb = comms_rss / 1024
     print()
-    print(f"  comms end to end   {measured['total_s']:8.2f} s   (schedule {measured['schedule_s']:.2f} s, "
-          f"render+materialize to first request {measured['first_request_s'] or 0:.2f} s, "
-          f"run_until_idle {measured['run_s']:.2f} s; imports {measured['import_s']:.2f} s not counted)")
+    print(
+        f"  comms end to end   {measured['total_s']:8.2f} s   (schedule {measured['schedule_s']:.2f} s, "
+        f"render+materialize to first request {measured['first_request_s'] or 0:.2f} s, "
+        f"run_until_idle {measured['run_s']:.2f} s; imports {measured['import_s']:.2f} s not counted)"
+    )
     print(f"  floor (bare SDK)   {floor['floor_s']:8.2f} s   ({floor['requests']} posts of pre-built bodies)")
     if dbfloor:
-        print(f"  SQLite floor       {dbfloor['total_s']:8.2f} s   (raw sqlite3, same schema: insert {dbfloor['insert_s']:.2f} s, "
-              f"claim+record {dbfloor['claim_and_record_s']:.2f} s for {dbfloor['batches']} batches)")
-        print(f"  HTTP+SQLite floor  {floor['floor_s'] + dbfloor['total_s']:8.2f} s   -> ratio of that sum to the HTTP floor "
-              f"{(floor['floor_s'] + dbfloor['total_s']) / floor['floor_s']:.2f} (the best a sequential design can reach)")
-    print(f"  ratio              {ratio:8.2f}     target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}")
-    print(f"  requests           {measured['requests']:8d}     (fake accepted {measured['fake']['requests']}, "
-          f"{measured['fake']['bytes'] / measured['fake']['requests'] / 1024:.0f} KiB each)")
+        print(
+            f"  SQLite floor       {dbfloor['total_s']:8.2f} s   (raw sqlite3, same schema: insert {dbfloor['insert_s']:.2f} s, "
+            f"claim+record {dbfloor['claim_and_record_s']:.2f} s for {dbfloor['batches']} batches)"
+        )
+        print(
+            f"  HTTP+SQLite floor  {floor['floor_s'] + dbfloor['total_s']:8.2f} s   -> ratio of that sum to the HTTP floor "
+            f"{(floor['floor_s'] + dbfloor['total_s']) / floor['floor_s']:.2f} (the best a sequential design can reach)"
+        )
+    print(
+        f"  ratio              {ratio:8.2f}     target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}"
+    )
+    print(
+        f"  requests           {measured['requests']:8d}     (fake accepted {measured['fake']['requests']}, "
+        f"{measured['fake']['bytes'] / measured['fake']['requests'] / 1024:.0f} KiB each)"
+    )
     print(f"  rows logged        {logged:8d}     ({rows}); attempts rows {measured['attempts']}")
     print(f"  recipients at fake {received:8d}")
-    print(f"  peak RSS comms     {rss_mb:8.1f} MB  target <= {TARGET_RSS_MB} MB: "
-          f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}  (floor process {floor_rss / 1024:.0f} MB, "
-          f"fake process {fake_rss / 1024:.0f} MB, comms child wall {comms_wall:.1f} s)")
+    print(
+        f"  peak RSS comms     {rss_mb:8.1f} MB  target <= {TARGET_RSS_MB} MB: "
+        f"{'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'}  (floor process {floor_rss / 1024:.0f} MB, "
+        f"fake process {fake_rss / 1024:.0f} MB, comms child wall {comms_wall:.1f} s)"
+    )
     print(f"  throughput         {n / measured['total_s']:8.0f} recipients/s (floor {n / floor['floor_s']:.0f}/s)")
     print(f"  database           {measured['db_bytes'] / 1e6:8.1f} MB")
     summary = {

@@ -59,33 +59,47 @@ def main() -> int:
         print(f"  left in flight by each kill    {kill.in_flight_at_kill} (at most one batch, 1000)")
         print(f"  uncertain after recovery       {kill.uncertain} (re-sent by 'comms retry --uncertain')")
         print(f"  lost                           {kill.lost}")
-        print(f"  received twice                 {kill.duplicates} "
-              f"({kill.duplicates_outside_uncertain} outside the uncertain deliveries)")
+        print(
+            f"  received twice                 {kill.duplicates} "
+            f"({kill.duplicates_outside_uncertain} outside the uncertain deliveries)"
+        )
         print(f"  final delivery states          {kill.final_states}")
         print(f"  drill wall time                {kill.seconds:.1f} s")
         print(f"  verdict                        {'PASS' if kill.ok else 'FAIL'}")
         failed |= not kill.ok
         summary["kill"] = {
-            "recipients": kill.recipients, "kills": len(kill.in_flight_at_kill), "lost": kill.lost,
-            "in_flight_max": max(kill.in_flight_at_kill or [0]), "uncertain": kill.uncertain,
-            "duplicates": kill.duplicates, "duplicates_outside_uncertain": kill.duplicates_outside_uncertain,
+            "recipients": kill.recipients,
+            "kills": len(kill.in_flight_at_kill),
+            "lost": kill.lost,
+            "in_flight_max": max(kill.in_flight_at_kill or [0]),
+            "uncertain": kill.uncertain,
+            "duplicates": kill.duplicates,
+            "duplicates_outside_uncertain": kill.duplicates_outside_uncertain,
             "ok": kill.ok,
         }
 
     if args.only in (None, "faults"):
         faults = _drills.FaultPlan(rate=args.rate, seed=args.seed)
-        print(f"fault drill: {args.fault_recipients:,} recipients, {args.rate:.0%} of requests faulted "
-              f"({', '.join(faults.kinds)})")
+        print(
+            f"fault drill: {args.fault_recipients:,} recipients, {args.rate:.0%} of requests faulted "
+            f"({', '.join(faults.kinds)})"
+        )
         with tempfile.TemporaryDirectory(prefix="comms-faults-") as tmp:
             drill = _drills.fault_drill(Path(tmp), recipients=args.fault_recipients, faults=faults)
         print(f"  requests seen by the fake      {drill.requests}  by answer: {drill.by_kind}")
-        print(f"  delivered                      {drill.delivered} of {drill.recipients} "
-              f"({drill.delivered / drill.recipients:.2%}); lost {drill.lost}")
+        print(
+            f"  delivered                      {drill.delivered} of {drill.recipients} "
+            f"({drill.delivered / drill.recipients:.2%}); lost {drill.lost}"
+        )
         print(f"  final delivery states          {drill.final_states}")
-        print(f"  flagged uncertain              {drill.uncertain} (then re-sent as 'comms retry --uncertain' does, "
-              f"{drill.retry_rounds} round(s))")
-        print(f"  received twice                 {drill.duplicates} ({drill.duplicates_outside_uncertain} outside the "
-              f"uncertain ones)  caused by: {drill.duplicates_by_kind or '-'}")
+        print(
+            f"  flagged uncertain              {drill.uncertain} (then re-sent as 'comms retry --uncertain' does, "
+            f"{drill.retry_rounds} round(s))"
+        )
+        print(
+            f"  received twice                 {drill.duplicates} ({drill.duplicates_outside_uncertain} outside the "
+            f"uncertain ones)  caused by: {drill.duplicates_by_kind or '-'}"
+        )
         print(f"  same deliveries re-sent before their Retry-After: {len(drill.same_deliveries_early)}")
         for line in drill.same_deliveries_early[:5]:
             print(f"      {line}")
@@ -99,15 +113,23 @@ def main() -> int:
             "no request before a Retry-After": not drill.any_request_early,
         }
         ok = all(checks.values())
-        print(f"  verdict                        {'PASS' if ok else 'FAIL'}: "
-              + ", ".join(f"{name} {'ok' if passed else 'FAILED'}" for name, passed in checks.items()))
+        print(
+            f"  verdict                        {'PASS' if ok else 'FAIL'}: "
+            + ", ".join(f"{name} {'ok' if passed else 'FAILED'}" for name, passed in checks.items())
+        )
         failed |= not ok
         summary["faults"] = {
-            "recipients": drill.recipients, "requests": drill.requests, "lost": drill.lost,
-            "delivered_pct": round(100 * drill.delivered / drill.recipients, 3), "uncertain": drill.uncertain,
-            "duplicates": drill.duplicates, "duplicates_outside_uncertain": drill.duplicates_outside_uncertain,
-            "duplicates_by_kind": drill.duplicates_by_kind, "same_deliveries_early": len(drill.same_deliveries_early),
-            "any_request_early": len(drill.any_request_early), "ok": ok,
+            "recipients": drill.recipients,
+            "requests": drill.requests,
+            "lost": drill.lost,
+            "delivered_pct": round(100 * drill.delivered / drill.recipients, 3),
+            "uncertain": drill.uncertain,
+            "duplicates": drill.duplicates,
+            "duplicates_outside_uncertain": drill.duplicates_outside_uncertain,
+            "duplicates_by_kind": drill.duplicates_by_kind,
+            "same_deliveries_early": len(drill.same_deliveries_early),
+            "any_request_early": len(drill.any_request_early),
+            "ok": ok,
         }
     print("SUMMARY " + json.dumps(summary))
     return 1 if failed else 0

@@ -59,7 +59,11 @@ def phase_apprise(args: argparse.Namespace) -> None:
     attachment = apprise.AppriseAttachment(str(ics))
     ok = notifier.notify(body=content.html, title=content.subject, attach=attachment)  # type: ignore[attr-defined]
     elapsed = time.perf_counter() - t0
-    print(json.dumps({"seconds": elapsed, "ok": bool(ok), "recipients": args.recipients, "fake": _common.fake_stats(args.url)}))
+    print(
+        json.dumps(
+            {"seconds": elapsed, "ok": bool(ok), "recipients": args.recipients, "fake": _common.fake_stats(args.url)}
+        )
+    )
 
 
 def main() -> int:
@@ -83,7 +87,9 @@ def main() -> int:
     except ImportError:
         print("Apprise is not installed: pip install -e '.[bench]'")
         return 2
-    print(f"peer: {n:,} recipients, comms vs Apprise {apprise.__version__} SendGrid plugin, fast fake in its own process")
+    print(
+        f"peer: {n:,} recipients, comms vs Apprise {apprise.__version__} SendGrid plugin, fast fake in its own process"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="comms-peer-"))
     plan = _common.make_plan(tmp, n)
     db = tmp / "comms.db"
@@ -91,8 +97,22 @@ def main() -> int:
     here = Path(__file__).resolve().parent
     try:
         rc, out, comms_rss, _ = _common.run_child(
-            [sys.executable, str(here / "dispatch_throughput.py"), "--phase", "comms", "--plan", str(plan),
-             "--db", str(db), "--url", fake.url, "--fake", "process", "--recipients", str(n)]
+            [
+                sys.executable,
+                str(here / "dispatch_throughput.py"),
+                "--phase",
+                "comms",
+                "--plan",
+                str(plan),
+                "--db",
+                str(db),
+                "--url",
+                fake.url,
+                "--fake",
+                "process",
+                "--recipients",
+                str(n),
+            ]
         )
         if rc != 0:
             print(f"comms failed (exit {rc})")
@@ -116,21 +136,33 @@ def main() -> int:
     throttled_full = throttled["seconds"] * n / sample_n
     sent_rows = int(comms["rows"].get("sent", 0))
     print()
-    print(f"  comms                  {comms_s:9.2f} s  {comms['requests']:6d} requests  {sent_rows:,} rows logged  "
-          f"peak RSS {comms_rss / 1024:.0f} MB")
-    print(f"    of which schedule    {comms['schedule_s']:9.2f} s  (load + validate the plan and its templates, store the timeline)")
-    print(f"    and run_until_idle   {comms['run_s']:9.2f} s  (render, stream the CSV into SQLite, send, record) -> "
-          f"Apprise unthrottled / this = {free['seconds'] / comms['run_s']:.1f}x")
-    print(f"  Apprise unthrottled    {free['seconds']:9.2f} s  {free['fake']['requests']:6d} requests  "
-          f"(ok={free['ok']}, peak RSS {free_rss / 1024:.0f} MB)  -> comms is {free['seconds'] / comms_s:.1f}x faster")
+    print(
+        f"  comms                  {comms_s:9.2f} s  {comms['requests']:6d} requests  {sent_rows:,} rows logged  "
+        f"peak RSS {comms_rss / 1024:.0f} MB"
+    )
+    print(
+        f"    of which schedule    {comms['schedule_s']:9.2f} s  (load + validate the plan and its templates, store the timeline)"
+    )
+    print(
+        f"    and run_until_idle   {comms['run_s']:9.2f} s  (render, stream the CSV into SQLite, send, record) -> "
+        f"Apprise unthrottled / this = {free['seconds'] / comms['run_s']:.1f}x"
+    )
+    print(
+        f"  Apprise unthrottled    {free['seconds']:9.2f} s  {free['fake']['requests']:6d} requests  "
+        f"(ok={free['ok']}, peak RSS {free_rss / 1024:.0f} MB)  -> comms is {free['seconds'] / comms_s:.1f}x faster"
+    )
     label = "measured" if args.full_throttle else f"{sample_n} timed, x{n / sample_n:.0f}"
-    print(f"  Apprise as shipped     {throttled_full:9.2f} s  ({label}; 0.2 s pacing)  "
-          f"-> comms is {throttled_full / comms_s:.1f}x faster")
+    print(
+        f"  Apprise as shipped     {throttled_full:9.2f} s  ({label}; 0.2 s pacing)  "
+        f"-> comms is {throttled_full / comms_s:.1f}x faster"
+    )
     speedup = free["seconds"] / comms_s
-    print(f"  target comms >= {TARGET_SPEEDUP:.0f}x faster than the peer: "
-          f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'} against the unthrottled plugin ({speedup:.1f}x), "
-          f"{'met' if throttled_full / comms_s >= TARGET_SPEEDUP else 'MISSED'} against it as shipped "
-          f"({throttled_full / comms_s:.0f}x)")
+    print(
+        f"  target comms >= {TARGET_SPEEDUP:.0f}x faster than the peer: "
+        f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'} against the unthrottled plugin ({speedup:.1f}x), "
+        f"{'met' if throttled_full / comms_s >= TARGET_SPEEDUP else 'MISSED'} against it as shipped "
+        f"({throttled_full / comms_s:.0f}x)"
+    )
     summary = {
         "recipients": n,
         "comms_s": round(comms_s, 3),
