@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, and_, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
@@ -35,6 +36,7 @@ from comms.store.content import content_from_json
 from comms.store.tables import AttemptRow, ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
 
 log = logging.getLogger(__name__)
+DELIVERY = DeliveryRow.__table__  # type: ignore[attr-defined]  # Core updates skip the ORM bulk machinery
 
 Sleeper = Callable[[float], None]
 FailureHook = Callable[[Session, CutoverRow, OccurrenceRow, str], None]
@@ -271,20 +273,31 @@ class Dispatcher:
                     DeliveryRow.state == "pending",
                     self._ready(now),  # type: ignore[arg-type]
                 )
-                .order_by(col(DeliveryRow.id))
+                .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
                 .limit(channel.max_batch)
             ).all()
             if not ids:
                 return False
-            session.execute(
-                update(DeliveryRow)
+            session.connection().execute(
+                update(DELIVERY)
                 .where(and_(col(DeliveryRow.id).in_(ids), col(DeliveryRow.state) == "pending"))
                 .values(state="in_flight", claim=token, attempts=DeliveryRow.attempts + 1, updated_at=now)
             )
-            rows = session.exec(select(DeliveryRow).where(DeliveryRow.claim == token)).all()
+            rows = session.execute(
+                sa_select(
+                    col(DeliveryRow.id),
+                    col(DeliveryRow.recipient),
+                    col(DeliveryRow.recipient_name),
+                    col(DeliveryRow.idempotency_key),
+                    col(DeliveryRow.cutover_id),
+                    col(DeliveryRow.channel),
+                    col(DeliveryRow.audience),
+                ).where(col(DeliveryRow.id).in_(ids), col(DeliveryRow.claim) == token)
+            ).all()
             if not rows:
                 session.rollback()
                 return True
+            claimed = [row.id for row in rows]
             occurrence = session.get(OccurrenceRow, occurrence_id)
             cutover = session.get(CutoverRow, rows[0].cutover_id)
             content = session.get(ContentRow, content_id)
@@ -312,19 +325,21 @@ class Dispatcher:
         except TransientChannelError as exc:
             if exc.maybe_delivered:
                 return self._settle_unanswered(
-                    channel, envelope, token, attempt_id, rows[0].cutover_id, slot, exc, report
+                    channel, envelope, token, claimed, attempt_id, rows[0].cutover_id, slot, exc, report
                 )
-            self._record_failure(token, attempt_id, exc, retry_after=exc.retry_after, permanent=False, report=report)
+            self._record_failure(
+                token, claimed, attempt_id, exc, retry_after=exc.retry_after, permanent=False, report=report
+            )
             return False
         except PermanentChannelError as exc:
-            self._record_failure(token, attempt_id, exc, retry_after=None, permanent=True, report=report)
+            self._record_failure(token, claimed, attempt_id, exc, retry_after=None, permanent=True, report=report)
             return True
         except ChannelError as exc:
-            self._record_failure(token, attempt_id, exc, retry_after=None, permanent=False, report=report)
+            self._record_failure(token, claimed, attempt_id, exc, retry_after=None, permanent=False, report=report)
             return False
         finally:
             self.progress.advanced(task, count=len(rows))
-        self._record_success(token, attempt_id, rows[0].cutover_id, slot, receipt, report)
+        self._record_success(token, claimed, attempt_id, rows[0].cutover_id, slot, receipt, report)
         return True
 
     def _settle_unanswered(
@@ -332,6 +347,7 @@ class Dispatcher:
         channel: Channel,
         envelope: Envelope,
         token: str,
+        claimed: Sequence[int],
         attempt_id: int | None,
         cutover_id: int,
         slot: ThreadSlot | None,
@@ -345,16 +361,18 @@ class Dispatcher:
             log.warning("could not reconcile %s: %s", envelope.occurrence, reconcile_error)
             verdict = Reconciliation("unknown")
         if verdict.state == "sent":
-            self._record_success(token, attempt_id, cutover_id, slot, verdict.receipt or Receipt(None), report)
+            self._record_success(token, claimed, attempt_id, cutover_id, slot, verdict.receipt or Receipt(None), report)
             return True
         if verdict.state == "not_sent":
-            self._record_failure(token, attempt_id, exc, retry_after=exc.retry_after, permanent=False, report=report)
+            self._record_failure(
+                token, claimed, attempt_id, exc, retry_after=exc.retry_after, permanent=False, report=report
+            )
             return False
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
             session.execute(
                 update(DeliveryRow)
-                .where(col(DeliveryRow.claim) == token)
+                .where(col(DeliveryRow.id).in_(claimed), col(DeliveryRow.claim) == token)
                 .values(
                     state="uncertain",
                     claim=None,
@@ -385,6 +403,7 @@ class Dispatcher:
     def _record_success(
         self,
         token: str,
+        claimed: Sequence[int],
         attempt_id: int | None,
         cutover_id: int,
         slot: ThreadSlot | None,
@@ -393,9 +412,9 @@ class Dispatcher:
     ) -> None:
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
-            result = session.execute(
-                update(DeliveryRow)
-                .where(col(DeliveryRow.claim) == token)
+            result = session.connection().execute(
+                update(DELIVERY)
+                .where(col(DeliveryRow.id).in_(claimed), col(DeliveryRow.claim) == token)
                 .values(
                     state="sent",
                     provider_id=receipt.provider_id,
@@ -416,6 +435,7 @@ class Dispatcher:
     def _record_failure(
         self,
         token: str,
+        claimed: Sequence[int],
         attempt_id: int | None,
         exc: ChannelError,
         *,
@@ -425,7 +445,9 @@ class Dispatcher:
     ) -> None:
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
-            rows = session.exec(select(DeliveryRow).where(DeliveryRow.claim == token)).all()
+            rows = session.exec(
+                select(DeliveryRow).where(col(DeliveryRow.id).in_(claimed), DeliveryRow.claim == token)
+            ).all()
             dead_rows = []
             for row in rows:
                 row.claim = None

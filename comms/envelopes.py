@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlmodel import Session
 
@@ -12,7 +13,22 @@ from comms.channels.base import Envelope, MaintenanceWindow, Recipient, Statuspa
 from comms.plan.models import Channel, Message, Plan
 from comms.rendering import Content
 from comms.store import repository as repo
-from comms.store.tables import CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.tables import CutoverRow, OccurrenceRow
+
+
+class DeliveryTarget(Protocol):
+    """The columns of a claimed delivery an envelope needs (a DeliveryRow or a selected row)."""
+
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def recipient_name(self) -> str | None: ...
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def audience(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +73,7 @@ def build_envelope(
     cutover: CutoverRow,
     occurrence: OccurrenceRow,
     content: Content,
-    rows: Sequence[DeliveryRow],
+    rows: Sequence[DeliveryTarget],
 ) -> tuple[Envelope, ThreadSlot | None]:
     """The envelope of a claimed batch, and the slot its receipt's reference is stored under."""
     assert cutover.id is not None

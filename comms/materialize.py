@@ -7,11 +7,10 @@ batches, with INSERT OR IGNORE on the idempotency key so a crash mid-way just re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from comms import jsoncodec
@@ -20,7 +19,7 @@ from comms.plan.models import Audience, Channel, Plan
 from comms.recipients import iter_email_recipients
 from comms.rendering import Renderer
 from comms.store.content import content_hash, content_to_json
-from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 
 DIRECT_AUDIENCE = "direct"
 """Deliveries to contacts named directly (escalation e-mails, Slack users) rather than via an audience."""
@@ -129,29 +128,30 @@ def _materialize_one(
         session.add(content_row)
         session.flush()
     assert content_row.id is not None
-    base = {
-        "cutover_id": cutover.id,
-        "occurrence_id": occurrence.id,
-        "content_id": content_row.id,
-        "audience": audience_key,
-        "channel": channel.value,
-        "updated_at": now,
-    }
     targets = ((address, None, None) for address in direct) if direct else _targets(audience, channel)
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     for chunk in _chunks(targets, INSERT_BATCH):
-        rows = [
-            {
-                **base,
-                "idempotency_key": delivery_key(cutover.name, occurrence.key, audience_key, channel.value, address),
-                "recipient": address,
-                "recipient_name": name,
-                "state": "dead" if problem else "pending",
-                "last_error": problem,
-                "attempts": 0,
-            }
-            for address, name, problem in chunk
-        ]
-        session.execute(insert(DeliveryRow).prefix_with("OR IGNORE"), rows)
+        session.connection().exec_driver_sql(
+            "INSERT OR IGNORE INTO delivery (cutover_id, occurrence_id, content_id, audience, channel, updated_at, "
+            "idempotency_key, recipient, recipient_name, state, last_error, attempts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            [
+                (
+                    cutover.id,
+                    occurrence.id,
+                    content_row.id,
+                    audience_key,
+                    channel.value,
+                    stamp,
+                    delivery_key(cutover.name, occurrence.key, audience_key, channel.value, address),
+                    address,
+                    name,
+                    "dead" if problem else "pending",
+                    problem,
+                )
+                for address, name, problem in chunk
+            ],
+        )
 
 
 def _targets(audience: Audience | None, channel: Channel) -> Iterator[tuple[str, str | None, str | None]]:

@@ -24,7 +24,12 @@ class RecipientRow:
 
 
 def iter_email_recipients(audience: Audience) -> Iterator[RecipientRow]:
-    """Yield every email recipient of the audience without loading a CSV into memory; duplicates skipped."""
+    """Yield every email recipient of the audience without loading a CSV into memory.
+
+    Repeats among the inline recipients are skipped here; repeats in a CSV are not (remembering every address
+    would cost memory in proportion to the audience): the delivery's idempotency key, which lower-cases the
+    address, drops them on insert.
+    """
     email = audience.channels.email
     if email is None:
         return
@@ -48,10 +53,6 @@ def iter_email_recipients(audience: Audience) -> Iterator[RecipientRow]:
                 continue
             address = row[email_at].strip() if email_at < len(row) else ""
             name = row[name_at].strip() or None if name_at is not None and name_at < len(row) else None
-            lowered = address.lower()
-            if lowered in seen:
-                continue
-            seen.add(lowered)
             problem = None if _ADDRESS.match(address) else f"invalid email address {address!r}"
             if name and (";" in name or "," in name):
                 name = name.replace(";", " ").replace(",", " ")

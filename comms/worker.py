@@ -49,15 +49,22 @@ class Worker:
         if not self._lock.acquire(blocking=False):
             return
         try:
-            report = self.dispatcher.tick()
-            if report.requests or report.missed:
-                log.info(
-                    "tick: %s sent, %s retrying, %s dead, %s missed",
-                    report.sent,
-                    report.retrying,
-                    report.dead,
-                    report.missed,
-                )
+            while True:
+                report = self.dispatcher.tick()
+                if report.requests or report.missed:
+                    log.info(
+                        "tick: %s sent, %s retrying, %s dead, %s missed",
+                        report.sent,
+                        report.retrying,
+                        report.dead,
+                        report.missed,
+                    )
+                if not (report.requests or report.missed or report.occurrences):
+                    break  # nothing moved: what is due is held until go or waits for its retry
+                with Session(self.engine) as session:
+                    upcoming = repo.next_due_at(session)
+                if upcoming is None or upcoming > self.dispatcher.clock():
+                    break  # else something fell due while this tick ran: send it now, not next tick
         except Exception:
             log.exception("worker tick failed; the next tick retries")
         finally:
@@ -69,4 +76,6 @@ class Worker:
         with Session(self.engine) as session:
             upcoming = repo.next_future_due_at(session, now)
         if upcoming is not None and upcoming < now + timedelta(seconds=self.tick_seconds):
-            self.scheduler.add_job(self._tick, "date", run_date=upcoming, id="next-due", replace_existing=True)
+            self.scheduler.add_job(
+                self._tick, "date", run_date=upcoming, id="next-due", replace_existing=True, max_instances=2
+            )

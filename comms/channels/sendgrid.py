@@ -15,7 +15,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation
+from comms.channels.base import ChannelKind, Envelope, MaintenanceWindow, Receipt, Reconciliation
 from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
 from comms.errors import PermanentChannelError, TransientChannelError, is_read_timeout
@@ -72,6 +72,7 @@ class SendGridChannel:
         self._reply_to = settings.email_reply_to
         self._clock = clock
         self._timeout = timeout
+        self._invites: dict[MaintenanceWindow, dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"SendGridChannel(host={self._host!r}, from={self._from['email']!r})"
@@ -155,21 +156,26 @@ class SendGridChannel:
         if self._reply_to:
             body["reply_to"] = {"email": self._reply_to}
         if envelope.calendar is not None:
-            invite = build_ics(
-                envelope.calendar,
-                organizer_email=self._from["email"],
-                organizer_name=self._from["name"],
-                stamp=self._clock(),
-            )
-            body["attachments"] = [
-                {
-                    "content": base64.b64encode(invite.data).decode("ascii"),
-                    "type": invite.content_type,
-                    "filename": invite.filename,
-                    "disposition": "attachment",
-                }
-            ]
+            body["attachments"] = [self._invite(envelope.calendar)]
         return body
+
+    def _invite(self, window: MaintenanceWindow) -> dict[str, str]:
+        """The .ics attachment of a window, built once per window (every batch of a message shares it)."""
+        cached = self._invites.get(window)
+        if cached is None:
+            invite = build_ics(
+                window, organizer_email=self._from["email"], organizer_name=self._from["name"], stamp=self._clock()
+            )
+            cached = {
+                "content": base64.b64encode(invite.data).decode("ascii"),
+                "type": invite.content_type,
+                "filename": invite.filename,
+                "disposition": "attachment",
+            }
+            if len(self._invites) >= 64:
+                self._invites.clear()
+            self._invites[window] = cached
+        return dict(cached)
 
     def _map_error(self, exc: BaseException, envelope: Envelope | None) -> Exception:
         from python_http_client.exceptions import HTTPError
@@ -235,6 +241,8 @@ def _top_custom_args(envelope: Envelope) -> dict[str, str]:
 
 def _safe_name(name: str) -> str:
     """SendGrid refuses display names containing ';' or ','."""
+    if ";" not in name and "," not in name and "  " not in name and name == name.strip():
+        return name
     return " ".join(name.replace(";", " ").replace(",", " ").split())
 
 

@@ -154,3 +154,26 @@ def test_progress_is_reported_per_occurrence(harness: Harness) -> None:
     advanced = sum(e[2] for e in progress.events if e[0] == "advanced")
     assert started == [("started", "advance-notice", advanced)]
     assert progress.events[-1] == ("finished", "advance-notice", 0)
+
+
+def test_repeated_csv_address_is_delivered_once(tmp_path: Path) -> None:
+    """A CSV naming an address twice (in any case) yields one delivery row and one send to it."""
+    import shutil
+
+    from tests.support.engine import REPO_ROOT
+
+    root = tmp_path / "plan"
+    for part in ("audiences", "schedules", "templates"):
+        shutil.copytree(REPO_ROOT / part, root / part)
+    csv = root / "audiences" / "end-users.csv"
+    rows = csv.read_text(encoding="utf-8").splitlines()
+    first_address = rows[1].split(",")[0]
+    csv.write_text("\n".join([*rows, rows[1], f"{first_address.upper()},Shouting Twin"]) + "\n", encoding="utf-8")
+    h = make_harness(tmp_path, plan_root=root)
+    schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
+    h.at(timedelta(hours=-48))
+    h.run()
+    end_user_rows = [d for d in _deliveries(h, Channel.EMAIL) if d.audience == "end-users"]
+    assert len(end_user_rows) == len(rows) - 1
+    sent = [r.lower() for r in h.channels[Channel.EMAIL].recipients() if r.lower() == first_address.lower()]
+    assert sent == [first_address.lower()]
