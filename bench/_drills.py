@@ -443,7 +443,7 @@ def fault_drill(
     """
     from comms.bootstrap import bootstrap
     from comms.channels.sendgrid import SendGridChannel
-    from comms.dispatch import retry_deliveries
+    from comms.recovery import retry_deliveries
     from comms.plan.loader import load_plan
     from comms.plan.models import Channel as ChannelKind
     from comms.scheduling import schedule_cutover

@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from comms.context import build_context
-from comms.dispatch import PlanCache
 from comms.errors import CommsError, InputError, NotFoundError
 from comms.escalation_service import add_occurrence
 from comms.plan.models import Audience, Channel, Message, Plan, Trigger
+from comms.plan_cache import PlanCache
 from comms.rendering import Renderer
 from comms.store import repository as repo
 from comms.store.tables import CutoverRow, OccurrenceRow

@@ -10,10 +10,11 @@ from sqlalchemy import Engine
 
 from comms.channels.base import Channel
 from comms.clock import Clock, utc_now
-from comms.dispatch import Dispatcher, PlanCache, RetryPolicy, Sleeper
+from comms.dispatch import Dispatcher, RetryPolicy, Sleeper
 from comms.escalation_service import DeliveryFailureEscalation, EscalationTimers
 from comms.metrics import communication_metrics
 from comms.plan.models import Channel as ChannelKind
+from comms.plan_cache import PlanCache
 from comms.settings import Settings
 from comms.store.engine import make_engine
 

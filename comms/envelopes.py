@@ -9,7 +9,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from comms import jsoncodec
-from comms.channels.base import Envelope, MaintenanceWindow, Recipient, StatuspageIntent
+from comms.channels.base import Envelope, MaintenanceWindow, Receipt, Recipient, StatuspageIntent
 from comms.plan.models import Channel, Message, Plan
 from comms.rendering import Content
 from comms.store import repository as repo
@@ -118,3 +118,12 @@ def build_envelope(
         statuspage=intent,
     )
     return envelope, slot
+
+
+def remember_ref(session: Session, cutover_id: int, slot: ThreadSlot | None, receipt: Receipt) -> None:
+    """Keep the provider reference a send returned (a Slack thread root, a status-page incident) for later sends."""
+    if slot is not None and receipt.thread_ref is not None:
+        repo.remember_thread(
+            session, cutover_id=cutover_id, channel=slot.channel, scope=slot.scope, target=slot.target,
+            ref=receipt.thread_ref,
+        )

@@ -26,9 +26,9 @@ from sqlmodel import Session, col, select
 
 from comms import jsoncodec
 from comms.clock import Clock
-from comms.dispatch import PlanCache
 from comms.escalation import DueNotice, decide_escalation, escalation_reason
 from comms.plan.models import Channel, EscalationLevel, Message, Plan, SeverityPolicy, Trigger
+from comms.plan_cache import PlanCache
 from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.times import format_duration

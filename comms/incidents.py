@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from comms import jsoncodec
-from comms.dispatch import PlanCache
 from comms.errors import InputError, NotFoundError, StateError
 from comms.escalation import decide_escalation
 from comms.escalation_service import (
@@ -30,6 +29,7 @@ from comms.escalation_service import (
     severity_policy,
 )
 from comms.plan.models import Channel, Message, Plan, SeverityPolicy, Trigger
+from comms.plan_cache import PlanCache
 from comms.store import repository as repo
 from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import CutoverRow

@@ -7,7 +7,7 @@ batches, with INSERT OR IGNORE on the idempotency key so a crash mid-way just re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -20,6 +20,7 @@ from comms.recipients import iter_email_recipients
 from comms.rendering import Renderer
 from comms.store.content import content_hash, content_to_json
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
+from comms.store.types import sqlite_stamp
 
 DIRECT_AUDIENCE = "direct"
 """Deliveries to contacts named directly (escalation e-mails, Slack users) rather than via an audience."""
@@ -129,26 +130,15 @@ def _materialize_one(
         session.flush()
     assert content_row.id is not None
     targets = ((address, None, None) for address in direct) if direct else _targets(audience, channel)
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
+    key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
         session.connection().exec_driver_sql(
             "INSERT OR IGNORE INTO delivery (cutover_id, occurrence_id, content_id, audience, channel, updated_at, "
             "idempotency_key, recipient, recipient_name, state, last_error, attempts) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             [
-                (
-                    cutover.id,
-                    occurrence.id,
-                    content_row.id,
-                    audience_key,
-                    channel.value,
-                    stamp,
-                    delivery_key(cutover.name, occurrence.key, audience_key, channel.value, address),
-                    address,
-                    name,
-                    "dead" if problem else "pending",
-                    problem,
-                )
+                (*constants, key_prefix + address.lower(), address, name, "dead" if problem else "pending", problem)
                 for address, name, problem in chunk
             ],
         )

@@ -231,7 +231,7 @@ def retry(
     states = [name for name, chosen in (("uncertain", uncertain), ("dead", dead)) if chosen]
     if not states:
         raise InputError("retry: choose --uncertain and/or --dead")
-    from comms.dispatch import retry_deliveries
+    from comms.recovery import retry_deliveries
 
     services = _services()
     row = _cutover(services, cutover)

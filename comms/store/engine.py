@@ -19,6 +19,10 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     SQLModel.metadata.create_all(engine)
+    with engine.begin() as connection:  # indexes added since a database was created
+        for table in SQLModel.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
     return engine
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from comms.store.types import UTCDateTime
@@ -78,7 +78,12 @@ class DeliveryRow(SQLModel, table=True):
     """One recipient (email) or target (Slack channel, status page) of an occurrence."""
 
     __tablename__ = "delivery"
-    __table_args__ = (Index("ix_delivery_work", "occurrence_id", "state", "next_attempt_at"),)
+    __table_args__ = (
+        # A lane's next batch: ready rows of one occurrence x audience x channel, oldest retry first.
+        Index("ix_delivery_lane", "occurrence_id", "audience", "channel", "state", "next_attempt_at"),
+        # The rows of a batch in flight, found again by its claim token (only claimed rows are indexed).
+        Index("ix_delivery_claim", "claim", sqlite_where=text("claim IS NOT NULL")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True)
     cutover_id: int = Field(foreign_key="cutover.id", index=True)

@@ -23,3 +23,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def sqlite_stamp(value: datetime) -> str:
+    """An aware datetime as ``UTCDateTime`` stores it, for statements that bypass the column type."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r} refused: comms stores aware UTC only")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
