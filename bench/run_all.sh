@@ -1,5 +1,5 @@
 #!/bin/sh
-# Every figure of docs/PERFORMANCE.md, one run each, one after the other (about 25 minutes, most of it
+# Every figure of docs/PERFORMANCE.md, one run each, one after the other (about 10 minutes, most of it
 # the 1M-recipient run). Output goes to ${OUT:-bench-results}/<name>.txt; each script prints a
 # SUMMARY line. Run from the repository root with the venv's python:  sh bench/run_all.sh
 set -u
@@ -15,6 +15,7 @@ run() {
 }
 run cli_start            bench/cli_start.py --runs 15
 run lateness             bench/lateness.py --messages 500 --window 60
+run lateness_big         bench/lateness.py --messages 500 --window 60 --big 100000
 run throughput_100k      bench/dispatch_throughput.py --recipients 100000
 run throughput_100k_thread bench/dispatch_throughput.py --recipients 100000 --fake thread --no-db-floor
 run peer_apprise         bench/peer_apprise.py --recipients 10000
