@@ -2,7 +2,7 @@
 
 Adapters are thin: they turn an Envelope into vendor calls and raise TransientChannelError
 (with ``retry_after``) or PermanentChannelError (with a ``remedy``). Retries, pacing across
-sends and delivery state live above them, in ``comms.dispatch``.
+sends and delivery state live above them, in ``comms.dispatch`` and ``comms.ledger``.
 """
 
 from __future__ import annotations
