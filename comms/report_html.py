@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from html import escape
 
-from comms.report import EffectivenessReport, TimelinePoint, human_seconds
+from comms.report_model import EffectivenessReport, TimelinePoint, human_seconds
 from comms.status import describe_state
 from comms.times import format_offset, iso_utc
 

@@ -18,7 +18,7 @@ from comms.errors import InputError
 from comms.times import format_offset, iso_utc
 
 if TYPE_CHECKING:  # the store and reports load SQLAlchemy: imported inside the commands
-    from comms.report import EffectivenessReport
+    from comms.report_model import EffectivenessReport
     from comms.status import CutoverStatus
 
 kpis_app = typer.Typer(
@@ -188,7 +188,7 @@ def report(
 
 
 def _print_report(result: EffectivenessReport) -> None:
-    from comms.report import human_seconds
+    from comms.report_model import human_seconds
 
     m, t = result.metrics, result.timeliness
     console.print(Text.assemble("Communication report for ", (result.cutover, "bold"), f", T0 {iso_utc(result.start)}"))

@@ -26,7 +26,8 @@ from comms.incidents import acknowledge_incident, open_incident
 from comms.metrics import communication_metrics
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel, Plan, Trigger
-from comms.report import EffectivenessReport, effectiveness_report
+from comms.report import effectiveness_report
+from comms.report_model import EffectivenessReport
 from comms.scheduling import apply_event, schedule_cutover
 from comms.settings import Settings
 from comms.status import CutoverStatus, OccurrenceStatus, cutover_status

@@ -6,7 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from comms.report import EffectivenessReport, effectiveness_report
+from comms.report import effectiveness_report
+from comms.report_model import EffectivenessReport
 from comms.report_html import render_report_html
 from comms.times import iso_utc
 from tests.integration.test_status_report import FINAL_NOTICE_DELAY, SLACK_ERROR, T0, Scenario, run_scenario
