@@ -206,19 +206,19 @@ class Dispatcher:
                 )
                 report.missed += missed.rowcount  # type: ignore[attr-defined]
                 session.commit()
-            pending = (DeliveryRow.occurrence_id == occurrence_id, DeliveryRow.state == "pending")
-            groups = session.exec(
-                select(DeliveryRow.audience, DeliveryRow.channel, DeliveryRow.content_id).where(*pending).distinct()
+            groups = session.exec(  # one pass over the pending rows: the lanes and how much each holds
+                select(DeliveryRow.audience, DeliveryRow.channel, DeliveryRow.content_id, func.count())
+                .where(DeliveryRow.occurrence_id == occurrence_id, DeliveryRow.state == "pending")
+                .group_by(col(DeliveryRow.audience), col(DeliveryRow.channel), col(DeliveryRow.content_id))
             ).all()
             contents = {
                 row.id: content_from_json(row.body_json)
                 for row in session.exec(select(ContentRow).where(ContentRow.occurrence_id == occurrence_id)).all()
                 if row.id is not None
             }
-            total = session.exec(select(func.count()).select_from(DeliveryRow).where(*pending)).one() if groups else 0
-        lanes = [Lane(occurrence_id, audience, channel, content_id) for audience, channel, content_id in groups]
+        lanes = [Lane(occurrence_id, audience, channel, content_id) for audience, channel, content_id, _ in groups]
         if lanes:
-            self.progress.started(occurrence.key, total=int(total))
+            self.progress.started(occurrence.key, total=sum(int(count) for *_, count in groups))
         return _Sending(occurrence.key, cutover, occurrence, plan, contents, lanes, shown=bool(lanes))
 
     def _miss(

@@ -15,11 +15,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r} refused: comms stores aware UTC only")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else _naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
@@ -27,6 +23,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def sqlite_stamp(value: datetime) -> str:
     """An aware datetime as ``UTCDateTime`` stores it, for statements that bypass the column type."""
+    return _naive_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """UTC without its tzinfo, as SQLite keeps it; a naive value is refused (comms never guesses a zone)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r} refused: comms stores aware UTC only")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None)
