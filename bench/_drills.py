@@ -443,10 +443,10 @@ def fault_drill(
     """
     from comms.bootstrap import bootstrap
     from comms.channels.sendgrid import SendGridChannel
-    from comms.recovery import retry_deliveries
+    from comms.delivery.recovery import retry_deliveries
     from comms.plan.loader import load_plan
     from comms.plan.models import Channel as ChannelKind
-    from comms.scheduling import schedule_cutover
+    from comms.services.scheduling import schedule_cutover
     from comms.settings import Settings
 
     started = time.monotonic()

@@ -34,7 +34,7 @@ WATCH = (
     "sqlalchemy",
     "sqlmodel",
     "comms.bootstrap",
-    "comms.dispatch",
+    "comms.delivery.dispatcher",
     "comms.store.tables",
     "jinja2",
     "email_validator",

@@ -60,7 +60,7 @@ def phase_comms(args: argparse.Namespace) -> None:
 
     from comms.bootstrap import bootstrap
     from comms.plan.loader import load_plan
-    from comms.scheduling import schedule_cutover
+    from comms.services.scheduling import schedule_cutover
     from comms.settings import Settings
 
     import_s = time.perf_counter() - began
@@ -126,9 +126,9 @@ def phase_floor(args: argparse.Namespace) -> None:
 
     from comms.channels.base import Envelope, MaintenanceWindow, Recipient
     from comms.channels.sendgrid import SendGridChannel
-    from comms.materialize import delivery_key
+    from comms.core.content import content_from_json
+    from comms.delivery.materialize import delivery_key
     from comms.settings import Settings
-    from comms.store.content import content_from_json
 
     fake, url = _start_thread_fake() if args.fake == "thread" else (None, args.url)
     settings = Settings(

@@ -58,7 +58,7 @@ def main() -> int:
     from sqlmodel import Session
 
     from comms.plan.loader import load_plan
-    from comms.scheduling import schedule_cutover
+    from comms.services.scheduling import schedule_cutover
     from comms.store.engine import make_engine
     from comms.store.tables import OccurrenceRow
 

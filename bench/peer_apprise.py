@@ -40,7 +40,7 @@ def phase_apprise(args: argparse.Namespace) -> None:
     from apprise.plugins.sendgrid import NotifySendGrid
     from fakes.sendgrid import API_KEY
 
-    from comms.store.content import content_from_json
+    from comms.core.content import content_from_json
 
     NotifySendGrid.notify_url = f"{args.url}/v3/mail/send"  # the peer, redirected to the fake (bench only)
     if not args.throttle:

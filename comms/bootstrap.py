@@ -10,11 +10,11 @@ from sqlalchemy import Engine
 
 from comms.channels.base import Channel
 from comms.clock import Clock, utc_now
-from comms.dispatch import Dispatcher, RetryPolicy, Sleeper
-from comms.escalation_service import DeliveryFailureEscalation, EscalationTimers
-from comms.metrics import communication_metrics
+from comms.delivery.dispatcher import Dispatcher, RetryPolicy, Sleeper
+from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
-from comms.plan_cache import PlanCache
+from comms.reports.metrics import communication_metrics
+from comms.services.escalations import DeliveryFailureEscalation, EscalationTimers
 from comms.settings import Settings
 from comms.store.engine import make_engine
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2.runtime import Context
 
+from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent
+from comms.core.times import format_duration, format_local, format_utc, iso_utc, to_local
 from comms.plan.models import Channel
-from comms.times import format_duration, format_local, format_utc, iso_utc, to_local
 
 PART_FILES: dict[Channel, dict[str, str]] = {
     Channel.EMAIL: {"subject": "email.subject.j2", "html": "email.html.j2", "text": "email.text.j2"},
@@ -35,32 +35,6 @@ STATUSPAGE_TITLE_LIMIT = 255
 STATUSPAGE_BODY_LIMIT = 25000
 
 
-@dataclass(frozen=True)
-class EmailContent:
-    """A rendered email: subject plus HTML and text alternatives."""
-
-    subject: str
-    html: str
-    text: str
-
-
-@dataclass(frozen=True)
-class SlackContent:
-    """A rendered Slack message: Block Kit blocks and the notification text fallback."""
-
-    text: str
-    blocks: tuple[dict[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class StatuspageContent:
-    """A rendered status-page update: incident name and update body."""
-
-    title: str
-    body: str
-
-
-Content = EmailContent | SlackContent | StatuspageContent
 
 
 def escape_slack(value: str) -> str:

@@ -2,7 +2,7 @@
 
 Adapters are thin: they turn an Envelope into vendor calls and raise TransientChannelError
 (with ``retry_after``) or PermanentChannelError (with a ``remedy``). Retries, pacing across
-sends and delivery state live above them, in ``comms.dispatch`` and ``comms.ledger``.
+sends and delivery state live above them, in ``comms.delivery.dispatcher`` and ``comms.store.ledger``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from comms.core.content import Content
 from comms.plan.models import Channel as ChannelKind
-from comms.rendering import Content
 
 
 @dataclass(frozen=True)

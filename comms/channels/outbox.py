@@ -25,8 +25,8 @@ from comms.channels.calendar import build_ics
 from comms.channels.slack import build_post_args
 from comms.channels.statuspage import build_incident_request
 from comms.clock import Clock, utc_now
+from comms.core.content import EmailContent
 from comms.errors import PermanentChannelError, TransientChannelError
-from comms.rendering import EmailContent
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from comms.channels.base import ChannelKind, Envelope, MaintenanceWindow, Receipt, Reconciliation
 from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
+from comms.core.content import EmailContent
 from comms.errors import PermanentChannelError, TransientChannelError, is_read_timeout
-from comms.rendering import EmailContent
 from comms.settings import Settings
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation
 from comms.clock import Clock, utc_now
+from comms.core.content import SlackContent
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
-from comms.rendering import SlackContent
 from comms.settings import Settings
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation, StatuspageIntent
 from comms.channels.pacing import Pacer
 from comms.clock import ensure_utc
+from comms.core.content import StatuspageContent
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
-from comms.rendering import StatuspageContent
 from comms.settings import Settings
 
 if TYPE_CHECKING:

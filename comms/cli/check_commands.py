@@ -30,9 +30,9 @@ def check(
     """Check readiness: plan, templates, provider credentials and targets, recipient CSVs and T0."""
     from comms.channels.factory import build_channels, close_channels
     from comms.clock import utc_now
-    from comms.readiness import check_readiness
+    from comms.core.times import parse_start
+    from comms.reports.readiness import check_readiness
     from comms.settings import Settings
-    from comms.times import parse_start
 
     t0 = parse_start(start, tz=tz) if start else None
     settings = Settings()

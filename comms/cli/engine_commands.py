@@ -24,10 +24,10 @@ from comms.cli.app import (
     handles_errors,
     print_json,
 )
+from comms.core.times import iso_utc, parse_start
 from comms.errors import InputError
 from comms.plan.loader import load_plan
 from comms.plan.models import Trigger
-from comms.times import iso_utc, parse_start
 
 if TYPE_CHECKING:
     from comms.bootstrap import Services
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 def _services(*, quiet: bool = False) -> Services:
     from comms.bootstrap import bootstrap
-    from comms.progress import terminal_progress
+    from comms.delivery.progress import terminal_progress
 
     services = bootstrap()
     services.dispatcher.progress = terminal_progress(console, quiet=quiet)
@@ -72,8 +72,8 @@ def schedule(
     json: JsonOption = False,
 ) -> None:
     """Validate the plan, compute the timeline for T0 = --start, and store it."""
-    from comms.kpis import load_kpis, store_kpis
-    from comms.scheduling import schedule_cutover
+    from comms.reports.kpis import load_kpis, store_kpis
+    from comms.services.scheduling import schedule_cutover
 
     t0 = parse_start(start, tz=tz)
     loaded = load_plan(plan)
@@ -129,7 +129,7 @@ def run(
             f"{report.dead} dead, {report.missed} missed."
         )
         return
-    from comms.worker import Worker
+    from comms.delivery.worker import Worker
 
     worker = Worker(services.engine, services.dispatcher, tick_seconds=tick_seconds)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -141,7 +141,7 @@ def run(
 
 
 def _event(trigger: Trigger, cutover: str | None, plan: Path | None, **kwargs: object) -> None:
-    from comms.scheduling import apply_event
+    from comms.services.scheduling import apply_event
 
     services = _services()
     row = _cutover(services, cutover)
@@ -231,7 +231,7 @@ def retry(
     states = [name for name, chosen in (("uncertain", uncertain), ("dead", dead)) if chosen]
     if not states:
         raise InputError("retry: choose --uncertain and/or --dead")
-    from comms.recovery import retry_deliveries
+    from comms.delivery.recovery import retry_deliveries
 
     services = _services()
     row = _cutover(services, cutover)
@@ -255,9 +255,9 @@ def simulate(
     json: JsonOption = False,
 ) -> None:
     """Rehearse the whole plan on a simulated clock into a throwaway database and the outbox."""
+    from comms.core.times import format_offset
+    from comms.services.simulation import simulate as run_simulation
     from comms.settings import Settings
-    from comms.simulation import simulate as run_simulation
-    from comms.times import format_offset
 
     t0 = parse_start(start, tz=tz)
     loaded = load_plan(plan)

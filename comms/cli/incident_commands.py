@@ -9,16 +9,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from comms.cli.app import CutoverOption, JsonOption, app, console, handles_errors, print_json
-from comms.times import iso_utc
+from comms.core.times import iso_utc
 
 if TYPE_CHECKING:  # the services load SQLAlchemy and the SDKs: imported inside the commands
     from collections.abc import Mapping
 
     from comms.bootstrap import Services
     from comms.channels.base import Channel as ChannelPort
-    from comms.dispatch import TickReport
-    from comms.incidents import IncidentOutcome
+    from comms.delivery.dispatcher import TickReport
     from comms.plan.models import Channel
+    from comms.services.incidents import IncidentOutcome
 
 
 def bootstrap(*, channels: Mapping[Channel, ChannelPort] | None = None) -> Services:
@@ -64,7 +64,7 @@ def incident_open(
     cutover: CutoverOption = None,
 ) -> None:
     """Open an incident: announce it to the severity's audiences and start its escalation."""
-    from comms.incidents import open_incident
+    from comms.services.incidents import open_incident
 
     services = bootstrap()
     outcome = open_incident(
@@ -88,7 +88,7 @@ def incident_update(
     message: MessageOption,
 ) -> None:
     """Post an update to the incident's audiences (threaded in Slack, same status-page incident)."""
-    from comms.incidents import update_incident
+    from comms.services.incidents import update_incident
 
     services = bootstrap()
     outcome = update_incident(
@@ -104,7 +104,7 @@ def incident_ack(
     by: Annotated[str, typer.Option("--by", help="Who takes the incident.")],
 ) -> None:
     """Acknowledge the incident: escalation stops and the acknowledgement is announced."""
-    from comms.incidents import acknowledge_incident
+    from comms.services.incidents import acknowledge_incident
 
     services = bootstrap()
     outcome = acknowledge_incident(
@@ -117,7 +117,7 @@ def incident_ack(
 @handles_errors
 def incident_resolve(incident_id: IncidentId, message: MessageOption) -> None:
     """Resolve the incident: escalation stops, the resolution goes out, the status-page incident closes."""
-    from comms.incidents import resolve_incident
+    from comms.services.incidents import resolve_incident
 
     services = bootstrap()
     outcome = resolve_incident(
@@ -130,7 +130,7 @@ def incident_resolve(incident_id: IncidentId, message: MessageOption) -> None:
 @handles_errors
 def incident_list(cutover: CutoverOption = None, json: JsonOption = False) -> None:
     """List incidents with their state, next escalation and history."""
-    from comms.incidents import list_incidents
+    from comms.services.incidents import list_incidents
 
     services = bootstrap(channels={})
     views = list_incidents(services.engine, services.dispatcher.plans, now=services.clock(), cutover_name=cutover)
@@ -168,7 +168,7 @@ def send(
     json: JsonOption = False,
 ) -> None:
     """Send a message now, outside the timeline, through the same delivery log, retries and idempotency."""
-    from comms.adhoc import parse_vars, send_adhoc
+    from comms.services.adhoc import parse_vars, send_adhoc
 
     variables = parse_vars(var or [])
     services = bootstrap()

@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from comms.cli.app import JsonOption, PlanOption, StartOption, TzOption, app, console, handles_errors, print_json
+from comms.core.timeline import build_timeline
+from comms.core.times import format_local, iso_utc, parse_start
 from comms.errors import InputError
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
-from comms.timeline import build_timeline
-from comms.times import format_local, iso_utc, parse_start
 
 
 @app.command()
@@ -91,7 +91,7 @@ def preview(
     plan: PlanOption = Path("."),
 ) -> None:
     """Render a message for an audience and channel, or every message into a gallery (--all)."""
-    from comms.preview import preview_text, render_preview, write_gallery
+    from comms.reports.preview import preview_text, render_preview, write_gallery
 
     t0 = parse_start(start, tz=tz) if start else None
     loaded = load_plan(plan)
@@ -106,7 +106,7 @@ def preview(
     )
     typer.echo(preview_text(rendered))
     if html is not None:
-        from comms.rendering import EmailContent
+        from comms.core.content import EmailContent
 
         if not isinstance(rendered.content, EmailContent):
             raise InputError("--html: only email previews have HTML")

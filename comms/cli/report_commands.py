@@ -14,12 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from comms.cli.app import CutoverOption, JsonOption, app, console, err_console, handles_errors, print_json
+from comms.core.times import format_offset, iso_utc
 from comms.errors import InputError
-from comms.times import format_offset, iso_utc
 
 if TYPE_CHECKING:  # the store and reports load SQLAlchemy: imported inside the commands
-    from comms.report_model import EffectivenessReport
-    from comms.status import CutoverStatus
+    from comms.reports.effectiveness_model import EffectivenessReport
+    from comms.reports.status import CutoverStatus
 
 kpis_app = typer.Typer(
     help="The migration's own KPIs, quoted by the T+1 week success-metrics message.", no_args_is_help=True
@@ -67,7 +67,7 @@ def status(
 ) -> None:
     """The cutover's state, T0, the next messages due, and what every occurrence's deliveries did."""
     from comms.bootstrap import bootstrap
-    from comms.status import cutover_status
+    from comms.reports.status import cutover_status
 
     services = bootstrap(channels={})
     view = cutover_status(services.engine, cutover_name=cutover, now=services.clock(), next_limit=next_count)
@@ -78,7 +78,7 @@ def status(
 
 
 def _print_status(view: CutoverStatus) -> None:
-    from comms.status import DELIVERY_BUCKETS, relative_text
+    from comms.reports.status import DELIVERY_BUCKETS, relative_text
 
     t0_in = relative_text((view.start - view.now).total_seconds())
     console.print(
@@ -172,8 +172,8 @@ def report(
 ) -> None:
     """Communication effectiveness: delivery rates, timeliness against the plan, failures, retries, escalations."""
     from comms.bootstrap import bootstrap
-    from comms.report import effectiveness_report
-    from comms.report_html import render_report_html
+    from comms.reports.effectiveness import effectiveness_report
+    from comms.reports.effectiveness_html import render_report_html
 
     services = bootstrap(channels={})
     result = effectiveness_report(services.engine, cutover_name=cutover, now=services.clock())
@@ -188,7 +188,7 @@ def report(
 
 
 def _print_report(result: EffectivenessReport) -> None:
-    from comms.report_model import human_seconds
+    from comms.reports.effectiveness_model import human_seconds
 
     m, t = result.metrics, result.timeliness
     console.print(Text.assemble("Communication report for ", (result.cutover, "bold"), f", T0 {iso_utc(result.start)}"))
@@ -290,7 +290,7 @@ def kpis_set(
 ) -> None:
     """Store the migration's KPIs (replacing earlier ones) for the success-metrics message and the report."""
     from comms.bootstrap import bootstrap
-    from comms.kpis import store_kpis
+    from comms.reports.kpis import store_kpis
 
     services = bootstrap(channels={})
     kpis = store_kpis(services.engine, cutover, file, now=services.clock())
@@ -308,7 +308,7 @@ def kpis_show(cutover: CutoverOption = None, json: JsonOption = False) -> None:
     from sqlmodel import Session
 
     from comms.bootstrap import bootstrap
-    from comms.metrics import stored_kpis
+    from comms.reports.metrics import stored_kpis
     from comms.store import repository as repo
 
     services = bootstrap(channels={})
@@ -335,8 +335,8 @@ def audit_export(
     """One row per delivery (when, occurrence, audience, channel, recipient, state, provider id, content hash)."""
     from sqlmodel import Session
 
-    from comms.audit import FORMATS, export_audit
     from comms.bootstrap import bootstrap
+    from comms.reports.audit import FORMATS, export_audit
     from comms.store import repository as repo
 
     if fmt not in FORMATS:
@@ -362,9 +362,9 @@ def audit_show(
     json: JsonOption = False,
 ) -> None:
     """Show one delivery and the exact content it sent, checking it against its recorded SHA-256."""
-    from comms.audit import delivery_content
     from comms.bootstrap import bootstrap
-    from comms.rendering import EmailContent, SlackContent
+    from comms.core.content import EmailContent, SlackContent
+    from comms.reports.audit import delivery_content
 
     services = bootstrap(channels={})
     shown = delivery_content(services.engine, delivery_id)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from comms.times import load_zone, parse_duration, parse_offset
+from comms.core.times import load_zone, parse_duration, parse_offset
 
 
 class Channel(StrEnum):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 
-from comms.context import sample_context
+from comms.core.context import sample_context
 from comms.errors import Problem
 from comms.plan.loader import display_path, sent_combinations
 from comms.plan.models import Plan

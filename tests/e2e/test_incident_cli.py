@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from typer.testing import Result
 
 from comms.plan.loader import load_plan
-from comms.scheduling import schedule_cutover
+from comms.services.scheduling import schedule_cutover
 from comms.store.engine import make_engine
 from comms.store.tables import OccurrenceRow
 

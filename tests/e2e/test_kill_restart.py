@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from fakes.sendgrid import API_KEY, FakeSendGrid
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from comms.cli import app
+from comms.core.timeline import build_timeline
 from comms.plan.loader import sent_combinations
 from comms.plan.models import Plan
-from comms.timeline import build_timeline
 
 Cli = Callable[..., Result]
 REPO_ROOT = Path(__file__).resolve().parents[2]

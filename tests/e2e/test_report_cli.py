@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
-from comms.audit import AUDIT_COLUMNS, iter_audit_rows
 from comms.plan.loader import load_plan
-from comms.report import effectiveness_report
-from comms.scheduling import schedule_cutover
-from comms.status import cutover_status
+from comms.reports.audit import AUDIT_COLUMNS, iter_audit_rows
+from comms.reports.effectiveness import effectiveness_report
+from comms.reports.status import cutover_status
+from comms.services.scheduling import schedule_cutover
 from comms.store.engine import make_engine
 from tests.integration.test_status_report import SLACK_ERROR, T0, Scenario, run_scenario
 

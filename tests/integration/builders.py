@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from comms.channels.base import Envelope, MaintenanceWindow, Recipient, StatuspageIntent
-from comms.rendering import EmailContent, SlackContent, StatuspageContent, build_slack_content
+from comms.core.content import EmailContent, SlackContent, StatuspageContent
+from comms.rendering import build_slack_content
 from comms.settings import Settings
 
 SENDGRID_KEY = "SG.secret-sendgrid-key-0123456789abcdef"

@@ -17,15 +17,15 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from comms.audit import AUDIT_COLUMNS, AuditRow, delivery_content, export_audit, iter_audit_rows, write_csv
 from comms.bootstrap import Services, bootstrap
+from comms.core.times import iso_utc
 from comms.errors import InputError, NotFoundError
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
-from comms.scheduling import schedule_cutover
+from comms.reports.audit import AUDIT_COLUMNS, AuditRow, delivery_content, export_audit, iter_audit_rows, write_csv
+from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings
 from comms.store.tables import ContentRow, DeliveryRow
-from comms.times import iso_utc
 from tests.integration.test_status_report import REPO_ROOT, T0, Scenario, run_scenario
 from tests.support.clock import FakeClock
 from tests.support.recording import RecordingChannel

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from comms.channels.factory import build_channels, close_channels
 from comms.cli import app
 from comms.clock import utc_now
-from comms.readiness import ReadinessReport, check_readiness, check_recipients_csv
-from comms.times import iso_utc
+from comms.core.times import iso_utc
+from comms.reports.readiness import ReadinessReport, check_readiness, check_recipients_csv
 
 from .builders import NOW, PAGE_ID, SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY, T0, make_settings, write_plan
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from comms.recovery import retry_deliveries
+from comms.delivery.recovery import retry_deliveries
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.models import Channel
-from comms.scheduling import schedule_cutover
+from comms.services.scheduling import schedule_cutover
 from comms.store.tables import AttemptRow, DeliveryRow
 from tests.support.engine import T0, Harness, make_harness
 
@@ -181,7 +181,7 @@ def test_repeated_csv_address_is_delivered_once(tmp_path: Path) -> None:
 
 def test_a_message_due_during_a_big_send_does_not_wait_for_all_of_it(harness: Harness) -> None:
     """Lanes take turns: an incident opened while the advance notice still has batches goes out in between."""
-    from comms.incidents import open_incident
+    from comms.services.incidents import open_incident
 
     email = harness.channels[Channel.EMAIL]
     email.max_batch = 1  # one request per recipient: the advance notice is many batches

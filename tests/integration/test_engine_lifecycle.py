@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from comms.errors import InputError, StateError
 from comms.plan.models import Channel, Trigger
-from comms.scheduling import apply_event, schedule_cutover
+from comms.services.scheduling import apply_event, schedule_cutover
 from comms.store.tables import DeliveryRow, OccurrenceRow
 from tests.support.engine import T0, Harness, make_harness
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from comms.adhoc import parse_vars, send_adhoc, split_names
 from comms.bootstrap import Services, bootstrap
 from comms.errors import InputError, NotFoundError, TransientChannelError
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
-from comms.scheduling import schedule_cutover
+from comms.services.adhoc import parse_vars, send_adhoc, split_names
+from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings
 from comms.store.tables import DeliveryRow, OccurrenceRow
 from tests.support.clock import FakeClock

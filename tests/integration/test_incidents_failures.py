@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from comms.adhoc import send_adhoc
 from comms.bootstrap import Services, bootstrap
 from comms.errors import PermanentChannelError, TransientChannelError
-from comms.incidents import open_incident
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
-from comms.scheduling import schedule_cutover
+from comms.services.adhoc import send_adhoc
+from comms.services.incidents import open_incident
+from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings
 from comms.store.incident_tables import EscalationStepRow
 from comms.store.tables import OccurrenceRow
@@ -122,7 +122,7 @@ def test_failed_escalation_notice_is_logged_not_escalated(setup: Setup, caplog: 
     """When the notice itself dies, the failure is recorded and logged, and no second notice follows."""
     for kind in (Channel.SLACK, Channel.EMAIL):
         setup.channels[kind].failures.extend([_permanent() for _ in range(10)])
-    with caplog.at_level(logging.ERROR, logger="comms.escalation_service"):
+    with caplog.at_level(logging.ERROR, logger="comms.services.escalations"):
         setup.announce("executives")
         setup.services.dispatcher.run_until_idle()
     assert len(setup.notices()) == 1

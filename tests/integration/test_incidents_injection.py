@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from comms.adhoc import send_adhoc
 from comms.bootstrap import Services, bootstrap
 from comms.channels.base import Envelope
-from comms.incidents import acknowledge_incident, open_incident, update_incident
+from comms.core.content import EmailContent, SlackContent, StatuspageContent
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
-from comms.rendering import EmailContent, SlackContent, StatuspageContent
-from comms.scheduling import schedule_cutover
+from comms.services.adhoc import send_adhoc
+from comms.services.incidents import acknowledge_incident, open_incident, update_incident
+from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings
 from tests.support.clock import FakeClock
 from tests.support.recording import RecordingChannel, recording_channels

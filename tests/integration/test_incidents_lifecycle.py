@@ -11,7 +11,9 @@ from sqlmodel import Session
 from comms.bootstrap import Services, bootstrap
 from comms.channels.base import Envelope
 from comms.errors import InputError, NotFoundError, StateError
-from comms.incidents import (
+from comms.plan.loader import load_plan
+from comms.plan.models import Channel
+from comms.services.incidents import (
     IncidentOutcome,
     acknowledge_incident,
     list_incidents,
@@ -19,9 +21,7 @@ from comms.incidents import (
     resolve_incident,
     update_incident,
 )
-from comms.plan.loader import load_plan
-from comms.plan.models import Channel
-from comms.scheduling import schedule_cutover
+from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings
 from comms.store.incident_tables import IncidentRow
 from tests.support.clock import FakeClock

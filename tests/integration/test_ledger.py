@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from comms import ledger
-from comms.ledger import Lane
-from comms.materialize import materialize
+from comms.delivery.materialize import materialize
 from comms.rendering import Renderer
-from comms.scheduling import schedule_cutover
+from comms.services.scheduling import schedule_cutover
+from comms.store import ledger
+from comms.store.ledger import Lane
 from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
 from tests.support.engine import T0, Harness, make_harness
 

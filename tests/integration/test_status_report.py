@@ -22,15 +22,15 @@ from sqlmodel import Session, col, select
 
 from comms.bootstrap import Services, bootstrap
 from comms.errors import NotFoundError, PermanentChannelError, TransientChannelError
-from comms.incidents import acknowledge_incident, open_incident
-from comms.metrics import communication_metrics
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel, Plan, Trigger
-from comms.report import effectiveness_report
-from comms.report_model import EffectivenessReport
-from comms.scheduling import apply_event, schedule_cutover
+from comms.reports.effectiveness import effectiveness_report
+from comms.reports.effectiveness_model import EffectivenessReport
+from comms.reports.metrics import communication_metrics
+from comms.reports.status import CutoverStatus, OccurrenceStatus, cutover_status
+from comms.services.incidents import acknowledge_incident, open_incident
+from comms.services.scheduling import apply_event, schedule_cutover
 from comms.settings import Settings
-from comms.status import CutoverStatus, OccurrenceStatus, cutover_status
 from comms.store import repository as repo
 from comms.store.engine import make_engine
 from comms.store.incident_tables import EscalationStepRow

@@ -6,10 +6,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from comms.report import effectiveness_report
-from comms.report_model import EffectivenessReport
-from comms.report_html import render_report_html
-from comms.times import iso_utc
+from comms.core.times import iso_utc
+from comms.reports.effectiveness import effectiveness_report
+from comms.reports.effectiveness_html import render_report_html
+from comms.reports.effectiveness_model import EffectivenessReport
 from tests.integration.test_status_report import FINAL_NOTICE_DELAY, SLACK_ERROR, T0, Scenario, run_scenario
 
 

@@ -9,13 +9,13 @@ import pytest
 from sqlmodel import Session, select
 
 from comms.bootstrap import bootstrap
+from comms.core.content import EmailContent, SlackContent
 from comms.errors import InputError, NotFoundError
-from comms.kpis import load_kpis, store_kpis
-from comms.metrics import communication_metrics
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel, Trigger
-from comms.rendering import EmailContent, SlackContent
-from comms.scheduling import apply_event, schedule_cutover
+from comms.reports.kpis import load_kpis, store_kpis
+from comms.reports.metrics import communication_metrics
+from comms.services.scheduling import apply_event, schedule_cutover
 from comms.settings import Settings
 from comms.store import repository as repo
 from comms.store.engine import make_engine

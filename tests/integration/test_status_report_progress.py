@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from comms.progress import NULL_PROGRESS, ProgressSink, TerminalProgress, terminal_progress
+from comms.delivery.progress import NULL_PROGRESS, ProgressSink, TerminalProgress, terminal_progress
 
 
 def _console(*, terminal: bool) -> tuple[Console, io.StringIO]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from comms.escalation import DueNotice, decide_escalation, describe_duration, escalation_reason
+from comms.core.escalation import DueNotice, decide_escalation, describe_duration, escalation_reason
 from comms.plan.models import EscalationLevel, SeverityPolicy
 
 OPENED = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)

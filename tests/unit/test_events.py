@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from comms.core.events import CutoverState, PendingEffect, decide
 from comms.errors import StateError
-from comms.events import CutoverState, PendingEffect, decide
 from comms.plan.loader import load_plan
 from comms.plan.models import Trigger
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from comms.context import sample_context
+from comms.core.content import EmailContent, SlackContent
+from comms.core.context import sample_context
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel
-from comms.rendering import EmailContent, Renderer, SlackContent
+from comms.rendering import Renderer
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = load_plan(ROOT, check_templates=False)

@@ -6,10 +6,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from comms.context import build_context
+from comms.core.content import EmailContent, SlackContent, StatuspageContent
+from comms.core.context import build_context
 from comms.plan.models import Channel, Plan
-from comms.preview import Preview, render_preview
-from comms.rendering import EmailContent, Renderer, SlackContent, StatuspageContent, escape_slack
+from comms.rendering import Renderer, escape_slack
+from comms.reports.preview import Preview, render_preview
 
 T0 = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
 SUMMER_T0 = datetime(2027, 7, 3, 21, 0, tzinfo=UTC)

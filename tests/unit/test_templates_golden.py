@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from comms.core.content import EmailContent, SlackContent, StatuspageContent
 from comms.plan.loader import load_plan, sent_combinations
 from comms.plan.models import Channel, Plan
-from comms.preview import Preview, render_preview
-from comms.rendering import EmailContent, SlackContent, StatuspageContent
+from comms.reports.preview import Preview, render_preview
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = REPO_ROOT / "tests" / "golden"

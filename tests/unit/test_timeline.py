@@ -1,4 +1,4 @@
-"""The timeline of the default plan computed from T0 (comms.timeline.build_timeline)."""
+"""The timeline of the default plan computed from T0 (comms.core.timeline.build_timeline)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from comms.core.timeline import Occurrence, build_timeline
+from comms.core.times import format_local
 from comms.plan.models import Plan, Trigger
-from comms.timeline import Occurrence, build_timeline
-from comms.times import format_local
 
 T0 = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
 

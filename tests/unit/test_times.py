@@ -1,4 +1,4 @@
-"""Parsing a user-given T0 and formatting local times across DST changes (comms.times)."""
+"""Parsing a user-given T0 and formatting local times across DST changes (comms.core.times)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from comms.core.times import format_local, format_utc, parse_duration, parse_offset, parse_start
 from comms.errors import InputError
-from comms.times import format_local, format_utc, parse_duration, parse_offset, parse_start
 
 
 def test_start_with_z_is_utc() -> None:

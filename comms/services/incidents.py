@@ -5,7 +5,7 @@ message (``incident-opened``, ``-updated``, ``-acknowledged``, ``-resolved``) du
 occurrence's ``incident_id`` set so Slack threads every post of an incident under its first one
 per channel and the status page updates the same incident. The caller dispatches the returned
 occurrence ids (``Dispatcher.dispatch_now``). Escalation itself runs in the worker's tick
-(``comms.escalation_service.EscalationTimers``); opening also queues the levels due at once.
+(``comms.services.escalations.EscalationTimers``); opening also queues the levels due at once.
 """
 
 from __future__ import annotations
@@ -18,22 +18,22 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from comms import jsoncodec
+from comms.core import jsoncodec
+from comms.core.escalation import decide_escalation
+from comms.core.times import iso_utc
 from comms.errors import InputError, NotFoundError, StateError
-from comms.escalation import decide_escalation
-from comms.escalation_service import (
+from comms.plan.cache import PlanCache
+from comms.plan.models import Channel, Message, Plan, SeverityPolicy, Trigger
+from comms.services.escalations import (
     add_occurrence,
     incident_context,
     notified_slots,
     notify_due_levels,
     severity_policy,
 )
-from comms.plan.models import Channel, Message, Plan, SeverityPolicy, Trigger
-from comms.plan_cache import PlanCache
 from comms.store import repository as repo
 from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import CutoverRow
-from comms.times import iso_utc
 
 OPENED, UPDATED, ACKNOWLEDGED, RESOLVED = (
     "incident-opened",

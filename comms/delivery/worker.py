@@ -14,7 +14,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from comms.dispatch import Dispatcher
+from comms.delivery.dispatcher import Dispatcher
 from comms.store import repository as repo
 
 log = logging.getLogger(__name__)

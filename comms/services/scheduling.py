@@ -10,14 +10,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from comms import jsoncodec
+from comms.core import jsoncodec
+from comms.core.events import CutoverState, PendingEffect, decide
+from comms.core.timeline import Occurrence, build_timeline, occurrence_key
+from comms.core.times import iso_utc
 from comms.errors import InputError, StateError
-from comms.events import CutoverState, PendingEffect, decide
 from comms.plan.models import Plan, Trigger
 from comms.store import repository as repo
 from comms.store.tables import CutoverRow, OccurrenceRow
-from comms.timeline import Occurrence, build_timeline, occurrence_key
-from comms.times import iso_utc
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from html import escape
 
-from comms.report_model import EffectivenessReport, TimelinePoint, human_seconds
-from comms.status import describe_state
-from comms.times import format_offset, iso_utc
+from comms.core.times import format_offset, iso_utc
+from comms.reports.effectiveness_model import EffectivenessReport, TimelinePoint, human_seconds
+from comms.reports.status import describe_state
 
 WIDTH, LANE, LEFT, RIGHT, TOP, BOTTOM = 1100, 34, 150, 30, 20, 40
 TICK_HOURS = (-168, -72, -48, -24, -12, -6, -2, 0, 2, 6, 12, 24, 72, 168)

@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from comms.channels.base import Channel, ChannelKind
 from comms.clock import ensure_utc
+from comms.core.times import format_offset, iso_utc
 from comms.errors import ChannelError, Problem
 from comms.plan.loader import display_path, inspect_plan
 from comms.plan.models import Plan
 from comms.settings import Settings
-from comms.times import format_offset, iso_utc
 
 Status = Literal["PASS", "WARN", "FAIL"]
 

@@ -19,11 +19,11 @@ from sqlmodel import Session, col, select
 
 from comms.channels.base import Channel, Reconciliation
 from comms.clock import Clock
-from comms.envelopes import build_envelope, remember_ref
+from comms.core.content import content_from_json
+from comms.delivery.envelopes import build_envelope, remember_ref
 from comms.errors import ChannelError
+from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
-from comms.plan_cache import PlanCache
-from comms.store.content import content_from_json
 from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ A KPI file is a flat YAML or JSON mapping of name -> value, for example::
 
 Values are kept as the text a person wrote (numbers become their text), in file order, and stored
 on the cutover (``CutoverRow.metrics_json``). The T+1 week ``success-metrics`` message reads them
-as ``metrics.kpis`` (see ``comms.metrics.communication_metrics``), so they must be set before it is sent.
+as ``metrics.kpis`` (see ``comms.reports.metrics.communication_metrics``), so they must be set before it is sent.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from comms import jsoncodec
+from comms.core import jsoncodec
 from comms.store.incident_tables import EscalationStepRow
 from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
 

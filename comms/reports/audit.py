@@ -20,13 +20,12 @@ from sqlalchemy import Engine
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from comms.core.content import Content, content_from_json, content_hash
+from comms.core.times import iso_utc
 from comms.errors import InputError, NotFoundError
-from comms.metrics import as_utc
-from comms.rendering import Content
+from comms.reports.metrics import as_utc
 from comms.store import repository as repo
-from comms.store.content import content_from_json, content_hash
 from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
-from comms.times import iso_utc
 
 AUDIT_COLUMNS = (
     "delivery_id",

@@ -3,8 +3,8 @@
 A tick serves the due occurrences round-robin: one batch per lane (occurrence x audience x channel)
 per pass, re-reading what is due between passes. A message that falls due during a big send waits
 for one batch of each busy lane, not for the whole send. Each batch is claimed and committed before
-its request leaves and its outcome committed right after (``comms.ledger``); what a dead process
-left in flight is settled by ``comms.recovery``.
+its request leaves and its outcome committed right after (``comms.store.ledger``); what a dead process
+left in flight is settled by ``comms.delivery.recovery``.
 """
 
 from __future__ import annotations
@@ -17,22 +17,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
-from comms import ledger
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
 from comms.clock import Clock
-from comms.envelopes import ThreadSlot, build_envelope, remember_ref
+from comms.core.content import Content, content_from_json
+from comms.core.events import CutoverState, releases_held
+from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
+from comms.delivery.materialize import MetricsProvider, materialize
+from comms.delivery.progress import NULL_PROGRESS, ProgressSink
+from comms.delivery.recovery import new_claim_token, recover
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
-from comms.events import CutoverState, releases_held
-from comms.ledger import Claim, Lane
-from comms.materialize import MetricsProvider, materialize
+from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
 from comms.plan.models import Plan
-from comms.plan_cache import PlanCache
-from comms.progress import NULL_PROGRESS, ProgressSink
-from comms.recovery import new_claim_token, recover
-from comms.rendering import Content
+from comms.store import ledger
 from comms.store import repository as repo
-from comms.store.content import content_from_json
+from comms.store.ledger import Claim, Lane
 from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ class Dispatcher:
                 return total  # due but blocked (held until go): nothing more to do now
 
     def recover(self) -> dict[str, int]:
-        """Settle what a dead process left in flight (see ``comms.recovery``)."""
+        """Settle what a dead process left in flight (see ``comms.delivery.recovery``)."""
         return recover(self.engine, self.channels, self.plans, self.clock)
 
     # -- one occurrence -------------------------------------------------------------------------

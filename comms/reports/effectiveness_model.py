@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from comms.metrics import ON_TIME_SECONDS, OccurrenceLateness
-from comms.times import format_duration, iso_utc
+from comms.core.times import format_duration, iso_utc
+from comms.reports.metrics import ON_TIME_SECONDS, OccurrenceLateness
 
 
 @dataclass(frozen=True)

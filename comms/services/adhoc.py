@@ -19,12 +19,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from comms.context import build_context
+from comms.core.context import build_context
 from comms.errors import CommsError, InputError, NotFoundError
-from comms.escalation_service import add_occurrence
+from comms.plan.cache import PlanCache
 from comms.plan.models import Audience, Channel, Message, Plan, Trigger
-from comms.plan_cache import PlanCache
 from comms.rendering import Renderer
+from comms.services.escalations import add_occurrence
 from comms.store import repository as repo
 from comms.store.tables import CutoverRow, OccurrenceRow
 

@@ -1,7 +1,7 @@
 """How well the communication worked: delivery rates, timeliness against the plan, failures, escalations.
 
 Every figure is an aggregate query over the delivery, attempt and occurrence tables (see
-``comms.metrics`` for the definitions), so the report of a million-delivery cutover holds a few
+``comms.reports.metrics`` for the definitions), so the report of a million-delivery cutover holds a few
 hundred rows, not a million. Lists that could grow with the audience (failure reasons, dead
 letters) are capped and carry their full count.
 """
@@ -15,15 +15,7 @@ from sqlalchemy import Engine, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from comms.metrics import (
-    OccurrenceLateness,
-    as_utc,
-    communication_metrics,
-    occurrence_lateness,
-    percentile,
-    rate,
-)
-from comms.report_model import (
+from comms.reports.effectiveness_model import (
     DeadLetter,
     EffectivenessReport,
     FailureEscalation,
@@ -33,6 +25,14 @@ from comms.report_model import (
     RetryLine,
     TimelinePoint,
     Timeliness,
+)
+from comms.reports.metrics import (
+    OccurrenceLateness,
+    as_utc,
+    communication_metrics,
+    occurrence_lateness,
+    percentile,
+    rate,
 )
 from comms.store import repository as repo
 from comms.store.incident_tables import EscalationStepRow, IncidentRow

@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from comms import jsoncodec
-from comms.context import build_context
+from comms.core import jsoncodec
+from comms.core.content import content_hash, content_to_json
+from comms.core.context import build_context
 from comms.plan.models import Audience, Channel, Plan
-from comms.recipients import iter_email_recipients
+from comms.plan.recipients import iter_email_recipients
 from comms.rendering import Renderer
-from comms.store.content import content_hash, content_to_json
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.types import sqlite_stamp
 

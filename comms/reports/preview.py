@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from comms.context import SAMPLE_START, sample_context
+from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent
+from comms.core.context import SAMPLE_START, sample_context
 from comms.errors import InputError
 from comms.plan.loader import sent_combinations
 from comms.plan.models import Channel, Plan
-from comms.rendering import Content, EmailContent, Renderer, SlackContent, StatuspageContent
+from comms.rendering import Renderer
 
 
 @dataclass(frozen=True)

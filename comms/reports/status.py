@@ -23,12 +23,12 @@ from sqlalchemy import Engine, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from comms.events import CutoverState, releases_held
-from comms.metrics import ESCALATION_KINDS, as_utc
+from comms.core.events import CutoverState, releases_held
+from comms.core.times import format_duration, format_offset, iso_utc
+from comms.reports.metrics import ESCALATION_KINDS, as_utc
 from comms.store import repository as repo
 from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import CutoverRow, DeliveryRow, OccurrenceRow
-from comms.times import format_duration, format_offset, iso_utc
 
 STATE_LABELS = {
     "planned": "planned",

@@ -8,10 +8,10 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from comms import jsoncodec
 from comms.channels.base import Envelope, MaintenanceWindow, Receipt, Recipient, StatuspageIntent
+from comms.core import jsoncodec
+from comms.core.content import Content
 from comms.plan.models import Channel, Message, Plan
-from comms.rendering import Content
 from comms.store import repository as repo
 from comms.store.tables import CutoverRow, OccurrenceRow
 

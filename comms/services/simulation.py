@@ -15,11 +15,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from comms.bootstrap import bootstrap
+from comms.core.timeline import build_timeline
 from comms.plan.models import Plan, Trigger
-from comms.scheduling import apply_event, schedule_cutover
+from comms.services.scheduling import apply_event, schedule_cutover
 from comms.settings import Settings
 from comms.store.tables import DeliveryRow, OccurrenceRow
-from comms.timeline import build_timeline
 
 
 class SimulatedClock:

@@ -1,12 +1,40 @@
-"""Storing rendered content as JSON and reading it back into the rendering dataclasses."""
+"""Rendered content types (email, Slack, status page) and their stored JSON form."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from comms.rendering import Content, EmailContent, SlackContent, StatuspageContent
+
+@dataclass(frozen=True)
+class EmailContent:
+    """A rendered email: subject plus HTML and text alternatives."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SlackContent:
+    """A rendered Slack message: Block Kit blocks and the notification text fallback."""
+
+    text: str
+    blocks: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class StatuspageContent:
+    """A rendered status-page update: incident name and update body."""
+
+    title: str
+    body: str
+
+
+Content = EmailContent | SlackContent | StatuspageContent
+
 
 
 def content_to_json(content: Content) -> str:

@@ -3,7 +3,7 @@
 Two hooks plug into the Dispatcher (wired in ``comms.bootstrap``):
 
 - ``EscalationTimers`` runs at the start of every tick. It reads each open incident and the
-  notices already recorded, asks ``comms.escalation.decide_escalation`` what is due and writes
+  notices already recorded, asks ``comms.core.escalation.decide_escalation`` what is due and writes
   an ``escalation-notice`` occurrence per due level. The timers are rows, not threads: a
   restarted worker resumes them from the database, on time.
 - ``DeliveryFailureEscalation`` is the ``on_failure`` hook: a dead delivery or a missed message
@@ -24,14 +24,14 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
-from comms import jsoncodec
 from comms.clock import Clock
-from comms.escalation import DueNotice, decide_escalation, escalation_reason
+from comms.core import jsoncodec
+from comms.core.escalation import DueNotice, decide_escalation, escalation_reason
+from comms.core.times import format_duration
+from comms.plan.cache import PlanCache
 from comms.plan.models import Channel, EscalationLevel, Message, Plan, SeverityPolicy, Trigger
-from comms.plan_cache import PlanCache
 from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import CutoverRow, OccurrenceRow
-from comms.times import format_duration
 
 log = logging.getLogger(__name__)
 

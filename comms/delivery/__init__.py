@@ -1,0 +1,1 @@
+"""The sender: dispatcher, materialization of deliveries, envelopes, crash recovery, the worker loop."""

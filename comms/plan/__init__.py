@@ -1,0 +1,1 @@
+"""The plan: audiences, schedules and templates loaded into frozen models; recipients; validation."""

@@ -1,0 +1,1 @@
+"""Read-only views of the store and the plan: status, metrics, the effectiveness report, audit, readiness, previews."""
