@@ -1,6 +1,6 @@
 """A loopback Slack Web API: chat.postMessage, conversations.* and auth.test, as slack_sdk calls them.
 
-Arguments are checked against ``shared/specs/slack/methods/<method>.json`` (known arguments,
+Arguments are checked against ``vendor_specs/slack/methods/<method>.json`` (known arguments,
 required ones, types), accepting JSON and form bodies. Errors are HTTP 200 with ``ok: false``
 as Slack answers; rate limits are 429 with an integer ``Retry-After``. Posted messages are kept
 per channel (with their metadata) so conversations.history and .replies read them back.

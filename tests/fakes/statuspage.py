@@ -1,9 +1,10 @@
 """A loopback Statuspage REST API v1: incidents (create, update, read, lists) and components.
 
-Request bodies are validated against ``statuspage/statuspage_openapi3.subset.json`` plus what the
-spec only says in words (component statuses, metadata values that are objects, maintenance
-windows). Incidents are kept, so a maintenance can be created, moved through its statuses and read
-back. Errors use ``{"message": ...}`` by default, or ``{"error": ...}`` with ``error_shape="error"``.
+Request bodies are validated against the project's schema in ``vendor_specs/statuspage/`` (or the
+vendor's OpenAPI subset under ``COMMS_SPECS_DIR``) plus what the docs only say in words (component
+statuses, metadata values that are objects, maintenance windows). Incidents are kept, so a
+maintenance can be created, moved through its statuses and read back. Errors use
+``{"message": ...}`` by default, or ``{"error": ...}`` with ``error_shape="error"``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ import pytest
 from fakes.sendgrid import FakeSendGrid
 from fakes.specs import errors_of, statuspage_validator
 
-from .builders import PAGE_ID, SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY
+from comms.channels.statuspage import build_incident_request
+
+from .builders import COMPONENT, PAGE_ID, SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY, WINDOW, statuspage_envelope
 
 VALID_MAIL = {
     "personalizations": [{"to": [{"email": "ada@example.com"}], "custom_args": {"delivery_key": "k1"}}],
@@ -164,9 +166,51 @@ def test_statuspage_fake_answers_with_spec_shaped_incidents(statuspage):
     updated = _incident(
         statuspage, {"incident": {"status": "resolved"}}, method="PATCH", path=f"/incidents/{created['id']}"
     ).json()
-    validator = statuspage_validator("Incident")
-    assert errors_of(validator, created) == [] and errors_of(validator, updated) == []
+    for validator in (statuspage_validator("Incident"), statuspage_validator("Incident", own=True)):
+        assert errors_of(validator, created) == [] and errors_of(validator, updated) == []
     assert updated["status"] == "resolved" and len(updated["incident_updates"]) == 2
+
+
+def test_statuspage_own_schema_accepts_what_comms_sends():
+    """The project's schema accepts comms's maintenance create and its update, as the adapter builds them."""
+    create = statuspage_envelope("scheduled", window=WINDOW, impact="maintenance", component_status="under_maintenance")
+    update = statuspage_envelope("in_progress", incident_id="inc1", component_status="under_maintenance")
+    for envelope, schema in ((create, "postPagesPageIdIncidents"), (update, "patchPagesPageIdIncidents")):
+        _, _, body = build_incident_request(envelope, PAGE_ID)
+        assert errors_of(statuspage_validator(schema, own=True), body) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"status": "exploded"}, "$.incident.status"),
+        ({"impact_override": "catastrophic"}, "$.incident.impact_override"),
+        ({"components": {COMPONENT: "on_fire"}}, f"$.incident.components.{COMPONENT}"),
+        ({"metadata": {"comms": "flat"}}, "$.incident.metadata.comms"),
+        ({"scheduled_for": "tomorrow"}, "$.incident.scheduled_for"),
+        ({"name": "x" * 256}, "$.incident.name"),
+    ],
+)
+def test_statuspage_own_schema_refuses_what_the_docs_refuse(change, where):
+    """Bad enums, flat metadata, a bad timestamp or a too-long name fail the project's schema."""
+    body = {"incident": {"name": "Maintenance", "status": "scheduled", **change}}
+    assert [path for path, _ in errors_of(statuspage_validator("postPagesPageIdIncidents", own=True), body)] == [where]
+
+
+def test_statuspage_own_schema_needs_a_name_to_create():
+    """A create without incident.name fails; an update without it is fine."""
+    body = {"incident": {"status": "investigating"}}
+    assert errors_of(statuspage_validator("postPagesPageIdIncidents", own=True), body)
+    assert errors_of(statuspage_validator("patchPagesPageIdIncidents", own=True), body) == []
+
+
+def test_statuspage_fake_lists_spec_shaped_components(statuspage):
+    """GET components answers a list the project's ComponentList schema accepts."""
+    response = httpx.get(
+        f"{statuspage.api_url}/pages/{PAGE_ID}/components", headers={"Authorization": f"OAuth {STATUSPAGE_KEY}"}
+    )
+    assert response.status_code == 200 and response.json()
+    assert errors_of(statuspage_validator("ComponentList", own=True), response.json()) == []
 
 
 def test_statuspage_fake_checks_the_oauth_key(statuspage):
