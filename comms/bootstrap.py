@@ -56,5 +56,6 @@ def bootstrap(
         metrics=communication_metrics,
         on_failure=DeliveryFailureEscalation(plans, clock=clock),
         tick_hooks=[EscalationTimers(plans)],
+        max_in_flight=settings.max_in_flight,
     )
     return Services(settings=settings, engine=engine, channels=channels, dispatcher=dispatcher, clock=clock)

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 600.0
 
+    max_in_flight: int = 8
+    """Requests in flight at once (email batches; Slack and the status page always keep one)."""
+    lease_seconds: float = 10.0
+    """How long the sender's lease lasts without a heartbeat; a standby takes over after it."""
+
     @property
     def sendgrid_configured(self) -> bool:
         """Whether SendGrid credentials are set (else email goes to the outbox)."""

@@ -1,38 +1,48 @@
-"""Due occurrences -> rendered messages -> channel sends -> delivery rows; retries and pacing.
+"""Due occurrences -> rendered messages -> channel sends -> delivery rows; retries, pacing, K in flight.
 
 A tick serves the due occurrences round-robin: one batch per lane (occurrence x audience x channel)
-per pass, re-reading what is due between passes. A message that falls due during a big send waits
-for one batch of each busy lane, not for the whole send. Each batch is claimed and committed before
-its request leaves and its outcome committed right after (``comms.store.ledger``); what a dead process
-left in flight is settled by ``comms.delivery.recovery``.
+per turn, re-reading what is due between turns, with up to ``max_in_flight`` requests in flight
+(Slack and the status page keep one: their limits are per channel and per page). The main thread
+claims, builds and records; a thread pool only makes the requests, so claiming the next batch
+overlaps with the requests in flight. Before every claim the sender looks at its stop flag and
+the occurrence's lateness bound; a rollback or cancel flips pending rows to ``cancelled``, so the
+next claim finds nothing: events reach a send in flight within one batch. A big message is
+materialized one chunk per turn (``comms.delivery.materialize``), so its first request leaves
+after one chunk. Claims and outcomes are ``comms.store.ledger``; what a dead process left in
+flight is settled by ``comms.delivery.recovery`` on every tick.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
 from comms.clock import Clock
 from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
 from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
-from comms.delivery.materialize import MetricsProvider, materialize
+from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink
 from comms.delivery.recovery import new_claim_token, recover
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
 from comms.plan.models import Plan
-from comms.store import ledger
+from comms.store import ledger, sending_queries
 from comms.store import repository as repo
+from comms.store.lease import new_owner_id
 from comms.store.ledger import Claim, Lane
-from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.tables import CutoverRow, OccurrenceRow
+
+__all__ = ["Dispatcher", "FailureHook", "RetryPolicy", "Sleeper", "TickHook", "TickReport"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,9 @@ Sleeper = Callable[[float], None]
 FailureHook = Callable[[Session, CutoverRow, OccurrenceRow, str], None]
 TickHook = Callable[[Engine, datetime], None]
 """Runs at the start of every tick (escalation timers); may add due occurrences."""
+
+SERIAL_KINDS = (ChannelKind.SLACK, ChannelKind.STATUSPAGE)
+"""Channels whose provider limits are per target and per second: one request in flight."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,8 @@ class TickReport:
     missed: int = 0
     requests: int = 0
     occurrences: list[str] = field(default_factory=list)
+    stopped: bool = False
+    """The stop flag ended the pass early: the remaining batches are pending for the next run."""
 
 
 @dataclass
@@ -78,8 +93,33 @@ class _Sending:
     plan: Plan
     contents: dict[int, Content]
     lanes: list[Lane]
+    deadline: datetime
+    filling: Iterator[int] | None = None
+    """The materialization still running (one chunk per turn), with the session it writes through."""
+    session: Session | None = None
     shown: bool = False
-    """Whether the progress sink was told about this task (only when it had something to send)."""
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """A batch whose request is out: everything needed to record its outcome."""
+
+    sending: _Sending
+    lane: Lane
+    claim: Claim
+    slot: ThreadSlot | None
+    channel: Channel
+    envelope: Envelope
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What a request came back with: a receipt, or an error and (if it may have left) a reconciliation."""
+
+    receipt: Receipt | None = None
+    error: ChannelError | None = None
+    verdict: Reconciliation | None = None
 
 
 class Dispatcher:
@@ -99,6 +139,8 @@ class Dispatcher:
         slack_interval: float = 1.0,
         tick_hooks: Sequence[TickHook] = (),
         progress: ProgressSink = NULL_PROGRESS,
+        max_in_flight: int = 8,
+        owner: str | None = None,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -111,56 +153,64 @@ class Dispatcher:
         self.slack_interval = slack_interval
         self.tick_hooks = list(tick_hooks)
         self.progress = progress
+        self.max_in_flight = max(1, max_in_flight)
+        self.owner = owner or new_owner_id()
+        """The lease owner id; every claim token this dispatcher makes starts with it."""
+        self.stop_requested = threading.Event()
+        self.in_flight = 0
+        """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
         self._last_post: dict[str, datetime] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- the loop ------------------------------------------------------------------------------
 
     def tick(self, only: Sequence[int] | None = None) -> TickReport:
-        """Send what is due (or only the given occurrences) until nothing more can go now."""
+        """Send what is due (or only the given occurrences) until nothing more can go now, or a stop."""
         report = TickReport()
         for hook in self.tick_hooks:
             try:
                 hook(self.engine, self.clock())
             except Exception:
                 log.exception("tick hook %s failed; the next tick runs it again", hook)
+        self.recover()
         sending: dict[int, _Sending] = {}
         settled: set[int] = set()
-        while True:
-            with Session(self.engine, expire_on_commit=False) as session:
-                due = [o.id for o in repo.due_occurrences(session, self.clock()) if o.id is not None]
-            todo = [i for i in due if i not in settled and (only is None or i in only)]
-            if not todo:
-                return report
-            for occurrence_id in todo:
-                try:
-                    current = sending.get(occurrence_id) or self._open(occurrence_id, report)
-                    if current is None:
-                        settled.add(occurrence_id)
-                        continue
-                    sending[occurrence_id] = current
-                    current.lanes = [lane for lane in current.lanes if self._send_batch(current, lane, report)]
-                    if current.lanes:
-                        continue
-                except Exception:  # one broken occurrence must not stop the others
-                    log.exception("occurrence %s failed to dispatch; it stays due for the next tick", occurrence_id)
-                settled.add(occurrence_id)
-                done = sending.pop(occurrence_id, None)
-                if done is not None and done.shown:
-                    self.progress.finished(done.task)
-                self._finish_if_done(occurrence_id)
+        flights: dict[Future[_Answer], _Flight] = {}
+        try:
+            while True:
+                started = 0 if self.stop_requested.is_set() else self._fill(sending, settled, flights, only, report)
+                if flights:
+                    done, _ = wait(list(flights), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self._complete(flights.pop(future), future, report)
+                    continue
+                self._settle_idle(sending, settled)
+                if self.stop_requested.is_set():
+                    report.stopped = True
+                    return report
+                if started == 0 and not self._has_unsettled_due(settled, only):
+                    return report
+        finally:
+            for future in list(flights):  # an error above: still record what the requests out did
+                self._complete(flights.pop(future), future, report)
+            for current in sending.values():
+                self._close(current)
 
     def dispatch_now(self, occurrence_ids: Sequence[int]) -> TickReport:
         """Send the given (just triggered) occurrences at once, waiting out short retries."""
         return self.tick(only=occurrence_ids)
 
     def run_until_idle(self, *, horizon: timedelta = timedelta(minutes=15)) -> TickReport:
-        """Tick until nothing is due now or within ``horizon`` (retries wait out their backoff)."""
+        """Tick until nothing is due now or within ``horizon`` (retries wait out their backoff), or a stop."""
         total = TickReport()
         while True:
             report = self.tick()
             for name in ("sent", "retrying", "dead", "missed", "requests"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             total.occurrences.extend(report.occurrences)
+            if report.stopped or self.stop_requested.is_set():
+                total.stopped = True
+                return total
             now = self.clock()
             with Session(self.engine, expire_on_commit=False) as session:
                 upcoming = repo.next_due_at(session)
@@ -172,88 +222,207 @@ class Dispatcher:
                 return total  # due but blocked (held until go): nothing more to do now
 
     def recover(self) -> dict[str, int]:
-        """Settle what a dead process left in flight (see ``comms.delivery.recovery``)."""
-        return recover(self.engine, self.channels, self.plans, self.clock)
+        """Settle what a dead process (or an expired lease) left in flight (``comms.delivery.recovery``)."""
+        return recover(self.engine, self.channels, self.plans, self.clock, owner=self.owner)
+
+    def close(self) -> None:
+        """Stop the request threads (after the requests they are making)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # -- filling the window ---------------------------------------------------------------------
+
+    def _fill(
+        self,
+        sending: dict[int, _Sending],
+        settled: set[int],
+        flights: dict[Future[_Answer], _Flight],
+        only: Sequence[int] | None,
+        report: TickReport,
+    ) -> int:
+        """Open what fell due, advance each materialization one chunk, and start batches in turns."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            due = [o.id for o in repo.due_occurrences(session, self.clock()) if o.id is not None]
+        for occurrence_id in due:
+            if occurrence_id in settled or occurrence_id in sending or (only is not None and occurrence_id not in only):
+                continue
+            try:
+                opened = self._open(occurrence_id, report)
+            except Exception:  # one broken occurrence must not stop the others
+                log.exception("occurrence %s failed to open; it stays due for the next tick", occurrence_id)
+                opened = None
+            if opened is None:
+                settled.add(occurrence_id)
+            else:
+                sending[occurrence_id] = opened
+        for current in sending.values():
+            if current.filling is not None:
+                self._advance_filling(current)
+            if current.lanes and self.clock() > current.deadline:
+                self._miss_rest(current, report)
+        started = 0
+        while len(flights) < self.max_in_flight:
+            turn = 0
+            for current in list(sending.values()):
+                for lane in list(current.lanes):
+                    if len(flights) >= self.max_in_flight or self.stop_requested.is_set():
+                        break
+                    self._drain(flights, report)  # a 429 that came back meanwhile holds its channel first
+                    if lane not in current.lanes or not self._has_room(lane, flights):
+                        continue
+                    flight = self._start_batch(current, lane)
+                    if flight is None:
+                        current.lanes.remove(lane)
+                        continue
+                    future = self._executor().submit(self._request, flight)
+                    flights[future] = flight
+                    current.in_flight += 1
+                    self.in_flight += len(flight.claim.deliveries)
+                    report.requests += 1
+                    turn += 1
+            started += turn
+            if turn == 0:
+                break
+        return started
+
+    def _drain(self, flights: dict[Future[_Answer], _Flight], report: TickReport) -> None:
+        """Record every request that has come back, before the next claim is made."""
+        for future in [f for f in flights if f.done()]:
+            self._complete(flights.pop(future), future, report)
+
+    def _has_room(self, lane: Lane, flights: Mapping[Future[_Answer], _Flight]) -> bool:
+        kind = ChannelKind(lane.channel)
+        if kind not in SERIAL_KINDS or self.channels[kind].dry_run:
+            return True
+        return not any(flight.lane.channel == lane.channel for flight in flights.values())
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="comms-send")
+        return self._pool
+
+    def _has_unsettled_due(self, settled: set[int], only: Sequence[int] | None) -> bool:
+        with Session(self.engine, expire_on_commit=False) as session:
+            due = [o.id for o in repo.due_occurrences(session, self.clock()) if o.id is not None]
+        return any(i not in settled and (only is None or i in only) for i in due)
+
+    def _settle_idle(self, sending: dict[int, _Sending], settled: set[int]) -> None:
+        """Occurrences with no lane, no chunk left to write and nothing in flight are done for this tick."""
+        for occurrence_id, current in list(sending.items()):
+            if current.lanes or current.filling is not None or current.in_flight:
+                continue
+            settled.add(occurrence_id)
+            del sending[occurrence_id]
+            self._close(current)
+            sending_queries.finish_if_done(self.engine, occurrence_id, now=self.clock())
+
+    def _close(self, current: _Sending) -> None:
+        if current.filling is not None:
+            current.filling = None  # a partial materialization resumes on the next tick (INSERT OR IGNORE)
+        if current.session is not None:
+            current.session.close()
+            current.session = None
+        if current.shown:
+            self.progress.finished(current.task)
+            current.shown = False
 
     # -- one occurrence -------------------------------------------------------------------------
 
     def _open(self, occurrence_id: int, report: TickReport) -> _Sending | None:
-        """Materialize (or miss) a due occurrence and list its lanes; None when it cannot be sent now."""
+        """Start materializing (or miss) a due occurrence and list its lanes; None when it cannot be sent now."""
         now = self.clock()
-        with Session(self.engine, expire_on_commit=False) as session:
-            occurrence = session.get(OccurrenceRow, occurrence_id)
-            if occurrence is None or occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
+        session = Session(self.engine)
+        occurrence = session.get(OccurrenceRow, occurrence_id)
+        if occurrence is None or occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
+            session.close()
+            return None
+        cutover = session.get(CutoverRow, occurrence.cutover_id)
+        assert cutover is not None and occurrence.due_at is not None
+        plan, renderer = self.plans.get(cutover.plan_dir)
+        deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
+        current = _Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, session=session)
+        if not occurrence.materialized:
+            if now > deadline:
+                self._miss(session, cutover, occurrence, now, report)
+                session.close()
                 return None
-            cutover = session.get(CutoverRow, occurrence.cutover_id)
-            assert cutover is not None and occurrence.due_at is not None
-            plan, renderer = self.plans.get(cutover.plan_dir)
-            deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
-            if not occurrence.materialized:
-                if now > deadline:
-                    self._miss(session, cutover, occurrence, now, report)
-                    return None
-                if occurrence.hold_until_go and not releases_held(CutoverState(cutover.state)):
-                    return None
-                materialize(session, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
-                session.commit()
-                report.occurrences.append(occurrence.key)
-            elif now > deadline:
-                missed = session.execute(
-                    update(DeliveryRow)
-                    .where(col(DeliveryRow.occurrence_id) == occurrence_id, col(DeliveryRow.state) == "pending")
-                    .values(state="missed", last_error="past the message's lateness bound", updated_at=now)
-                )
-                report.missed += missed.rowcount  # type: ignore[attr-defined]
-                session.commit()
-            groups = session.exec(  # one pass over the pending rows: the lanes and how much each holds
-                select(DeliveryRow.audience, DeliveryRow.channel, DeliveryRow.content_id, func.count())
-                .where(DeliveryRow.occurrence_id == occurrence_id, DeliveryRow.state == "pending")
-                .group_by(col(DeliveryRow.audience), col(DeliveryRow.channel), col(DeliveryRow.content_id))
-            ).all()
-            contents = {
-                row.id: content_from_json(row.body_json)
-                for row in session.exec(select(ContentRow).where(ContentRow.occurrence_id == occurrence_id)).all()
-                if row.id is not None
-            }
-        lanes = [Lane(occurrence_id, audience, channel, content_id) for audience, channel, content_id, _ in groups]
-        if lanes:
-            self.progress.started(occurrence.key, total=sum(int(count) for *_, count in groups))
-        return _Sending(occurrence.key, cutover, occurrence, plan, contents, lanes, shown=bool(lanes))
+            if occurrence.hold_until_go and not releases_held(CutoverState(cutover.state)):
+                session.close()
+                return None
+            current.filling = materialize(session, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
+            report.occurrences.append(occurrence.key)
+            self._advance_filling(current)
+            if current.filling is None and occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
+                return current
+        elif now > deadline:
+            report.missed += sending_queries.end_pending(
+                self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=now
+            )
+        self._refresh_lanes(current)
+        return current
+
+    def _advance_filling(self, current: _Sending) -> None:
+        """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
+        assert current.filling is not None and current.session is not None
+        written = 0
+        try:
+            while written < INSERT_BATCH:  # small parts (a Slack channel, a few contacts) do not end a turn
+                written += next(current.filling)
+        except StopIteration:
+            current.filling = None
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        state = sending_queries.occurrence_state(self.engine, occurrence_id)
+        if state not in repo.ACTIVE_OCCURRENCE_STATES:
+            current.filling = None  # cancelled or missed while being written: end the rows written so far too
+            sending_queries.end_pending(self.engine, occurrence_id, state=state, reason=f"occurrence {state}",
+                                        now=self.clock())
+            current.lanes = []
+            return
+        self._refresh_lanes(current)
+
+    def _refresh_lanes(self, current: _Sending) -> None:
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        groups = sending_queries.pending_lanes(self.engine, occurrence_id)
+        for content_id in {content_id for _, _, content_id, _ in groups} - current.contents.keys():
+            current.contents[content_id] = content_from_json(sending_queries.content_json(self.engine, content_id))
+        known = set(current.lanes)
+        for audience, channel, content_id, _ in groups:
+            lane = Lane(occurrence_id, audience, channel, content_id)
+            if lane not in known:
+                current.lanes.append(lane)
+        if groups and not current.shown:
+            self.progress.started(current.task, total=sum(count for *_, count in groups))
+            current.shown = True
 
     def _miss(
         self, session: Session, cutover: CutoverRow, occurrence: OccurrenceRow, now: datetime, report: TickReport
     ) -> None:
-        occurrence.state = "missed"
-        occurrence.finished_at = now
-        session.add(occurrence)
-        session.commit()
+        assert occurrence.id is not None
+        repo.set_occurrence_states(session, [occurrence.id], "missed", at=now)
         report.missed += 1
         log.warning("occurrence %s missed: past its lateness bound", occurrence.key)
         if self.on_failure:
+            session.refresh(occurrence)
             self.on_failure(session, cutover, occurrence, "missed")
-            session.commit()
+        session.commit()
 
-    def _finish_if_done(self, occurrence_id: int) -> None:
-        with Session(self.engine, expire_on_commit=False) as session:
-            still_open = session.exec(
-                select(DeliveryRow.id)
-                .where(
-                    DeliveryRow.occurrence_id == occurrence_id,
-                    col(DeliveryRow.state).in_(("pending", "in_flight")),
-                )
-                .limit(1)
-            ).first()
-            occurrence = session.get(OccurrenceRow, occurrence_id)
-            if still_open is None and occurrence is not None and occurrence.state == "dispatching":
-                occurrence.state = "done"
-                occurrence.finished_at = self.clock()
-                session.add(occurrence)
-                session.commit()
+    def _miss_rest(self, current: _Sending, report: TickReport) -> None:
+        """The lateness bound passed mid-send: what is still pending is missed, never sent stale."""
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        report.missed += sending_queries.end_pending(
+            self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=self.clock()
+        )
+        current.lanes = []
+        current.filling = None
 
     # -- one batch ------------------------------------------------------------------------------
 
-    def _send_batch(self, sending: _Sending, lane: Lane, report: TickReport) -> bool:
-        """Claim, send and record one batch of the lane; return whether another batch may follow now."""
+    def _start_batch(self, sending: _Sending, lane: Lane) -> _Flight | None:
+        """Claim and build one batch of the lane and mark its request started; None when none is ready."""
         channel = self.channels[ChannelKind(lane.channel)]
         assert sending.cutover.id is not None
         claim = ledger.claim_batch(
@@ -261,11 +430,11 @@ class Dispatcher:
             lane,
             cutover_id=sending.cutover.id,
             limit=channel.max_batch,
-            token=new_claim_token(),
+            token=new_claim_token(self.owner),
             now=self.clock(),
         )
         if claim is None:
-            return False
+            return None
         try:
             with Session(self.engine) as session:  # the Slack thread root or status-page incident so far
                 envelope, slot = build_envelope(
@@ -275,53 +444,56 @@ class Dispatcher:
         except Exception:
             ledger.release_claim(self.engine, claim)
             raise
+        ledger.mark_started(self.engine, claim, now=self.clock())
+        return _Flight(sending, lane, claim, slot, channel, envelope)
+
+    def _request(self, flight: _Flight) -> _Answer:
+        """In a request thread: pace, send, and if no answer came, ask the provider what happened."""
+        channel, envelope = flight.channel, flight.envelope
         self._pace(channel, envelope.recipients[0].address)
-        report.requests += 1
         try:
-            receipt = channel.send(envelope)
+            return _Answer(receipt=channel.send(envelope))
         except TransientChannelError as exc:
-            if exc.maybe_delivered:
-                return self._settle_unanswered(channel, sending, claim, slot, envelope, exc, report)
-            self._record_failure(sending, claim, exc, retry_after=exc.retry_after, permanent=False, report=report)
-            return False
-        except PermanentChannelError as exc:
-            self._record_failure(sending, claim, exc, retry_after=None, permanent=True, report=report)
-            return True
+            if not exc.maybe_delivered:
+                return _Answer(error=exc)
+            try:
+                return _Answer(error=exc, verdict=channel.reconcile(envelope))
+            except ChannelError as reconcile_error:
+                log.warning("could not reconcile %s: %s", flight.sending.task, reconcile_error)
+                return _Answer(error=exc, verdict=Reconciliation("unknown"))
         except ChannelError as exc:
-            self._record_failure(sending, claim, exc, retry_after=None, permanent=False, report=report)
-            return False
+            return _Answer(error=exc)
+
+    def _complete(self, flight: _Flight, future: Future[_Answer], report: TickReport) -> None:
+        """Record a finished request's outcome (in the main thread: every write goes through it)."""
+        sending, claim = flight.sending, flight.claim
+        sending.in_flight -= 1
+        self.in_flight -= len(claim.deliveries)
+        try:
+            answer = future.result()
+        except Exception as exc:  # a bug in an adapter: the request may have left, so never resend blindly
+            log.exception("sending %s failed unexpectedly; recorded uncertain", sending.task)
+            self._record_uncertain(flight, str(exc) or type(exc).__name__)
+            return
         finally:
             self.progress.advanced(sending.task, count=len(claim.deliveries))
-        self._record_success(sending, claim, slot, receipt, report)
-        return True
-
-    def _settle_unanswered(
-        self,
-        channel: Channel,
-        sending: _Sending,
-        claim: Claim,
-        slot: ThreadSlot | None,
-        envelope: Envelope,
-        exc: TransientChannelError,
-        report: TickReport,
-    ) -> bool:
-        """The request left but no answer came: ask the provider; if it cannot tell, record ``uncertain``."""
-        try:
-            verdict = channel.reconcile(envelope)
-        except ChannelError as reconcile_error:
-            log.warning("could not reconcile %s: %s", sending.task, reconcile_error)
-            verdict = Reconciliation("unknown")
-        if verdict.state == "sent":
-            self._record_success(sending, claim, slot, verdict.receipt or Receipt(None), report)
-            return True
-        if verdict.state == "not_sent":
-            self._record_failure(sending, claim, exc, retry_after=exc.retry_after, permanent=False, report=report)
-            return False
-        with Session(self.engine) as session:
-            ledger.record_uncertain(session, claim, str(exc), now=self.clock())
-            session.commit()
-        log.warning("no answer from %s for %s; recorded uncertain", channel.kind.value, sending.task)
-        return False
+        if answer.receipt is not None:
+            self._record_success(flight, answer.receipt, report)
+            return
+        error = answer.error
+        assert error is not None
+        if answer.verdict is not None and answer.verdict.state == "sent":
+            self._record_success(flight, answer.verdict.receipt or Receipt(None), report)
+        elif answer.verdict is not None and answer.verdict.state != "not_sent":
+            self._record_uncertain(flight, str(error))
+            log.warning("no answer from %s for %s; recorded uncertain", flight.channel.kind.value, sending.task)
+        elif isinstance(error, PermanentChannelError):
+            self._record_failure(flight, error, retry_after=None, permanent=True, report=report)
+        else:
+            retry_after = error.retry_after if isinstance(error, TransientChannelError) else None
+            self._record_failure(flight, error, retry_after=retry_after, permanent=False, report=report)
+            if flight.lane in sending.lanes:
+                sending.lanes.remove(flight.lane)  # this lane waits for its retry time
 
     def _pace(self, channel: Channel, target: str) -> None:
         """Slack accepts about one post per second per channel: wait out the rest of that second."""
@@ -329,36 +501,33 @@ class Dispatcher:
             return
         last = self._last_post.get(target)
         if last is not None:
-            wait = self.slack_interval - (self.clock() - last).total_seconds()
-            if wait > 0:
-                self.sleep(wait)
+            wait_seconds = self.slack_interval - (self.clock() - last).total_seconds()
+            if wait_seconds > 0:
+                self.sleep(wait_seconds)
         self._last_post[target] = self.clock()
 
-    def _record_success(
-        self, sending: _Sending, claim: Claim, slot: ThreadSlot | None, receipt: Receipt, report: TickReport
-    ) -> None:
-        assert sending.cutover.id is not None
+    def _record_success(self, flight: _Flight, receipt: Receipt, report: TickReport) -> None:
+        assert flight.sending.cutover.id is not None
         with Session(self.engine) as session:
             report.sent += ledger.record_sent(
-                session.connection(), claim, provider_id=receipt.provider_id, now=self.clock()
+                session.connection(), flight.claim, provider_id=receipt.provider_id, now=self.clock()
             )
-            remember_ref(session, sending.cutover.id, slot, receipt)
+            remember_ref(session, flight.sending.cutover.id, flight.slot, receipt)
+            session.commit()
+
+    def _record_uncertain(self, flight: _Flight, error: str) -> None:
+        with Session(self.engine) as session:
+            ledger.record_uncertain(session, flight.claim, error, now=self.clock())
             session.commit()
 
     def _record_failure(
-        self,
-        sending: _Sending,
-        claim: Claim,
-        exc: ChannelError,
-        *,
-        retry_after: float | None,
-        permanent: bool,
-        report: TickReport,
+        self, flight: _Flight, exc: ChannelError, *, retry_after: float | None, permanent: bool, report: TickReport
     ) -> None:
+        """Record the failure and, when rows died, their escalation in the same transaction."""
         with Session(self.engine, expire_on_commit=False) as session:
             outcome = ledger.record_failure(
                 session,
-                claim,
+                flight.claim,
                 str(exc),
                 retry_after=retry_after,
                 permanent=permanent,
@@ -366,13 +535,12 @@ class Dispatcher:
                 delay=self.retry.delay,
                 now=self.clock(),
             )
+            log.warning("send failed (%s): %s", "permanent" if permanent else "transient", exc)
+            if outcome.dead and self.on_failure:
+                occurrence = session.get(OccurrenceRow, flight.sending.occurrence.id)
+                cutover = session.get(CutoverRow, flight.sending.cutover.id)
+                if occurrence is not None and cutover is not None:
+                    self.on_failure(session, cutover, occurrence, f"{len(outcome.dead)} delivery(ies) dead: {exc}")
             session.commit()
             report.dead += len(outcome.dead)
             report.retrying += outcome.retrying
-            log.warning("send failed (%s): %s", "permanent" if permanent else "transient", exc)
-            if outcome.dead and self.on_failure:
-                occurrence = session.get(OccurrenceRow, sending.occurrence.id)
-                cutover = session.get(CutoverRow, sending.cutover.id)
-                if occurrence is not None and cutover is not None:
-                    self.on_failure(session, cutover, occurrence, f"{len(outcome.dead)} delivery(ies) dead: {exc}")
-                    session.commit()

@@ -1,7 +1,10 @@
 """Turning a due occurrence into rendered contents and delivery rows (one per recipient or target).
 
 Rendering happens once per audience x channel; recipients stream from the CSV into the store in
-batches, with INSERT OR IGNORE on the idempotency key so a crash mid-way just resumes.
+chunks of ``INSERT_BATCH`` rows, one short transaction each, with INSERT OR IGNORE on the idempotency
+key so a crash mid-way just resumes. ``materialize`` is a generator: the sender advances it one chunk
+between its send passes, so the first request of a million-recipient message leaves after one chunk,
+and an operator's command never waits behind a long write.
 """
 
 from __future__ import annotations
@@ -36,6 +39,20 @@ def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, rec
     return f"{cutover}|{occurrence}|{audience}|{channel}|{recipient.lower()}"
 
 
+def materialize_all(
+    session: Session,
+    plan: Plan,
+    renderer: Renderer,
+    cutover: CutoverRow,
+    occurrence: OccurrenceRow,
+    *,
+    now: datetime,
+    metrics: MetricsProvider,
+) -> int:
+    """Run ``materialize`` to the end; return how many delivery rows it wrote."""
+    return sum(materialize(session, plan, renderer, cutover, occurrence, now=now, metrics=metrics))
+
+
 def materialize(
     session: Session,
     plan: Plan,
@@ -45,27 +62,36 @@ def materialize(
     *,
     now: datetime,
     metrics: MetricsProvider,
-) -> None:
-    """Render and store every content of the occurrence and insert its deliveries; mark it dispatching."""
+) -> Iterator[int]:
+    """Render and store every content of the occurrence and insert its deliveries, chunk by chunk.
+
+    The occurrence is ``dispatching`` (its rows claimable) from the first commit and ``materialized``
+    after the last; each chunk is committed before the count of its rows is yielded.
+    """
     message = plan.message(occurrence.message)
     extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
     direct: dict[str, list[str]] = extra.pop("direct", None) or {}
     extra.pop("statuspage_override", None)
     if message.with_metrics:
         extra["metrics"] = metrics(session, cutover)
+    occurrence.state = "dispatching"
+    session.add(occurrence)
+    session.commit()
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
     audiences = [plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences]
     for channel in channels:
         if channel is Channel.STATUSPAGE:
             if any(a.channels.statuspage for a in audiences):
-                _materialize_one(session, plan, renderer, cutover, occurrence, None, channel, extra, now=now)
+                yield from _materialize_one(session, plan, renderer, cutover, occurrence, None, channel, extra, now=now)
             continue
         for audience in audiences:
             if channel in audience.channels.kinds():
-                _materialize_one(session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now)
+                yield from _materialize_one(
+                    session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now
+                )
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
-            _materialize_one(
+            yield from _materialize_one(
                 session,
                 plan,
                 renderer,
@@ -78,8 +104,8 @@ def materialize(
                 direct=addresses,
             )
     occurrence.materialized = True
-    occurrence.state = "dispatching"
     session.add(occurrence)
+    session.commit()
 
 
 def _materialize_one(
@@ -94,7 +120,7 @@ def _materialize_one(
     *,
     now: datetime,
     direct: list[str] | None = None,
-) -> None:
+) -> Iterator[int]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     assert occurrence.id is not None and cutover.id is not None
     content_row = session.exec(
@@ -142,6 +168,8 @@ def _materialize_one(
                 for address, name, problem in chunk
             ],
         )
+        session.commit()
+        yield len(chunk)
 
 
 def _targets(audience: Audience | None, channel: Channel) -> Iterator[tuple[str, str | None, str | None]]:

@@ -1,15 +1,15 @@
 """After a crash: settle what a dead process left in flight, and put deliveries back on request.
 
-A claim token names its process (``host:pid:nonce``). Rows claimed by a process that no longer runs
-are asked about at the provider (``Channel.reconcile``): sent, not sent (back to pending), or nobody
-can tell (``uncertain``, shown, and re-sent only by ``comms retry --uncertain``).
+A claim token names its lease owner (``<owner>/<nonce>``, see ``comms.store.lease``). Claims belong to a
+lease, not a PID: whoever sends settles, on every tick, the claims of every owner that is neither itself
+nor the live lease holder. A batch whose attempt was only ``claimed`` never left: back to pending. One
+whose request had started is asked about at the provider (``Channel.reconcile``): sent, not sent (back to
+pending), or nobody can tell (``uncertain``, shown, and re-sent only by ``comms retry --uncertain``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -24,6 +24,7 @@ from comms.delivery.envelopes import build_envelope, remember_ref
 from comms.errors import ChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
+from comms.store import lease, ledger
 from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
 
 log = logging.getLogger(__name__)
@@ -33,37 +34,37 @@ DIED_IN_FLIGHT = (
 )
 
 
-def new_claim_token() -> str:
-    """A claim token naming this process: ``host:pid:nonce``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+def new_claim_token(owner: str) -> str:
+    """A claim token of the lease owner ``owner``: ``<owner>/<nonce>``."""
+    return f"{owner}/{uuid.uuid4().hex[:12]}"
 
 
-def claim_is_live(claim: str | None) -> bool:
-    """Whether the process named by a claim token still runs on this host."""
+def claim_owner(claim: str) -> str:
+    """The lease owner a claim token belongs to (a token from before leases is its own owner)."""
+    return claim.rpartition("/")[0] or claim
+
+
+def claim_is_live(claim: str | None, *, owner: str, live_holder: str | None) -> bool:
+    """Whether a claim belongs to this sender or to the live lease holder (so its request may still be out)."""
     if not claim:
         return False
-    host, _, rest = claim.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return claim_owner(claim) in {owner, live_holder}
 
 
 def recover(
-    engine: Engine, channels: Mapping[ChannelKind, Channel], plans: PlanCache, clock: Clock
+    engine: Engine, channels: Mapping[ChannelKind, Channel], plans: PlanCache, clock: Clock, *, owner: str
 ) -> dict[str, int]:
-    """Reconcile deliveries a dead process left in flight: sent, back to pending, or uncertain."""
+    """Reconcile deliveries a dead sender left in flight: sent, back to pending, or uncertain."""
     counts = {"sent": 0, "pending": 0, "uncertain": 0}
-    with Session(engine, expire_on_commit=False) as session:
-        claims = session.exec(select(DeliveryRow.claim).where(DeliveryRow.state == "in_flight").distinct()).all()
+    claims = ledger.in_flight_claims(engine)
+    if not claims:
+        return counts
+    live = lease.holder(engine, now=clock())
     for claim in claims:
-        if claim is None or claim_is_live(claim):
+        if claim_is_live(claim, owner=owner, live_holder=live.owner if live else None):
+            continue
+        if ledger.attempt_outcome(engine, claim) == "claimed":
+            counts["pending"] += ledger.release_unsent(engine, claim, now=clock())
             continue
         with Session(engine, expire_on_commit=False) as session:
             rows = session.exec(select(DeliveryRow).where(DeliveryRow.claim == claim)).all()

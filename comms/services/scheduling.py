@@ -227,12 +227,12 @@ def _apply_pending_effect(session: Session, cutover_id: int, effect: PendingEffe
                 row.state = "held"
                 session.add(row)
         return
-    rows = _time_based_open(session, cutover_id, ("pending", "held"))
+    # Messages already being sent are cancelled too: their pending rows end ``cancelled`` and the sender's
+    # next claim finds nothing, so the rest of a big send stops within one batch.
+    rows = _time_based_open(session, cutover_id, ("pending", "held", "dispatching"))
     if effect is PendingEffect.CANCEL_RECURRING:
         rows = [row for row in rows if row.sequence is not None]
-    repo.set_occurrence_states(
-        session, [r.id for r in rows if r.id is not None and not r.materialized], "cancelled", at=now
-    )
+    repo.set_occurrence_states(session, [r.id for r in rows if r.id is not None], "cancelled", at=now)
 
 
 def _shift_pending(session: Session, plan: Plan, cutover: CutoverRow, new_start: datetime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event, inspect
 from sqlmodel import SQLModel, create_engine
 
 import comms.store.incident_tables  # noqa: F401  (registers the incident and escalation tables)
@@ -19,7 +19,8 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     SQLModel.metadata.create_all(engine)
-    with engine.begin() as connection:  # indexes added since a database was created
+    with engine.begin() as connection:  # columns and indexes added since a database was created
+        _add_missing_columns(connection)
         for table in SQLModel.metadata.sorted_tables:
             for index in table.indexes:
                 index.create(connection, checkfirst=True)
@@ -33,3 +34,14 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    """Add nullable columns that a newer release declares to tables an older one created."""
+    inspector = inspect(connection)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')

@@ -1,7 +1,9 @@
 """The delivery ledger: claim a batch of deliveries, record its outcome. One short transaction each.
 
-A batch is claimed (``in_flight`` with a token naming this process, attempts + 1, an attempt row) and
-committed before its request leaves; its outcome is committed right after, found again by the token
+A batch is claimed (``in_flight`` with a token naming its lease owner, attempts + 1, an attempt row
+``claimed``) and committed before its request leaves; the attempt is marked ``started`` just before the
+request goes, so a crash tells batches that never left (back to pending) from those that may have
+(reconciled, else uncertain). Its outcome is committed right after, found again by the token
 (``ix_delivery_claim`` indexes only rows in flight). The success and claim paths run once per request
 at up to a million recipients, so they are plain SQL through the driver: at 1000 rows a batch the ORM
 cost more than SQLite itself. The failure paths are rare and use the ORM.
@@ -74,8 +76,8 @@ RETURNING id, recipient, recipient_name, idempotency_key
 """
 
 _ATTEMPT = """
-INSERT INTO attempt (cutover_id, occurrence_id, channel, audience, recipients, started_at, outcome)
-VALUES (?, ?, ?, ?, ?, ?, 'started')
+INSERT INTO attempt (cutover_id, occurrence_id, channel, audience, recipients, started_at, outcome, claim)
+VALUES (?, ?, ?, ?, ?, ?, 'claimed', ?)
 """
 
 _SENT = """
@@ -101,11 +103,19 @@ def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, toke
             key=lambda delivery: delivery.id,
         )
         attempt = connection.exec_driver_sql(
-            _ATTEMPT, (cutover_id, lane.occurrence_id, lane.channel, lane.audience, len(deliveries), stamp)
+            _ATTEMPT, (cutover_id, lane.occurrence_id, lane.channel, lane.audience, len(deliveries), stamp, token)
         )
         attempt_id = attempt.lastrowid
     assert attempt_id is not None
     return Claim(token, deliveries, attempt_id)
+
+
+def mark_started(engine: Engine, claim: Claim, *, now: datetime) -> None:
+    """The batch's request is about to leave: from now on a crash leaves it uncertain, not pending."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE attempt SET outcome = 'started', started_at = ? WHERE id = ?", (sqlite_stamp(now), claim.attempt_id)
+        )
 
 
 def record_sent(connection: Connection, claim: Claim, *, provider_id: str | None, now: datetime) -> int:
@@ -193,3 +203,37 @@ def release_claim(engine: Engine, claim: Claim) -> None:
             (claim.token,),
         )
         connection.exec_driver_sql("DELETE FROM attempt WHERE id = ?", (claim.attempt_id,))
+
+
+def in_flight_claims(engine: Engine) -> list[str]:
+    """The distinct claim tokens of rows in flight (through the partial claim index)."""
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT DISTINCT claim FROM delivery WHERE claim IS NOT NULL AND state = 'in_flight'"
+        ).all()
+    return [str(row[0]) for row in rows]
+
+
+def attempt_outcome(engine: Engine, claim: str) -> str | None:
+    """The outcome of the attempt a claim made (``claimed`` means its request never left), if recorded."""
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            "SELECT outcome FROM attempt WHERE claim = ? ORDER BY id DESC LIMIT 1", (claim,)
+        ).first()
+    return str(row[0]) if row else None
+
+
+def release_unsent(engine: Engine, claim: str, *, now: datetime) -> int:
+    """A dead sender claimed this batch but its request never left: pending again, attempt marked unsent."""
+    stamp = sqlite_stamp(now)
+    with engine.begin() as connection:
+        result = connection.exec_driver_sql(
+            "UPDATE delivery SET state = 'pending', claim = NULL, attempts = max(attempts - 1, 0), updated_at = ? "
+            "WHERE claim = ?",
+            (stamp, claim),
+        )
+        connection.exec_driver_sql(
+            "UPDATE attempt SET outcome = 'unsent', finished_at = ? WHERE claim = ? AND outcome = 'claimed'",
+            (stamp, claim),
+        )
+    return int(result.rowcount)

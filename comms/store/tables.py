@@ -4,6 +4,7 @@ States:
 - cutover:    planned, go, in_progress, completed, rolled_back, postponed, cancelled
 - occurrence: pending, held, dispatching, done, missed, cancelled
 - delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled
+- attempt:    claimed, started, sent, transient, permanent, uncertain, released, unsent
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ class AttemptRow(SQLModel, table=True):
     started_at: datetime = Field(sa_column=_utc(nullable=False))
     finished_at: datetime | None = Field(default=None, sa_column=_utc())
     outcome: str = "started"
+    """claimed (request not yet left), started (it left), sent, transient, permanent, uncertain, released."""
+    claim: str | None = Field(default=None, index=True)
     error: str | None = None
     retry_after: float | None = None
     provider_id: str | None = None
@@ -143,3 +146,19 @@ class ThreadRow(SQLModel, table=True):
     scope: str
     target: str
     ref: str
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who may send: one row per lease name (``sender``), renewed by its holder's heartbeat.
+
+    ``wakes`` is bumped by commands that queued work, so the holder sends it without waiting a tick.
+    """
+
+    __tablename__ = "lease"
+    name: str = Field(primary_key=True)
+    owner: str = ""
+    role: str = ""
+    acquired_at: datetime = Field(sa_column=_utc(nullable=False))
+    heartbeat_at: datetime = Field(sa_column=_utc(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc(nullable=False))
+    wakes: int = 0

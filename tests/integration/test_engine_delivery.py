@@ -109,12 +109,24 @@ def test_recovery_reconciles_in_flight(harness: Harness, verdict: str, expected:
 
 
 def test_live_claims_are_left_alone(harness: Harness) -> None:
-    """In-flight rows claimed by a process that still runs are not reconciled."""
-    import os
-    import socket
+    """In-flight rows claimed under the live lease of another sender are not reconciled."""
+    from comms.store import lease
 
-    _leave_in_flight(harness, f"{socket.gethostname()}:{os.getpid()}:live")
+    lease.acquire(harness.services.engine, "other-host:42:live", role="worker", now=harness.clock(), ttl=30)
+    _leave_in_flight(harness, "other-host:42:live/abc")
     assert harness.services.dispatcher.recover() == {"sent": 0, "pending": 0, "uncertain": 0}
+
+
+def test_claims_of_an_expired_lease_are_settled(harness: Harness) -> None:
+    """Once the other sender's lease expires, its claims are settled by whoever sends next."""
+
+    from comms.store import lease
+
+    lease.acquire(harness.services.engine, "other-host:42:gone", role="worker", now=harness.clock(), ttl=5)
+    _leave_in_flight(harness, "other-host:42:gone/abc")
+    harness.clock.advance(seconds=6)
+    harness.channels[Channel.SLACK].reconcile_state = "unknown"
+    assert harness.services.dispatcher.recover()["uncertain"] > 0
 
 
 def test_uncertain_is_resent_only_on_request(harness: Harness) -> None:

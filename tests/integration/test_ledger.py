@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from comms.delivery.materialize import materialize
+from comms.delivery.materialize import materialize_all
 from comms.rendering import Renderer
 from comms.services.scheduling import schedule_cutover
 from comms.store import ledger
@@ -27,7 +27,7 @@ def lane(tmp_path: Path) -> tuple[Harness, Lane]:
         occurrence = session.exec(select(OccurrenceRow).where(OccurrenceRow.message == "advance-notice")).one()
         cutover = session.get(CutoverRow, occurrence.cutover_id)
         assert cutover is not None
-        materialize(session, h.plan, Renderer(h.plan.root / "templates"), cutover, occurrence, now=h.clock(),
+        materialize_all(session, h.plan, Renderer(h.plan.root / "templates"), cutover, occurrence, now=h.clock(),
                     metrics=lambda _s, _c: {})
         session.commit()
         row = session.exec(select(DeliveryRow).where(DeliveryRow.audience == "end-users",
@@ -58,7 +58,7 @@ def test_claim_marks_the_oldest_ready_rows_in_flight_with_an_attempt(lane: tuple
     assert min(r.id for r in _rows(h) if r.id is not None) == claim.deliveries[0].id
     with Session(h.services.engine) as session:
         attempt = session.get(AttemptRow, claim.attempt_id)
-    assert attempt is not None and attempt.recipients == 2 and attempt.outcome == "started"
+    assert attempt is not None and attempt.recipients == 2 and attempt.outcome == "claimed"
 
 
 def test_a_second_claim_never_takes_claimed_rows(lane: tuple[Harness, Lane]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 from comms.channels.base import Envelope, Receipt, Reconciliation
@@ -20,16 +21,19 @@ class RecordingChannel:
         self.failures: deque[ChannelError] = deque()
         self.reconcile_state = "unknown"
         self._counter = 0
+        self._lock = threading.Lock()  # the dispatcher sends from several request threads
 
     def send(self, envelope: Envelope) -> Receipt:
-        if self.failures:
-            raise self.failures.popleft()
-        self._counter += 1
-        self.sent.append(envelope)
-        ref = envelope.thread_ref or f"{self.kind.value}-{self._counter}"
+        with self._lock:
+            if self.failures:
+                raise self.failures.popleft()
+            self._counter += 1
+            counter = self._counter
+            self.sent.append(envelope)
+        ref = envelope.thread_ref or f"{self.kind.value}-{counter}"
         if envelope.statuspage is not None:
-            ref = envelope.statuspage.incident_id or f"inc-{self._counter}"
-        return Receipt(provider_id=f"{self.kind.value}-{self._counter}", thread_ref=ref)
+            ref = envelope.statuspage.incident_id or f"inc-{counter}"
+        return Receipt(provider_id=f"{self.kind.value}-{counter}", thread_ref=ref)
 
     def reconcile(self, envelope: Envelope) -> Reconciliation:
         if self.reconcile_state == "sent":
