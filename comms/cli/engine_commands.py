@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 def _services(*, quiet: bool = False) -> Services:
     from comms.bootstrap import bootstrap
-    from comms.delivery.progress import terminal_progress
+    from comms.cli.progress import terminal_progress
 
     services = bootstrap()
     services.dispatcher.progress = terminal_progress(console, quiet=quiet)
