@@ -6,8 +6,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from comms.channels.base import Channel
 from comms.clock import Clock, utc_now
 from comms.delivery.dispatcher import Dispatcher, RetryPolicy, Sleeper
@@ -16,7 +14,7 @@ from comms.plan.models import Channel as ChannelKind
 from comms.reports.metrics import communication_metrics
 from comms.services.escalations import DeliveryFailureEscalation, EscalationTimers
 from comms.settings import Settings
-from comms.store.engine import make_engine
+from comms.store.engine import Engine, make_engine
 
 
 @dataclass

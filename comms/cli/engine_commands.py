@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 def _services(*, quiet: bool = False) -> Services:
     from comms.bootstrap import bootstrap
-    from comms.delivery.progress import terminal_progress
+    from comms.cli.progress import terminal_progress
 
     services = bootstrap()
     services.dispatcher.progress = terminal_progress(console, quiet=quiet)
@@ -44,12 +44,9 @@ def _services(*, quiet: bool = False) -> Services:
 
 
 def _cutover(services: Services, name: str | None) -> CutoverRow:
-    from sqlmodel import Session
+    from comms.store.repository import load_cutover
 
-    from comms.store import repository as repo
-
-    with Session(services.engine) as session:
-        return repo.find_cutover(session, name)
+    return load_cutover(services.engine, name)
 
 
 event_app = typer.Typer(help="Record a cutover event and send its messages at once.", no_args_is_help=True)

@@ -305,15 +305,11 @@ def kpis_set(
 @handles_errors
 def kpis_show(cutover: CutoverOption = None, json: JsonOption = False) -> None:
     """Show the stored KPIs."""
-    from sqlmodel import Session
-
     from comms.bootstrap import bootstrap
-    from comms.reports.metrics import stored_kpis
-    from comms.store import repository as repo
+    from comms.reports.kpis import read_kpis
 
     services = bootstrap(channels={})
-    with Session(services.engine) as session:
-        kpis = stored_kpis(repo.find_cutover(session, cutover))
+    kpis = read_kpis(services.engine, cutover)
     if json:
         print_json(kpis)
     elif kpis:
@@ -333,11 +329,9 @@ def audit_export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
 ) -> None:
     """One row per delivery (when, occurrence, audience, channel, recipient, state, provider id, content hash)."""
-    from sqlmodel import Session
-
     from comms.bootstrap import bootstrap
     from comms.reports.audit import FORMATS, export_audit
-    from comms.store import repository as repo
+    from comms.store.repository import load_cutover
 
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not an audit format (choose {' or '.join(FORMATS)})")
@@ -349,8 +343,7 @@ def audit_export(
         except BrokenPipeError:  # the reader (head, less) stopped early: not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
-    with Session(services.engine) as session:
-        repo.find_cutover(session, cutover)  # fail before creating any file
+    load_cutover(services.engine, cutover)  # fail before creating any file
     count = _write_atomically(out, lambda handle: export_audit(services.engine, handle, cutover_name=cutover, fmt=fmt))
     err_console.print(Text(f"Exported {count} deliveries to {out}"))
 

@@ -1,4 +1,4 @@
-"""Progress of long dispatches: a three-method callback port and its terminal (rich) implementation.
+"""Progress of long dispatches: a three-method callback port, and the sink that shows nothing.
 
 The dispatcher reports per task (one occurrence being sent):
 
@@ -7,22 +7,13 @@ The dispatcher reports per task (one occurrence being sent):
     sink.finished(task)             no more batches for now (done, or waiting for retries)
 
 A sink never raises and never decides anything; it only shows. ``NULL_PROGRESS`` is the default
-and does nothing. ``TerminalProgress`` draws rich bars, only for tasks of at least ``min_total``
-deliveries (a Slack post is not worth a bar). ``terminal_progress`` picks the right one for a
-command: quiet (the null sink) with ``--json`` or when stdout is not a terminal, so piped output
-and JSON stay clean.
+and does nothing; the CLI's terminal bars are ``comms.cli.progress.TerminalProgress`` (only the
+CLI draws on a terminal).
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Protocol
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-
-MIN_TOTAL = 100
-"""Tasks with fewer deliveries than this get no bar."""
 
 
 class ProgressSink(Protocol):
@@ -55,67 +46,3 @@ class NullProgress:
 
 
 NULL_PROGRESS = NullProgress()
-
-
-class TerminalProgress:
-    """Rich progress bars on a terminal console, one per running task of at least ``min_total`` deliveries."""
-
-    def __init__(self, console: Console, *, min_total: int = MIN_TOTAL) -> None:
-        self.console = console
-        self.min_total = min_total
-        self._lock = threading.Lock()
-        self._tasks: dict[str, TaskID] = {}
-        self._progress: Progress | None = None
-
-    def started(self, task: str, *, total: int) -> None:
-        """Open a bar for ``task`` when it is large enough."""
-        if total < self.min_total:
-            return
-        with self._lock:
-            if self._progress is None:
-                self._progress = Progress(
-                    TextColumn("[bold]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeRemainingColumn(),
-                    console=self.console,
-                    transient=False,
-                )
-                self._progress.start()
-            if task in self._tasks:
-                self._progress.update(self._tasks[task], total=total, completed=0)
-            else:
-                self._tasks[task] = self._progress.add_task(task, total=total)
-
-    def advanced(self, task: str, *, count: int) -> None:
-        """Move the bar of ``task`` on, if it has one."""
-        with self._lock:
-            if self._progress is not None and task in self._tasks:
-                self._progress.advance(self._tasks[task], count)
-
-    def finished(self, task: str) -> None:
-        """Close the bar of ``task``; stop drawing when no bar is left."""
-        with self._lock:
-            task_id = self._tasks.pop(task, None)
-            if self._progress is None or task_id is None:
-                return
-            self._progress.stop_task(task_id)
-            if not self._tasks:
-                self._progress.refresh()
-                self._progress.stop()
-                self._progress = None
-
-    def close(self) -> None:
-        """Stop drawing (for a command that ends while tasks are still open)."""
-        with self._lock:
-            if self._progress is not None:
-                self._progress.stop()
-                self._progress = None
-            self._tasks.clear()
-
-
-def terminal_progress(console: Console, *, quiet: bool = False, min_total: int = MIN_TOTAL) -> ProgressSink:
-    """The sink for a command: bars on a terminal, nothing with ``--json`` (``quiet``) or when piped."""
-    if quiet or not console.is_terminal:
-        return NULL_PROGRESS
-    return TerminalProgress(console, min_total=min_total)

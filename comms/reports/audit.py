@@ -1,8 +1,9 @@
 """The audit trail: one row per delivery, exported as CSV or JSON, and the exact content a delivery sent.
 
-Streaming: the export is ONE SELECT read with ``yield_per`` and written row by row, so memory stays
-flat whatever the size of the audience, and the rows are one consistent snapshot of the store
-(SQLite gives a single statement a stable view in WAL mode, while the worker keeps writing).
+Streaming: the export is ONE SELECT read with ``yield_per`` (``comms.store.audit``) and written row
+by row, so memory stays flat whatever the size of the audience, and the rows are one consistent
+snapshot of the store (SQLite gives a single statement a stable view in WAL mode, while the worker
+keeps writing).
 
 Each row carries the SHA-256 of the stored rendered content (``ContentRow.sha256``, computed over
 ``ContentRow.body_json``); ``comms audit show DELIVERY_ID`` prints that content and checks the hash.
@@ -16,16 +17,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from sqlalchemy import Engine
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col
-
 from comms.core.content import Content, content_from_json, content_hash
 from comms.core.times import iso_utc
 from comms.errors import InputError, NotFoundError
-from comms.reports.metrics import as_utc
 from comms.store import repository as repo
-from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.audit import AuditRecord, iter_audit_records, stored_content
+from comms.store.engine import Engine
 
 AUDIT_COLUMNS = (
     "delivery_id",
@@ -67,71 +64,28 @@ class AuditRow:
         return asdict(self)
 
 
-def _columns() -> tuple[Any, ...]:
-    return (
-        col(DeliveryRow.id),
-        col(DeliveryRow.sent_at),
-        col(DeliveryRow.updated_at),
-        col(OccurrenceRow.key),
-        col(OccurrenceRow.message),
-        col(DeliveryRow.audience),
-        col(DeliveryRow.channel),
-        col(DeliveryRow.recipient),
-        col(DeliveryRow.state),
-        col(DeliveryRow.attempts),
-        col(DeliveryRow.provider_id),
-        col(DeliveryRow.last_error),
-        col(ContentRow.sha256),
-    )
-
-
-def _row(values: Any) -> AuditRow:
-    (
-        delivery_id,
-        sent_at,
-        updated_at,
-        key,
-        message,
-        audience,
-        channel,
-        recipient,
-        state,
-        attempts,
-        provider_id,
-        last_error,
-        sha256,
-    ) = values
-    when = as_utc(sent_at) or as_utc(updated_at)
+def _row(record: AuditRecord) -> AuditRow:
+    when = record.sent_at or record.updated_at
     return AuditRow(
-        delivery_id=int(delivery_id),
+        delivery_id=record.delivery_id,
         when=iso_utc(when) if when is not None else None,
-        occurrence=key,
-        message=message,
-        audience=audience,
-        channel=channel,
-        recipient=recipient,
-        state=state,
-        attempts=int(attempts),
-        provider_id=provider_id,
-        last_error=last_error,
-        content_sha256=sha256,
+        occurrence=record.occurrence,
+        message=record.message,
+        audience=record.audience,
+        channel=record.channel,
+        recipient=record.recipient,
+        state=record.state,
+        attempts=int(record.attempts),
+        provider_id=record.provider_id,
+        last_error=record.last_error,
+        content_sha256=record.content_sha256,
     )
 
 
 def iter_audit_rows(engine: Engine, *, cutover_name: str | None, yield_per: int = YIELD_PER) -> Iterator[AuditRow]:
     """Every delivery of the cutover in id order, streamed ``yield_per`` rows at a time."""
-    with Session(engine) as session:
-        cutover = repo.find_cutover(session, cutover_name)
-        statement = (
-            sa_select(*_columns())
-            .join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))
-            .join(ContentRow, col(ContentRow.id) == col(DeliveryRow.content_id))
-            .where(col(DeliveryRow.cutover_id) == cutover.id)
-            .order_by(col(DeliveryRow.id))
-            .execution_options(yield_per=yield_per)
-        )
-        for values in session.execute(statement):
-            yield _row(values)
+    for record in iter_audit_records(engine, cutover_name=cutover_name, yield_per=yield_per):
+        yield _row(record)
 
 
 def write_csv(rows: Iterable[AuditRow], out: TextIO) -> int:
@@ -161,8 +115,7 @@ def export_audit(engine: Engine, out: TextIO, *, cutover_name: str | None, fmt: 
     """Stream the cutover's audit trail to ``out`` as ``csv`` or ``json``; return the number of rows."""
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not an audit format (choose {' or '.join(FORMATS)})")
-    with Session(engine) as session:
-        repo.find_cutover(session, cutover_name)  # a clear NotFoundError before anything is written
+    repo.load_cutover(engine, cutover_name)  # a clear NotFoundError before anything is written
     rows = iter_audit_rows(engine, cutover_name=cutover_name)
     return write_csv(rows, out) if fmt == "csv" else write_json(rows, out)
 
@@ -194,16 +147,8 @@ class DeliveryContent:
 
 def delivery_content(engine: Engine, delivery_id: int) -> DeliveryContent:
     """The audit row and stored content of one delivery; NotFoundError when there is no such delivery."""
-    with Session(engine) as session:
-        values = session.execute(
-            sa_select(*_columns(), col(ContentRow.body_json), col(CutoverRow.name))
-            .join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))
-            .join(ContentRow, col(ContentRow.id) == col(DeliveryRow.content_id))
-            .join(CutoverRow, col(CutoverRow.id) == col(DeliveryRow.cutover_id))
-            .where(col(DeliveryRow.id) == delivery_id)
-        ).first()
-    if values is None:
+    stored = stored_content(engine, delivery_id)
+    if stored is None:
         raise NotFoundError(f"no delivery #{delivery_id}; the delivery_id column of 'comms audit export' lists them")
-    *audit, body_json, cutover = values
-    row = _row(audit)
-    return DeliveryContent(cutover, row, content_from_json(body_json), body_json, row.content_sha256)
+    row = _row(stored.record)
+    return DeliveryContent(stored.cutover, row, content_from_json(stored.body_json), stored.body_json, row.content_sha256)

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-
-from sqlalchemy import Engine, case, func
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from typing import Literal
 
 from comms.reports.effectiveness_model import (
     DeadLetter,
@@ -26,17 +23,12 @@ from comms.reports.effectiveness_model import (
     TimelinePoint,
     Timeliness,
 )
-from comms.reports.metrics import (
-    OccurrenceLateness,
-    as_utc,
-    communication_metrics,
-    occurrence_lateness,
-    percentile,
-    rate,
-)
+from comms.reports.metrics import OccurrenceLateness, communication_metrics, occurrence_lateness, percentile, rate
+from comms.store import reporting
 from comms.store import repository as repo
-from comms.store.incident_tables import EscalationStepRow, IncidentRow
-from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.engine import Engine
+from comms.store.tables import CutoverRow
+from comms.store.transaction import Transaction, transaction
 
 LIST_LIMIT = 100
 """Most failure reasons and dead letters listed (the totals count them all)."""
@@ -45,44 +37,38 @@ OPEN_STATES = ("pending", "in_flight")
 
 def effectiveness_report(engine: Engine, *, cutover_name: str | None, now: datetime) -> EffectivenessReport:
     """The communication effectiveness of the named cutover (or the only one)."""
-    with Session(engine) as session:
-        cutover = repo.find_cutover(session, cutover_name)
+    with transaction(engine) as tx:
+        cutover = repo.find_cutover(tx, cutover_name)
         assert cutover.id is not None
-        lateness = occurrence_lateness(session, cutover.id)
-        failures, groups = _failures(session, cutover.id)
-        dead_letters, dead_total = _dead_letters(session, cutover.id)
+        lateness = occurrence_lateness(tx, cutover.id)
+        failures, groups = _failures(tx, cutover.id)
+        dead_letters, dead_total = _dead_letters(tx, cutover.id)
         return EffectivenessReport(
             cutover=cutover.name,
             state=cutover.state,
             stage=cutover.stage,
             start=cutover.start,
             generated_at=now,
-            metrics=communication_metrics(session, cutover),
-            by_channel=_rates(session, cutover.id, "channel"),
-            by_audience=_rates(session, cutover.id, "audience"),
+            metrics=communication_metrics(tx, cutover),
+            by_channel=_rates(tx, cutover.id, "channel"),
+            by_audience=_rates(tx, cutover.id, "audience"),
             timeliness=_timeliness(lateness),
             lateness=lateness,
-            timeline=_timeline(session, cutover),
+            timeline=_timeline(tx, cutover),
             failures=failures,
             failure_groups=groups,
-            retries=_retries(session, cutover.id),
+            retries=_retries(tx, cutover.id),
             dead_letters=dead_letters,
             dead_total=dead_total,
-            incidents=_incidents(session, cutover.id),
-            failure_escalations=_failure_escalations(session, cutover.id),
+            incidents=_incidents(tx, cutover.id),
+            failure_escalations=_failure_escalations(tx, cutover.id),
         )
 
 
-def _rates(session: Session, cutover_id: int, by: str) -> list[RateLine]:
-    key = col(DeliveryRow.channel) if by == "channel" else col(DeliveryRow.audience)
-    rows = session.execute(
-        sa_select(key, col(DeliveryRow.state), func.count())
-        .where(col(DeliveryRow.cutover_id) == cutover_id)
-        .group_by(key, col(DeliveryRow.state))
-    ).all()
+def _rates(tx: Transaction, cutover_id: int, by: Literal["channel", "audience"]) -> list[RateLine]:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for name, state, count in rows:
-        counts[name][state] += int(count)
+    for name, state, count in reporting.state_counts_by(tx, cutover_id, by):
+        counts[name][state] += count
     return [
         RateLine(
             key=name,
@@ -114,28 +100,16 @@ def _timeliness(lateness: list[OccurrenceLateness]) -> Timeliness:
     )
 
 
-def _timeline(session: Session, cutover: CutoverRow) -> list[TimelinePoint]:
+def _timeline(tx: Transaction, cutover: CutoverRow) -> list[TimelinePoint]:
     """Planned and actual send times per occurrence and audience (occurrences never sent: planned only)."""
     assert cutover.id is not None
-    is_sent = col(DeliveryRow.state) == "sent"
-    sent_at = case((is_sent, col(DeliveryRow.sent_at)))
-    rows = session.execute(
-        sa_select(
-            col(DeliveryRow.occurrence_id),
-            col(DeliveryRow.audience),
-            func.min(sent_at),
-            func.max(sent_at),
-            func.sum(case((is_sent, 1), else_=0)),
-            func.count(),
-        )
-        .where(col(DeliveryRow.cutover_id) == cutover.id)
-        .group_by(col(DeliveryRow.occurrence_id), col(DeliveryRow.audience))
-    ).all()
     groups: dict[int, list[tuple[str, datetime | None, datetime | None, int, int]]] = defaultdict(list)
-    for occurrence_id, audience, first, last, sent, total in rows:
-        groups[occurrence_id].append((audience, as_utc(first), as_utc(last), int(sent or 0), int(total)))
+    for sends in reporting.audience_sends(tx, cutover.id):
+        groups[sends.occurrence_id].append(
+            (sends.audience, sends.first_sent_at, sends.last_sent_at, sends.sent, sends.total)
+        )
     points = []
-    for occurrence in repo.occurrences(session, cutover.id):
+    for occurrence in repo.occurrences(tx, cutover.id):
         if occurrence.due_at is None or occurrence.id is None:
             continue
         audiences = groups.get(occurrence.id) or [
@@ -148,35 +122,16 @@ def _timeline(session: Session, cutover: CutoverRow) -> list[TimelinePoint]:
     return points
 
 
-def _failures(session: Session, cutover_id: int) -> tuple[list[FailureReason], int]:
-    error = col(DeliveryRow.last_error)
-    base = (
-        sa_select(error, col(DeliveryRow.channel), col(DeliveryRow.state), func.count().label("n"))
-        .where(col(DeliveryRow.cutover_id) == cutover_id, error.is_not(None))
-        .group_by(error, col(DeliveryRow.channel), col(DeliveryRow.state))
-    )
-    total = session.execute(sa_select(func.count()).select_from(base.subquery())).scalar_one()
-    rows = session.execute(base.order_by(func.count().desc(), error).limit(LIST_LIMIT)).all()
-    reasons = [FailureReason(str(reason), channel, state, int(count)) for reason, channel, state, count in rows]
-    return reasons, int(total)
+def _failures(tx: Transaction, cutover_id: int) -> tuple[list[FailureReason], int]:
+    rows, total = reporting.failure_reasons(tx, cutover_id, limit=LIST_LIMIT)
+    return [FailureReason(reason, channel, state, count) for reason, channel, state, count in rows], total
 
 
-def _retries(session: Session, cutover_id: int) -> list[RetryLine]:
-    rows = session.exec(
-        select(AttemptRow.channel, AttemptRow.outcome, func.count())
-        .where(AttemptRow.cutover_id == cutover_id)
-        .group_by(col(AttemptRow.channel), col(AttemptRow.outcome))
-    ).all()
+def _retries(tx: Transaction, cutover_id: int) -> list[RetryLine]:
     outcomes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for channel, outcome, count in rows:
-        outcomes[channel][outcome] += int(count)
-    retried = dict(
-        session.exec(
-            select(DeliveryRow.channel, func.count())
-            .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "sent", col(DeliveryRow.attempts) > 1)
-            .group_by(col(DeliveryRow.channel))
-        ).all()
-    )
+    for channel, outcome, count in reporting.attempt_outcomes(tx, cutover_id):
+        outcomes[channel][outcome] += count
+    retried = reporting.retried_sent(tx, cutover_id)
     return [
         RetryLine(
             channel=channel,
@@ -190,36 +145,18 @@ def _retries(session: Session, cutover_id: int) -> list[RetryLine]:
     ]
 
 
-def _dead_letters(session: Session, cutover_id: int) -> tuple[list[DeadLetter], int]:
-    total = session.exec(
-        select(func.count()).where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "dead")
-    ).one()
-    rows = session.exec(
-        select(DeliveryRow, OccurrenceRow.key)
-        .join(OccurrenceRow, col(OccurrenceRow.id) == DeliveryRow.occurrence_id)
-        .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "dead")
-        .order_by(col(DeliveryRow.id))
-        .limit(LIST_LIMIT)
-    ).all()
+def _dead_letters(tx: Transaction, cutover_id: int) -> tuple[list[DeadLetter], int]:
+    rows, total = reporting.dead_deliveries(tx, cutover_id, limit=LIST_LIMIT)
     letters = [
         DeadLetter(row.id or 0, key, row.audience, row.channel, row.recipient, row.attempts, row.last_error)
         for row, key in rows
     ]
-    return letters, int(total)
+    return letters, total
 
 
-def _incidents(session: Session, cutover_id: int) -> list[IncidentEscalation] | None:
-    notices = {
-        incident_id: (int(count), level)
-        for incident_id, count, level in session.exec(
-            select(EscalationStepRow.incident_id, func.count(), func.max(EscalationStepRow.level))
-            .where(EscalationStepRow.cutover_id == cutover_id, EscalationStepRow.kind == "notified")
-            .group_by(col(EscalationStepRow.incident_id))
-        ).all()
-    }
-    incidents = session.exec(
-        select(IncidentRow).where(IncidentRow.cutover_id == cutover_id).order_by(col(IncidentRow.id))
-    ).all()
+def _incidents(tx: Transaction, cutover_id: int) -> list[IncidentEscalation] | None:
+    notices = reporting.level_notices(tx, cutover_id)
+    incidents = reporting.incidents_of(tx, cutover_id)
     return [
         IncidentEscalation(
             incident_id=row.id or 0,
@@ -229,21 +166,14 @@ def _incidents(session: Session, cutover_id: int) -> list[IncidentEscalation] | 
             acked_by=row.acked_by,
             acked_at=row.acked_at,
             resolved_at=row.resolved_at,
-            notices=notices.get(row.id, (0, None))[0],
-            highest_level=notices.get(row.id, (0, None))[1],
+            notices=notices.get(row.id or 0, (0, None))[0],
+            highest_level=notices.get(row.id or 0, (0, None))[1],
             ack_seconds=None if row.acked_at is None else (row.acked_at - row.opened_at).total_seconds(),
         )
         for row in incidents
     ]
 
 
-def _failure_escalations(session: Session, cutover_id: int) -> list[FailureEscalation] | None:
-    rows = session.exec(
-        select(EscalationStepRow)
-        .where(
-            EscalationStepRow.cutover_id == cutover_id,
-            col(EscalationStepRow.kind).in_(("delivery_failure", "missed")),
-        )
-        .order_by(col(EscalationStepRow.at), col(EscalationStepRow.id))
-    ).all()
+def _failure_escalations(tx: Transaction, cutover_id: int) -> list[FailureEscalation] | None:
+    rows = reporting.escalation_steps(tx, cutover_id, kinds=("delivery_failure", "missed"))
     return [FailureEscalation(row.at, row.kind, row.detail) for row in rows]

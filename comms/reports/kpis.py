@@ -18,11 +18,11 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Engine
-from sqlmodel import Session
 
 from comms.errors import InputError
+from comms.reports.metrics import stored_kpis
 from comms.store import repository as repo
+from comms.store.engine import Engine
 
 MAX_KPIS = 100
 MAX_VALUE_LENGTH = 500
@@ -69,10 +69,10 @@ def load_kpis(path: Path) -> dict[str, str]:
 def store_kpis(engine: Engine, cutover_name: str | None, path: Path, *, now: datetime) -> dict[str, str]:
     """Load the KPI file and store it on the cutover (replacing earlier KPIs); return what was stored."""
     kpis = load_kpis(path)
-    with Session(engine) as session:
-        cutover = repo.find_cutover(session, cutover_name)
-        cutover.metrics_json = json.dumps(kpis, ensure_ascii=False)  # file order kept: not sorted
-        cutover.updated_at = now
-        session.add(cutover)
-        session.commit()
+    repo.set_cutover_kpis(engine, cutover_name, json.dumps(kpis, ensure_ascii=False), now=now)  # file order kept
     return kpis
+
+
+def read_kpis(engine: Engine, cutover_name: str | None) -> dict[str, str]:
+    """The KPIs stored on the cutover (name -> value, in file order); empty when none were set."""
+    return stored_kpis(repo.load_cutover(engine, cutover_name))

@@ -15,15 +15,13 @@ costs a few index scans, never a million rows in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-
 from comms.core import jsoncodec
-from comms.store.incident_tables import EscalationStepRow
-from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store import reporting
+from comms.store.tables import CutoverRow
+from comms.store.transaction import Transaction
 
 ON_TIME_SECONDS = 60.0
 """An occurrence is on time when its first successful send left within this many seconds of its due time."""
@@ -60,13 +58,13 @@ class OccurrenceLateness:
         return seconds is not None and seconds <= ON_TIME_SECONDS
 
 
-def communication_metrics(session: Session, cutover: CutoverRow) -> dict[str, Any]:
+def communication_metrics(tx: Transaction, cutover: CutoverRow) -> dict[str, Any]:
     """Delivery counts and rates, on-time rate and lateness, escalations, plus the migration KPIs given by the user."""
     assert cutover.id is not None
-    counts = delivery_state_counts(session, cutover.id)
+    counts = reporting.delivery_state_counts(tx, cutover.id)
     total = sum(count for state, count in counts.items() if state != "cancelled")
     sent = counts.get("sent", 0)
-    lateness = occurrence_lateness(session, cutover.id)
+    lateness = occurrence_lateness(tx, cutover.id)
     values = sorted(v for v in (item.seconds for item in lateness) if v is not None)
     return {
         "deliveries_sent": sent,
@@ -80,34 +78,15 @@ def communication_metrics(session: Session, cutover: CutoverRow) -> dict[str, An
         "uncertain": counts.get("uncertain", 0),
         "missed": counts.get("missed", 0),
         "missed_occurrences": sum(1 for item in lateness if item.state == "missed"),
-        "retries": transient_attempts(session, cutover.id),
-        "escalations": escalation_count(session, cutover.id),
+        "retries": reporting.transient_attempts(tx, cutover.id),
+        "escalations": reporting.escalation_count(tx, cutover.id, kinds=ESCALATION_KINDS),
         "kpis": stored_kpis(cutover),
     }
 
 
-def delivery_state_counts(session: Session, cutover_id: int) -> dict[str, int]:
-    """How many deliveries of the cutover are in each state."""
-    rows = session.exec(
-        select(DeliveryRow.state, func.count()).where(DeliveryRow.cutover_id == cutover_id).group_by(DeliveryRow.state)
-    ).all()
-    return {state: int(count) for state, count in rows}
-
-
-def occurrence_lateness(session: Session, cutover_id: int) -> list[OccurrenceLateness]:
+def occurrence_lateness(tx: Transaction, cutover_id: int) -> list[OccurrenceLateness]:
     """Per settled occurrence, its due time and first successful send, in due order."""
-    first_sent = (
-        select(DeliveryRow.occurrence_id, func.min(DeliveryRow.sent_at).label("first_sent"))
-        .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "sent")
-        .group_by(col(DeliveryRow.occurrence_id))
-        .subquery()
-    )
-    rows = session.exec(
-        select(OccurrenceRow, first_sent.c.first_sent)
-        .outerjoin(first_sent, first_sent.c.occurrence_id == OccurrenceRow.id)
-        .where(OccurrenceRow.cutover_id == cutover_id, col(OccurrenceRow.state).in_(SETTLED_OCCURRENCE_STATES))
-        .order_by(col(OccurrenceRow.due_at), col(OccurrenceRow.id))
-    ).all()
+    rows = reporting.first_sends(tx, cutover_id, states=SETTLED_OCCURRENCE_STATES)
     result = []
     for occurrence, first in rows:
         if occurrence.due_at is None or occurrence.id is None:
@@ -120,29 +99,11 @@ def occurrence_lateness(session: Session, cutover_id: int) -> list[OccurrenceLat
                 key=occurrence.key,
                 message=occurrence.message,
                 due_at=occurrence.due_at,
-                first_sent_at=as_utc(first),
+                first_sent_at=first,
                 state=occurrence.state,
             )
         )
     return result
-
-
-def transient_attempts(session: Session, cutover_id: int) -> int:
-    """Provider requests that failed in a way worth retrying (each one led to a retry or a dead letter)."""
-    count = session.exec(
-        select(func.count()).where(AttemptRow.cutover_id == cutover_id, AttemptRow.outcome == "transient")
-    ).one()
-    return int(count)
-
-
-def escalation_count(session: Session, cutover_id: int) -> int:
-    """Escalation notices recorded for the cutover (0 when the incident tables are not installed)."""
-    count = session.exec(
-        select(func.count()).where(
-            EscalationStepRow.cutover_id == cutover_id, col(EscalationStepRow.kind).in_(ESCALATION_KINDS)
-        )
-    ).one()
-    return int(count)
 
 
 def stored_kpis(cutover: CutoverRow) -> dict[str, str]:
@@ -162,12 +123,3 @@ def percentile(sorted_values: list[float], pct: float) -> float:
         return 0.0
     rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil(n * pct / 100), at least 1
     return round(sorted_values[int(rank) - 1], 1)
-
-
-def as_utc(value: datetime | str | None) -> datetime | None:
-    """An aggregate's datetime as aware UTC (SQLite may hand back text or a naive value)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -19,16 +19,14 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
-
 from comms.core.events import CutoverState, releases_held
 from comms.core.times import format_duration, format_offset, iso_utc
-from comms.reports.metrics import ESCALATION_KINDS, as_utc
+from comms.reports.metrics import ESCALATION_KINDS
+from comms.store import reporting
 from comms.store import repository as repo
-from comms.store.incident_tables import EscalationStepRow, IncidentRow
-from comms.store.tables import CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.engine import Engine
+from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction, transaction
 
 STATE_LABELS = {
     "planned": "planned",
@@ -227,12 +225,12 @@ def relative_text(seconds: float) -> str:
 
 def cutover_status(engine: Engine, *, cutover_name: str | None, now: datetime, next_limit: int = 5) -> CutoverStatus:
     """The status of the named cutover (or the only one); NotFoundError when none is scheduled."""
-    with Session(engine) as session:
-        cutover = repo.find_cutover(session, cutover_name)
+    with transaction(engine) as tx:
+        cutover = repo.find_cutover(tx, cutover_name)
         assert cutover.id is not None
-        occurrences = repo.occurrences(session, cutover.id)
-        counts = _delivery_counts(session, cutover.id)
-        retries = _next_retries(session, cutover.id)
+        occurrences = repo.occurrences(tx, cutover.id)
+        counts = _delivery_counts(tx, cutover.id)
+        retries = reporting.next_retries(tx, cutover.id)
         totals = DeliveryCounts()
         lines = []
         for occurrence in occurrences:
@@ -261,35 +259,19 @@ def cutover_status(engine: Engine, *, cutover_name: str | None, now: datetime, n
             next_messages=_next_messages(cutover, occurrences, now=now, limit=next_limit),
             occurrences=lines,
             totals=totals,
-            incidents=_open_incidents(session, cutover.id),
-            escalations=_escalations(session, cutover.id),
+            incidents=_open_incidents(tx, cutover.id),
+            escalations=_escalations(tx, cutover.id),
         )
 
 
-def _delivery_counts(session: Session, cutover_id: int) -> dict[int, dict[str, DeliveryCounts]]:
-    tried = case((col(DeliveryRow.attempts) > 0, 1), else_=0)
-    rows = session.execute(  # five columns: more than sqlmodel's select is typed for
-        sa_select(col(DeliveryRow.occurrence_id), col(DeliveryRow.channel), col(DeliveryRow.state), tried, func.count())
-        .where(col(DeliveryRow.cutover_id) == cutover_id)
-        .group_by(col(DeliveryRow.occurrence_id), col(DeliveryRow.channel), col(DeliveryRow.state), tried)
-    ).all()
+def _delivery_counts(tx: Transaction, cutover_id: int) -> dict[int, dict[str, DeliveryCounts]]:
     result: dict[int, dict[str, DeliveryCounts]] = defaultdict(dict)
-    for occurrence_id, channel, state, was_tried, count in rows:
-        bucket = "retrying" if state == "pending" and was_tried else state
+    for group in reporting.delivery_groups(tx, cutover_id):
+        bucket = "retrying" if group.state == "pending" and group.tried else group.state
         if bucket not in DELIVERY_BUCKETS:
             bucket = "pending"
-        result[occurrence_id].setdefault(channel, DeliveryCounts()).add(bucket, int(count))
+        result[group.occurrence_id].setdefault(group.channel, DeliveryCounts()).add(bucket, group.count)
     return result
-
-
-def _next_retries(session: Session, cutover_id: int) -> dict[int, datetime]:
-    rows = session.exec(
-        select(DeliveryRow.occurrence_id, func.min(DeliveryRow.next_attempt_at))
-        .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "pending")
-        .where(col(DeliveryRow.next_attempt_at).is_not(None))
-        .group_by(col(DeliveryRow.occurrence_id))
-    ).all()
-    return {occurrence_id: when for occurrence_id, value in rows if (when := as_utc(value)) is not None}
 
 
 def _next_messages(
@@ -316,12 +298,8 @@ def _next_messages(
     ]
 
 
-def _open_incidents(session: Session, cutover_id: int) -> list[IncidentLine] | None:
-    rows = session.exec(
-        select(IncidentRow)
-        .where(IncidentRow.cutover_id == cutover_id, col(IncidentRow.resolved_at).is_(None))
-        .order_by(col(IncidentRow.id))
-    ).all()
+def _open_incidents(tx: Transaction, cutover_id: int) -> list[IncidentLine] | None:
+    rows = reporting.incidents_of(tx, cutover_id, unresolved_only=True)
     return [
         IncidentLine(
             id=row.id or 0,
@@ -336,10 +314,6 @@ def _open_incidents(session: Session, cutover_id: int) -> list[IncidentLine] | N
     ]
 
 
-def _escalations(session: Session, cutover_id: int) -> list[EscalationLine] | None:
-    rows = session.exec(
-        select(EscalationStepRow)
-        .where(EscalationStepRow.cutover_id == cutover_id, col(EscalationStepRow.kind).in_(ESCALATION_KINDS))
-        .order_by(col(EscalationStepRow.at), col(EscalationStepRow.id))
-    ).all()
+def _escalations(tx: Transaction, cutover_id: int) -> list[EscalationLine] | None:
+    rows = reporting.escalation_steps(tx, cutover_id, kinds=ESCALATION_KINDS)
     return [EscalationLine(row.at, row.kind, row.incident_id, row.level, row.detail) for row in rows]

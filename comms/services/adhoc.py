@@ -15,18 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from jinja2 import TemplateError, TemplateNotFound, UndefinedError
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 
 from comms.core.context import build_context
 from comms.errors import CommsError, InputError, NotFoundError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Audience, Channel, Message, Plan, Trigger
 from comms.rendering import Renderer
-from comms.services.escalations import add_occurrence
+from comms.services.escalations import due_now
 from comms.store import repository as repo
-from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.engine import Engine
+from comms.store.tables import CutoverRow
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEY_ATTEMPTS = 5
@@ -75,8 +73,7 @@ def send_adhoc(
     now: datetime,
 ) -> AdhocOutcome:
     """Check the request, render it once per audience x channel as a trial, then queue it due now."""
-    with Session(engine) as session:
-        cutover = repo.find_cutover(session, cutover_name)
+    cutover = repo.load_cutover(engine, cutover_name)
     assert cutover.id is not None
     plan, renderer = plans.get(cutover.plan_dir)
     message = _message(plan, message_key)
@@ -175,22 +172,8 @@ def _store(
     *,
     now: datetime,
 ) -> AdhocOutcome:
-    prefix = f"adhoc:{message.key}/"
-    for _ in range(_KEY_ATTEMPTS):  # another process may take the same number; take the next one
-        with Session(engine) as session:
-            count = len(session.exec(
-                select(OccurrenceRow.id).where(
-                    OccurrenceRow.cutover_id == cutover_id, col(OccurrenceRow.key).startswith(prefix)
-                )
-            ).all())
-            key = f"{prefix}{count + 1}"
-            try:
-                row = add_occurrence(session, cutover_id=cutover_id, key=key, message=message, trigger=Trigger.ADHOC,
-                                     audiences=audiences, channels=kinds, context={"vars": variables}, now=now)
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                continue
-            assert row.id is not None
-            return AdhocOutcome(row.id, key, audiences, kinds)
-    raise CommsError(f"could not number the ad-hoc send of '{message.key}'; try again")
+    template = due_now(f"adhoc:{message.key}/", message, Trigger.ADHOC, audiences, kinds, {"vars": variables}, now=now)
+    queued = repo.add_numbered_occurrence(engine, cutover_id, template, attempts=_KEY_ATTEMPTS, now=now)
+    if queued is None:  # another process took each number we tried
+        raise CommsError(f"could not number the ad-hoc send of '{message.key}'; try again")
+    return AdhocOutcome(queued.id, queued.key, audiences, kinds)

@@ -21,17 +21,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert
-from sqlmodel import Session, col, select
-
 from comms.clock import Clock
 from comms.core import jsoncodec
 from comms.core.escalation import DueNotice, decide_escalation, escalation_reason
 from comms.core.times import format_duration
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel, EscalationLevel, Message, Plan, SeverityPolicy, Trigger
-from comms.store.incident_tables import EscalationStepRow, IncidentRow
+from comms.store import incidents as incident_store
+from comms.store import repository as repo
+from comms.store.engine import Engine
+from comms.store.incident_tables import IncidentRow
+from comms.store.repository import NewOccurrence
 from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction, transaction
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def incident_context(incident: IncidentRow) -> dict[str, Any]:
 
 
 def add_occurrence(
-    session: Session,
+    tx: Transaction,
     *,
     cutover_id: int,
     key: str,
@@ -65,24 +67,35 @@ def add_occurrence(
     context: dict[str, Any],
     now: datetime,
     incident_id: int | None = None,
-) -> OccurrenceRow:
-    """Queue an occurrence due now (the dispatcher's next tick, or ``dispatch_now``, sends it)."""
-    row = OccurrenceRow(
-        cutover_id=cutover_id,
+) -> int:
+    """Queue an occurrence due now (the dispatcher's next tick, or ``dispatch_now``, sends it); return its id."""
+    occurrence = due_now(key, message, trigger, audiences, channels, context, now=now, incident_id=incident_id)
+    return repo.add_occurrence(tx, cutover_id, occurrence, now=now)
+
+
+def due_now(
+    key: str,
+    message: Message,
+    trigger: Trigger,
+    audiences: Sequence[str],
+    channels: Sequence[Channel],
+    context: dict[str, Any],
+    *,
+    now: datetime,
+    incident_id: int | None = None,
+) -> NewOccurrence:
+    """An occurrence of ``message`` due now, with its context as the templates will see it."""
+    return NewOccurrence(
         key=key,
         message=message.key,
         trigger=trigger.value,
         due_at=now,
         max_lateness_seconds=int(message.max_lateness.total_seconds()),
-        audiences_csv=",".join(audiences),
-        channels_csv=",".join(c.value for c in channels),
+        audiences=tuple(audiences),
+        channels=tuple(c.value for c in channels),
         context_json=jsoncodec.dumps(context),
         incident_id=incident_id,
-        created_at=now,
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def severity_policy(plan: Plan, severity: str) -> SeverityPolicy | None:
@@ -97,14 +110,6 @@ def _escalation_message(plan: Plan) -> Message | None:
         return plan.message(ESCALATION_MESSAGE)
     except KeyError:
         return None
-
-
-def _claim_step(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert a step unless its UNIQUE key is taken; return its id, or None when someone else has it."""
-    result = session.execute(insert(EscalationStepRow).prefix_with("OR IGNORE").values(**values))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return int(result.inserted_primary_key[0])  # type: ignore[attr-defined,index]
 
 
 def notice_targets(
@@ -151,45 +156,24 @@ def notify_due_levels(
 ) -> list[int]:
     """Queue the escalation notices due at ``now`` (for one incident, or all open ones); return their ids."""
     work: list[tuple[int, int, Plan, SeverityPolicy, DueNotice]] = []
-    with Session(engine) as session:
-        query = select(IncidentRow).where(
-            col(IncidentRow.acked_at).is_(None), col(IncidentRow.resolved_at).is_(None)
+    for found in incident_store.unacknowledged_incidents(engine, incident_id=incident_id):
+        incident = found.incident
+        assert incident.id is not None
+        plan, _ = plans.get(found.plan_dir)
+        policy = severity_policy(plan, incident.severity)
+        if policy is None:
+            log.error("incident #%s: the plan has no escalation policy for %s", incident.id, incident.severity)
+            continue
+        decision = decide_escalation(
+            policy, opened_at=incident.opened_at, acknowledged=False, notified=found.notified, now=now
         )
-        if incident_id is not None:
-            query = query.where(IncidentRow.id == incident_id)
-        for incident in session.exec(query.order_by(col(IncidentRow.id))).all():
-            assert incident.id is not None
-            cutover = session.get(CutoverRow, incident.cutover_id)
-            assert cutover is not None
-            plan, _ = plans.get(cutover.plan_dir)
-            policy = severity_policy(plan, incident.severity)
-            if policy is None:
-                log.error("incident #%s: the plan has no escalation policy for %s", incident.id, incident.severity)
-                continue
-            decision = decide_escalation(
-                policy,
-                opened_at=incident.opened_at,
-                acknowledged=False,
-                notified=notified_slots(session, incident.id),
-                now=now,
-            )
-            work.extend((incident.id, incident.cutover_id, plan, policy, notice) for notice in decision.due)
+        work.extend((incident.id, incident.cutover_id, plan, policy, notice) for notice in decision.due)
     created: list[int] = []
     for incident_key, cutover_id, plan, policy, notice in work:
         occurrence_id = _notify_level(engine, plan, policy, incident_key, cutover_id, notice, now=now)
         if occurrence_id is not None:
             created.append(occurrence_id)
     return created
-
-
-def notified_slots(session: Session, incident_id: int) -> set[tuple[int, int]]:
-    """The (level, repeat) notices already recorded for an incident."""
-    rows = session.exec(
-        select(EscalationStepRow.level, EscalationStepRow.repeat).where(
-            EscalationStepRow.incident_id == incident_id, EscalationStepRow.kind == "notified"
-        )
-    ).all()
-    return {(level, repeat or 0) for level, repeat in rows if level is not None}
 
 
 def _notify_level(
@@ -208,8 +192,8 @@ def _notify_level(
                   ESCALATION_MESSAGE, notice.level)
         return None
     level = policy.levels[notice.level - 1]
-    with Session(engine) as session:
-        incident = session.get(IncidentRow, incident_id)
+    with transaction(engine) as tx:
+        incident = incident_store.get_incident(tx, incident_id)
         assert incident is not None
         reason = escalation_reason(
             incident_id=incident_id,
@@ -218,17 +202,16 @@ def _notify_level(
             notice=notice,
             levels=len(policy.levels),
         )
-        step_id = _claim_step(
-            session,
-            {"cutover_id": cutover_id, "incident_id": incident_id, "kind": "notified", "level": notice.level,
-             "repeat": notice.repeat, "at": now, "detail": reason},
+        step_id = incident_store.claim_step(
+            tx, cutover_id=cutover_id, incident_id=incident_id, kind="notified", level=notice.level,
+            repeat=notice.repeat, at=now, detail=reason,
         )
         if step_id is None:
-            session.rollback()
+            tx.rollback()
             return None
-        session.refresh(incident)  # read again under the write lock: an ack may have just landed
+        incident = incident_store.reread_incident(tx, incident)
         if incident.state != "open":
-            session.rollback()
+            tx.rollback()
             return None
         audiences, channels, direct = notice_targets(plan, level, message)
         view = incident_context(incident)
@@ -239,8 +222,8 @@ def _notify_level(
         if direct:
             context["direct"] = direct
         key = f"escalation:incident-{incident_id}/level-{notice.level}"
-        occurrence = add_occurrence(
-            session,
+        occurrence_id = add_occurrence(
+            tx,
             cutover_id=cutover_id,
             key=key + (f"/repeat-{notice.repeat}" if notice.repeat else ""),
             message=message,
@@ -251,13 +234,10 @@ def _notify_level(
             now=now,
             incident_id=incident_id,
         )
-        step = session.get(EscalationStepRow, step_id)
-        assert step is not None
-        step.sent_occurrence_id = occurrence.id
-        session.add(step)
-        session.commit()
+        incident_store.link_step(tx, step_id, occurrence_id)
+        tx.commit()
         log.info("incident #%s: level %s notified (%s)", incident_id, notice.level, reason)
-        return occurrence.id
+        return occurrence_id
 
 
 # -- automatic escalation of failed deliveries --------------------------------------------------
@@ -270,16 +250,16 @@ class DeliveryFailureEscalation:
         self.plans = plans
         self.clock = clock
 
-    def __call__(self, session: Session, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str) -> None:
+    def __call__(self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str) -> None:
         try:
-            escalate_failure(session, self.plans, cutover, occurrence, reason, now=self.clock())
+            escalate_failure(tx, self.plans, cutover, occurrence, reason, now=self.clock())
         except Exception:  # the dispatcher's own bookkeeping is committed; never let the hook undo it
-            session.rollback()
+            tx.rollback()
             log.exception("could not escalate the failure of %s (%s)", occurrence.key, reason)
 
 
 def escalate_failure(
-    session: Session, plans: PlanCache, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str, *, now: datetime
+    tx: Transaction, plans: PlanCache, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str, *, now: datetime
 ) -> int | None:
     """Record a failed occurrence and queue its notice (once); return the notice's id when one was queued.
 
@@ -297,10 +277,9 @@ def escalate_failure(
         detail += "; an escalation notice that fails is logged, not escalated again"
     elif contacts is None or message is None:
         detail += "; the plan names no delivery_failures contacts (or no escalation-notice message)"
-    step_id = _claim_step(
-        session,
-        {"cutover_id": cutover.id, "incident_id": occurrence.incident_id, "kind": kind,
-         "occurrence_id": occurrence.id, "at": now, "detail": detail},
+    step_id = incident_store.claim_step(
+        tx, cutover_id=cutover.id, incident_id=occurrence.incident_id, kind=kind, occurrence_id=occurrence.id,
+        at=now, detail=detail,
     )
     if step_id is None:
         return None
@@ -308,12 +287,9 @@ def escalate_failure(
         log.error("%s", detail)
         return None
     key = f"escalation:delivery-failure/{occurrence.id}"
-    taken = session.exec(
-        select(OccurrenceRow.id).where(OccurrenceRow.cutover_id == cutover.id, OccurrenceRow.key == key)
-    ).first()
-    if taken is not None:
+    if repo.occurrence_id_by_key(tx, cutover.id, key) is not None:
         return None
-    incident = session.get(IncidentRow, occurrence.incident_id) if occurrence.incident_id is not None else None
+    incident = incident_store.get_incident(tx, occurrence.incident_id) if occurrence.incident_id is not None else None
     view = incident_context(incident) if incident is not None else _failure_view(occurrence, kind, now=now)
     context: dict[str, Any] = {
         "escalation": {
@@ -331,8 +307,8 @@ def escalate_failure(
     audiences, channels, direct = notice_targets(plan, contacts, message)
     if direct:
         context["direct"] = direct
-    notice = add_occurrence(
-        session,
+    notice_id = add_occurrence(
+        tx,
         cutover_id=cutover.id,
         key=key,
         message=message,
@@ -342,12 +318,9 @@ def escalate_failure(
         context=context,
         now=now,
     )
-    step = session.get(EscalationStepRow, step_id)
-    assert step is not None
-    step.sent_occurrence_id = notice.id
-    session.add(step)
+    incident_store.link_step(tx, step_id, notice_id)
     log.warning("escalated to the delivery_failures contacts: %s", what)
-    return notice.id
+    return notice_id
 
 
 def _failure_view(occurrence: OccurrenceRow, kind: str, *, now: datetime) -> dict[str, Any]:

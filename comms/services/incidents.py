@@ -15,25 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
-
 from comms.core import jsoncodec
 from comms.core.escalation import decide_escalation
 from comms.core.times import iso_utc
 from comms.errors import InputError, NotFoundError, StateError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel, Message, Plan, SeverityPolicy, Trigger
-from comms.services.escalations import (
-    add_occurrence,
-    incident_context,
-    notified_slots,
-    notify_due_levels,
-    severity_policy,
-)
+from comms.services.escalations import add_occurrence, incident_context, notify_due_levels, severity_policy
+from comms.store import incidents as incident_store
 from comms.store import repository as repo
-from comms.store.incident_tables import EscalationStepRow, IncidentRow
-from comms.store.tables import CutoverRow
+from comms.store.engine import Engine
+from comms.store.incident_tables import IncidentRow
+from comms.store.transaction import Transaction, transaction
 
 OPENED, UPDATED, ACKNOWLEDGED, RESOLVED = (
     "incident-opened",
@@ -124,35 +117,31 @@ def open_incident(
     summary = _required(summary, "--summary", "say what is wrong; every audience of the severity reads it")
     first_update = (update or "").strip() or FIRST_UPDATE
     names = [name.strip() for name in components if name.strip()]
-    with Session(engine) as session:
-        cutover = repo.find_cutover(session, cutover_name)
+    with transaction(engine) as tx:
+        cutover = repo.find_cutover(tx, cutover_name)
         assert cutover.id is not None
         plan, _ = plans.get(cutover.plan_dir)
         policy = _policy(plan, severity)
         message = _message(plan, OPENED)
         on_statuspage = policy.statuspage_impact is not None and Channel.STATUSPAGE in policy.channels
-        incident = IncidentRow(
+        incident = incident_store.add_incident(
+            tx,
             cutover_id=cutover.id,
             severity=severity,
             summary=summary,
             components_json=jsoncodec.dumps(names),
             on_statuspage=on_statuspage,
             latest_update=first_update,
-            opened_at=now,
-            acked_at=None,
-            resolved_at=None,
-            updated_at=now,
+            now=now,
         )
-        session.add(incident)
-        session.flush()
         override = {
             "status": message.statuspage.status if message.statuspage else "investigating",
             "impact": policy.statuspage_impact,
             "component_status": policy.component_status,
         }
-        fired = _announce(session, plan, policy, incident, message, "opened", f"{severity} opened: {summary}",
+        fired = _announce(tx, plan, policy, incident, message, "opened", f"{severity} opened: {summary}",
                           now=now, statuspage_override=override)
-        session.commit()
+        tx.commit()
         assert incident.id is not None
         incident_id = incident.id
     notices = notify_due_levels(engine, plans, now=now, incident_id=incident_id)
@@ -167,16 +156,15 @@ def update_incident(
         raise InputError(f"--status: {status!r} is not an update status (choose {', '.join(UPDATE_STATUSES)}; "
                          "use 'comms incident resolve' to resolve)")
     text = _required(message, "--message", "say what changed")
-    with Session(engine) as session:
-        incident, plan, policy = _load(session, plans, incident_id)
+    with transaction(engine) as tx:
+        incident, plan, policy = _load(tx, plans, incident_id)
         if incident.state == "resolved":
             raise StateError(f"incident #{incident_id} was resolved at {_when(incident.resolved_at)}; "
                              "open a new one with 'comms incident open' if the problem is back")
-        incident.status, incident.latest_update, incident.updated_at = status, text, now
-        session.add(incident)
-        fired = _announce(session, plan, policy, incident, _message(plan, UPDATED), "updated", f"{status}: {text}",
+        incident_store.record_incident_update(tx, incident, status=status, update=text, now=now)
+        fired = _announce(tx, plan, policy, incident, _message(plan, UPDATED), "updated", f"{status}: {text}",
                           now=now, statuspage_override={"status": status})
-        session.commit()
+        tx.commit()
         return IncidentOutcome(incident_id, incident.state, incident.status, fired)
 
 
@@ -185,18 +173,17 @@ def acknowledge_incident(
 ) -> IncidentOutcome:
     """Record who acknowledged the incident: escalation stops, and the acknowledgement is announced."""
     who = _required(by, "--by", "name who takes the incident")
-    with Session(engine) as session:
-        incident, plan, policy = _load(session, plans, incident_id)
+    with transaction(engine) as tx:
+        incident, plan, policy = _load(tx, plans, incident_id)
         if incident.state == "resolved":
             raise StateError(f"incident #{incident_id} is already resolved; there is nothing to acknowledge")
         if incident.acked_at is not None:
             raise StateError(f"incident #{incident_id} was already acknowledged by {incident.acked_by} "
                              f"at {_when(incident.acked_at)}")
-        incident.acked_by, incident.acked_at, incident.updated_at = who, now, now
-        session.add(incident)
-        fired = _announce(session, plan, policy, incident, _message(plan, ACKNOWLEDGED), "acked",
+        incident_store.record_acknowledgement(tx, incident, by=who, now=now)
+        fired = _announce(tx, plan, policy, incident, _message(plan, ACKNOWLEDGED), "acked",
                           f"acknowledged by {who}", now=now)
-        session.commit()
+        tx.commit()
         return IncidentOutcome(incident_id, incident.state, incident.status, fired)
 
 
@@ -205,15 +192,13 @@ def resolve_incident(
 ) -> IncidentOutcome:
     """Resolve the incident: escalation stops, the resolution goes out and the status-page incident closes."""
     text = _required(message, "--message", "say what fixed it")
-    with Session(engine) as session:
-        incident, plan, policy = _load(session, plans, incident_id)
+    with transaction(engine) as tx:
+        incident, plan, policy = _load(tx, plans, incident_id)
         if incident.state == "resolved":
             raise StateError(f"incident #{incident_id} was already resolved at {_when(incident.resolved_at)}")
-        incident.status, incident.latest_update = "resolved", text
-        incident.resolved_at = incident.updated_at = now
-        session.add(incident)
-        fired = _announce(session, plan, policy, incident, _message(plan, RESOLVED), "resolved", text, now=now)
-        session.commit()
+        incident_store.record_resolution(tx, incident, update=text, now=now)
+        fired = _announce(tx, plan, policy, incident, _message(plan, RESOLVED), "resolved", text, now=now)
+        tx.commit()
         return IncidentOutcome(incident_id, incident.state, incident.status, fired)
 
 
@@ -222,46 +207,37 @@ def list_incidents(
 ) -> list[IncidentView]:
     """Every incident (of one cutover when named), oldest first, with its history and next escalation."""
     views: list[IncidentView] = []
-    with Session(engine) as session:
-        query = select(IncidentRow, CutoverRow).join(CutoverRow, col(CutoverRow.id) == IncidentRow.cutover_id)
-        if cutover_name is not None:
-            cutover = repo.find_cutover(session, cutover_name)
-            query = query.where(IncidentRow.cutover_id == cutover.id)
-        for incident, cutover in session.exec(query.order_by(col(IncidentRow.id))).all():
-            assert incident.id is not None
-            plan, _ = plans.get(cutover.plan_dir)
-            policy = severity_policy(plan, incident.severity)
-            next_at = None
-            if policy is not None:
-                next_at = decide_escalation(
-                    policy,
-                    opened_at=incident.opened_at,
-                    acknowledged=incident.state != "open",
-                    notified=notified_slots(session, incident.id),
-                    now=now,
-                ).next_at
-            steps = session.exec(
-                select(EscalationStepRow)
-                .where(EscalationStepRow.incident_id == incident.id)
-                .order_by(col(EscalationStepRow.at), col(EscalationStepRow.id))
-            ).all()
-            views.append(
-                IncidentView(
-                    id=incident.id,
-                    cutover=cutover.name,
-                    severity=incident.severity,
-                    state=incident.state,
-                    status=incident.status,
-                    summary=incident.summary,
-                    components=list(jsoncodec.loads(incident.components_json) or []),
-                    opened_at=incident.opened_at,
-                    acked_by=incident.acked_by,
-                    acked_at=incident.acked_at,
-                    resolved_at=incident.resolved_at,
-                    next_escalation_at=next_at,
-                    history=[StepView(s.kind, s.at, s.detail, s.level, s.repeat) for s in steps],
-                )
+    for history in incident_store.incident_histories(engine, cutover_name=cutover_name):
+        incident = history.incident
+        assert incident.id is not None
+        plan, _ = plans.get(history.plan_dir)
+        policy = severity_policy(plan, incident.severity)
+        next_at = None
+        if policy is not None:
+            next_at = decide_escalation(
+                policy,
+                opened_at=incident.opened_at,
+                acknowledged=incident.state != "open",
+                notified=history.notified,
+                now=now,
+            ).next_at
+        views.append(
+            IncidentView(
+                id=incident.id,
+                cutover=history.cutover,
+                severity=incident.severity,
+                state=incident.state,
+                status=incident.status,
+                summary=incident.summary,
+                components=list(jsoncodec.loads(incident.components_json) or []),
+                opened_at=incident.opened_at,
+                acked_by=incident.acked_by,
+                acked_at=incident.acked_at,
+                resolved_at=incident.resolved_at,
+                next_escalation_at=next_at,
+                history=[StepView(s.kind, s.at, s.detail, s.level, s.repeat) for s in history.steps],
             )
+        )
     return views
 
 
@@ -296,18 +272,17 @@ def _message(plan: Plan, key: str) -> Message:
         raise InputError(f"the plan has no message '{key}' in schedules/cutover.yaml; add it to announce incidents") from None
 
 
-def _load(session: Session, plans: PlanCache, incident_id: int) -> tuple[IncidentRow, Plan, SeverityPolicy]:
-    incident = session.get(IncidentRow, incident_id)
-    if incident is None:
+def _load(tx: Transaction, plans: PlanCache, incident_id: int) -> tuple[IncidentRow, Plan, SeverityPolicy]:
+    found = incident_store.incident_with_cutover(tx, incident_id)
+    if found is None:
         raise NotFoundError(f"no incident #{incident_id}; see 'comms incident list'")
-    cutover = session.get(CutoverRow, incident.cutover_id)
-    assert cutover is not None
+    incident, cutover = found
     plan, _ = plans.get(cutover.plan_dir)
     return incident, plan, _policy(plan, incident.severity)
 
 
 def _announce(
-    session: Session,
+    tx: Transaction,
     plan: Plan,
     policy: SeverityPolicy,
     incident: IncidentRow,
@@ -320,10 +295,9 @@ def _announce(
 ) -> list[int]:
     """Record the step and queue the message to the severity's audiences the message is for; return its id."""
     assert incident.id is not None
-    step = EscalationStepRow(cutover_id=incident.cutover_id, incident_id=incident.id, kind=kind, at=now,
-                             detail=detail)
-    session.add(step)
-    session.flush()
+    step_id = incident_store.add_step(
+        tx, cutover_id=incident.cutover_id, incident_id=incident.id, kind=kind, at=now, detail=detail
+    )
     audiences = [name for name in policy.audiences if name in message.audiences]
     channels = [
         c for c in message.channels
@@ -334,10 +308,10 @@ def _announce(
     context: dict[str, Any] = {"incident": incident_context(incident)}
     if statuspage_override and Channel.STATUSPAGE in channels:
         context["statuspage_override"] = statuspage_override
-    occurrence = add_occurrence(
-        session,
+    occurrence_id = add_occurrence(
+        tx,
         cutover_id=incident.cutover_id,
-        key=f"incident:{incident.id}/{kind}/{step.id}",
+        key=f"incident:{incident.id}/{kind}/{step_id}",
         message=message,
         trigger=Trigger.INCIDENT,
         audiences=audiences,
@@ -346,7 +320,5 @@ def _announce(
         now=now,
         incident_id=incident.id,
     )
-    step.sent_occurrence_id = occurrence.id
-    session.add(step)
-    assert occurrence.id is not None
-    return [occurrence.id]
+    incident_store.link_step(tx, step_id, occurrence_id)
+    return [occurrence_id]

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
-
 from comms.core import jsoncodec
 from comms.core.events import CutoverState, PendingEffect, decide
 from comms.core.timeline import Occurrence, build_timeline, occurrence_key
@@ -17,7 +14,9 @@ from comms.core.times import iso_utc
 from comms.errors import InputError, StateError
 from comms.plan.models import Plan, Trigger
 from comms.store import repository as repo
-from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.engine import Engine
+from comms.store.repository import NewOccurrence
+from comms.store.transaction import Transaction, transaction
 
 
 @dataclass(frozen=True)
@@ -47,44 +46,32 @@ def schedule_cutover(
     """Store the cutover and its time-based occurrences; idempotent for the same start."""
     cutover_name = name or plan.cutover.name
     timeline = build_timeline(plan, start)
-    with Session(engine) as session:
-        existing = repo.get_cutover_by_name(session, cutover_name)
-        if existing is not None:
-            if existing.start != start:
-                raise StateError(
-                    f"cutover {cutover_name!r} is already scheduled for {iso_utc(existing.start)}; "
-                    f"use 'comms reschedule --cutover {cutover_name} --start {iso_utc(start)} --reason ...' to move it"
-                )
-            return ScheduleOutcome(cutover_name, False, start, timeline)
-        cutover = CutoverRow(
-            name=cutover_name,
-            plan_dir=str(plan.root),
-            start=start,
-            state=CutoverState.PLANNED.value,
-            created_at=now,
-            updated_at=now,
+    added = repo.add_cutover(
+        engine,
+        name=cutover_name,
+        plan_dir=str(plan.root),
+        start=start,
+        state=CutoverState.PLANNED.value,
+        occurrences=[_new_occurrence(o, now=now) for o in timeline if o.due_at is not None],
+        now=now,
+    )
+    if not added.created and added.start != start:
+        raise StateError(
+            f"cutover {cutover_name!r} is already scheduled for {iso_utc(added.start)}; "
+            f"use 'comms reschedule --cutover {cutover_name} --start {iso_utc(start)} --reason ...' to move it"
         )
-        session.add(cutover)
-        session.flush()
-        assert cutover.id is not None
-        for occurrence in timeline:
-            if occurrence.due_at is not None:
-                session.add(_occurrence_row(cutover.id, occurrence, now=now))
-        session.commit()
-    return ScheduleOutcome(cutover_name, True, start, timeline)
+    return ScheduleOutcome(cutover_name, added.created, start, timeline)
 
 
-def _occurrence_row(
-    cutover_id: int,
+def _new_occurrence(
     occurrence: Occurrence,
     *,
     now: datetime,
     key: str | None = None,
     context: dict[str, Any] | None = None,
     audiences: Sequence[str] | None = None,
-) -> OccurrenceRow:
-    return OccurrenceRow(
-        cutover_id=cutover_id,
+) -> NewOccurrence:
+    return NewOccurrence(
         key=key or occurrence.key,
         message=occurrence.message,
         trigger=occurrence.trigger.value,
@@ -94,10 +81,9 @@ def _occurrence_row(
         sequence=occurrence.sequence,
         total=occurrence.total,
         stage=occurrence.stage,
-        audiences_csv=",".join(audiences if audiences is not None else occurrence.audiences),
-        channels_csv=",".join(c.value for c in occurrence.channels),
+        audiences=tuple(audiences if audiences is not None else occurrence.audiences),
+        channels=tuple(c.value for c in occurrence.channels),
         context_json=jsoncodec.dumps(context) if context is not None else None,
-        created_at=now,
     )
 
 
@@ -116,8 +102,8 @@ def apply_event(
     """Record an event, apply what it changes to pending occurrences, and queue its messages (due now)."""
     if event in (Trigger.NO_GO, Trigger.ROLLBACK, Trigger.RESCHEDULE, Trigger.CANCEL) and not (reason or "").strip():
         raise InputError(f"--reason: '{event.value}' needs a reason that the audiences will read")
-    with Session(engine) as session:
-        cutover = repo.find_cutover(session, cutover_name)
+    with transaction(engine) as tx:
+        cutover = repo.find_cutover(tx, cutover_name)
         assert cutover.id is not None
         state = CutoverState(cutover.state)
         transition = decide(plan, state=state, stage=cutover.stage, event=event, new_stage=stage)
@@ -139,15 +125,16 @@ def apply_event(
             previous_start=cutover.start,
         )
         event_row = repo.record_event(
-            session, cutover_id=cutover.id, kind=event.value, payload_json=jsoncodec.dumps(payload), at=now
+            tx, cutover_id=cutover.id, kind=event.value, payload_json=jsoncodec.dumps(payload), at=now
         )
         assert event_row.id is not None
-        if event is Trigger.RESCHEDULE and new_start is not None:
-            _shift_pending(session, plan, cutover, new_start)
-            cutover.start = new_start
-        _apply_pending_effect(session, cutover.id, transition.pending, now=now)
-        told = repo.told_audiences(session, cutover.id)
-        fired: list[OccurrenceRow] = []
+        moved_start = new_start if event is Trigger.RESCHEDULE else None
+        if moved_start is not None:
+            due = {o.key: o.due_at for o in build_timeline(plan, moved_start) if o.due_at is not None}
+            repo.shift_time_based(tx, cutover.id, due)
+        _apply_pending_effect(tx, cutover.id, transition.pending, now=now)
+        told = repo.told_audiences(tx, cutover.id)
+        fired: list[int] = []
         for message_key, message_stage in transition.fire:
             message = plan.message(message_key)
             audiences = list(message.audiences)
@@ -165,19 +152,14 @@ def apply_event(
                 max_lateness=message.max_lateness,
                 stage=message_stage,
             )
-            row = _occurrence_row(
-                cutover.id, base, now=now, key=f"{base.key}/e{event_row.id}", context={"event": payload}
-            )
-            session.add(row)
-            fired.append(row)
-        cutover.state = transition.state.value
-        cutover.stage = transition.stage
-        cutover.updated_at = now
-        session.add(cutover)
-        session.commit()
-        return EventOutcome(
-            cutover.name, cutover.state, cutover.stage, event_row.id, [row.id for row in fired if row.id is not None]
+            row = _new_occurrence(base, now=now, key=f"{base.key}/e{event_row.id}", context={"event": payload})
+            fired.append(repo.add_occurrence(tx, cutover.id, row, now=now))
+        repo.set_cutover_state(
+            tx, cutover, state=transition.state.value, stage=transition.stage, now=now, start=moved_start
         )
+        outcome = EventOutcome(cutover.name, transition.state.value, transition.stage, event_row.id, fired)
+        tx.commit()
+        return outcome
 
 
 def _event_payload(
@@ -208,39 +190,10 @@ def _event_payload(
     return {"reason": reason}
 
 
-def _time_based_open(session: Session, cutover_id: int, states: tuple[str, ...]) -> Sequence[OccurrenceRow]:
-    return session.exec(
-        select(OccurrenceRow).where(
-            OccurrenceRow.cutover_id == cutover_id,
-            OccurrenceRow.trigger == Trigger.TIME.value,
-            col(OccurrenceRow.state).in_(states),
-        )
-    ).all()
-
-
-def _apply_pending_effect(session: Session, cutover_id: int, effect: PendingEffect, *, now: datetime) -> None:
+def _apply_pending_effect(tx: Transaction, cutover_id: int, effect: PendingEffect, *, now: datetime) -> None:
     if effect is PendingEffect.NONE or effect is PendingEffect.RELEASE:
         return
     if effect is PendingEffect.HOLD:
-        for row in _time_based_open(session, cutover_id, ("pending",)):
-            if not row.materialized:
-                row.state = "held"
-                session.add(row)
+        repo.hold_time_based(tx, cutover_id)
         return
-    # Messages already being sent are cancelled too: their pending rows end ``cancelled`` and the sender's
-    # next claim finds nothing, so the rest of a big send stops within one batch.
-    rows = _time_based_open(session, cutover_id, ("pending", "held", "dispatching"))
-    if effect is PendingEffect.CANCEL_RECURRING:
-        rows = [row for row in rows if row.sequence is not None]
-    repo.set_occurrence_states(session, [r.id for r in rows if r.id is not None], "cancelled", at=now)
-
-
-def _shift_pending(session: Session, plan: Plan, cutover: CutoverRow, new_start: datetime) -> None:
-    assert cutover.id is not None
-    due = {o.key: o.due_at for o in build_timeline(plan, new_start) if o.due_at is not None}
-    for row in _time_based_open(session, cutover.id, ("pending", "held")):
-        if row.materialized or row.key not in due:
-            continue
-        row.due_at = due[row.key]
-        row.state = "pending"
-        session.add(row)
+    repo.cancel_time_based(tx, cutover_id, recurring_only=effect is PendingEffect.CANCEL_RECURRING, now=now)

@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-
 from comms.bootstrap import bootstrap
 from comms.core.timeline import build_timeline
 from comms.plan.models import Plan, Trigger
 from comms.services.scheduling import apply_event, schedule_cutover
 from comms.settings import Settings
-from comms.store.tables import DeliveryRow, OccurrenceRow
+from comms.store.engine import Engine
+from comms.store.reporting import occurrence_sends
 
 
 class SimulatedClock:
@@ -137,26 +135,8 @@ def simulate(
     return result
 
 
-def _sent_lines(engine: object) -> list[SentLine]:
-    with Session(engine) as session:  # type: ignore[arg-type]
-        occurrences = session.exec(
-            select(OccurrenceRow).order_by(col(OccurrenceRow.due_at), col(OccurrenceRow.id))
-        ).all()
-        lines = []
-        for occurrence in occurrences:
-            counts = session.exec(
-                select(DeliveryRow.channel, func.count(), func.min(DeliveryRow.sent_at))
-                .where(DeliveryRow.occurrence_id == occurrence.id, DeliveryRow.state == "sent")
-                .group_by(DeliveryRow.channel)
-            ).all()
-            sent_at = min((row[2] for row in counts if row[2] is not None), default=None)
-            lines.append(
-                SentLine(
-                    occurrence.key,
-                    occurrence.due_at,
-                    sent_at,
-                    occurrence.state,
-                    {channel: count for channel, count, _ in counts},
-                )
-            )
-        return lines
+def _sent_lines(engine: Engine) -> list[SentLine]:
+    return [
+        SentLine(sends.occurrence.key, sends.occurrence.due_at, sends.first_sent_at, sends.occurrence.state, sends.sent)
+        for sends in occurrence_sends(engine)
+    ]

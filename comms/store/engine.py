@@ -10,6 +10,9 @@ from sqlmodel import SQLModel, create_engine
 import comms.store.incident_tables  # noqa: F401  (registers the incident and escalation tables)
 from comms.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
+__all__ = ["Engine", "make_engine"]
+"""``Engine`` is re-exported so that code outside the store can name it without importing SQLAlchemy."""
+
 
 def make_engine(url: str) -> Engine:
     """Open (and create if needed) the database at ``url``."""

@@ -1,14 +1,23 @@
-"""The narrow set of queries the services use; nothing else in comms writes SQL."""
+"""The queries on cutovers, occurrences, events and threads that the services and the sender use.
+
+Functions that take a ``Session`` run inside the caller's transaction (``comms.store.transaction``)
+and leave the commit to it; functions that take an ``Engine`` are one transaction of their own.
+The incident rows are written by ``comms.store.incidents``, the read-only aggregates behind the
+reports are in ``comms.store.reporting`` and ``comms.store.audit``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import Engine, func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from comms.errors import NotFoundError
+from comms.plan.models import Trigger
 from comms.store.tables import CutoverRow, DeliveryRow, EventRow, OccurrenceRow, ThreadRow
 
 ACTIVE_OCCURRENCE_STATES = ("pending", "dispatching")
@@ -29,6 +38,12 @@ def find_cutover(session: Session, name: str | None) -> CutoverRow:
         names = ", ".join(r.name for r in rows)
         raise NotFoundError(f"several cutovers exist ({names}); choose one with --cutover NAME")
     return rows[0]
+
+
+def load_cutover(engine: Engine, name: str | None) -> CutoverRow:
+    """``find_cutover`` in a short read of its own; the row stays readable after it."""
+    with Session(engine) as session:
+        return find_cutover(session, name)
 
 
 def get_cutover_by_name(session: Session, name: str) -> CutoverRow | None:
@@ -135,3 +150,197 @@ def set_occurrence_states(session: Session, ids: Sequence[int], state: str, *, a
             .where(col(DeliveryRow.occurrence_id).in_(ids), col(DeliveryRow.state) == "pending")
             .values(state=state, updated_at=at)
         )
+
+
+# -- writing cutovers and occurrences -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewOccurrence:
+    """An occurrence to queue, as plain values (the store writes the ``OccurrenceRow``)."""
+
+    key: str
+    message: str
+    trigger: str
+    due_at: datetime
+    max_lateness_seconds: int
+    audiences: tuple[str, ...]
+    channels: tuple[str, ...]
+    context_json: str | None = None
+    incident_id: int | None = None
+    hold_until_go: bool = False
+    sequence: int | None = None
+    total: int | None = None
+    stage: int | None = None
+
+
+@dataclass(frozen=True)
+class CutoverAdded:
+    """What ``add_cutover`` found: whether it wrote the cutover, and the start stored for that name."""
+
+    created: bool
+    start: datetime
+
+
+@dataclass(frozen=True)
+class QueuedOccurrence:
+    """An occurrence written by ``add_numbered_occurrence``: its id and the key it got."""
+
+    id: int
+    key: str
+
+
+def _occurrence_row(cutover_id: int, occurrence: NewOccurrence, *, now: datetime) -> OccurrenceRow:
+    return OccurrenceRow(
+        cutover_id=cutover_id,
+        key=occurrence.key,
+        message=occurrence.message,
+        trigger=occurrence.trigger,
+        due_at=occurrence.due_at,
+        max_lateness_seconds=occurrence.max_lateness_seconds,
+        hold_until_go=occurrence.hold_until_go,
+        sequence=occurrence.sequence,
+        total=occurrence.total,
+        stage=occurrence.stage,
+        audiences_csv=",".join(occurrence.audiences),
+        channels_csv=",".join(occurrence.channels),
+        context_json=occurrence.context_json,
+        incident_id=occurrence.incident_id,
+        created_at=now,
+    )
+
+
+def add_cutover(
+    engine: Engine,
+    *,
+    name: str,
+    plan_dir: str,
+    start: datetime,
+    state: str,
+    occurrences: Sequence[NewOccurrence],
+    now: datetime,
+) -> CutoverAdded:
+    """Store a cutover and its occurrences in one transaction; when ``name`` exists already, write nothing."""
+    with Session(engine) as session:
+        existing = get_cutover_by_name(session, name)
+        if existing is not None:
+            return CutoverAdded(created=False, start=existing.start)
+        cutover = CutoverRow(name=name, plan_dir=plan_dir, start=start, state=state, created_at=now, updated_at=now)
+        session.add(cutover)
+        session.flush()
+        assert cutover.id is not None
+        for occurrence in occurrences:
+            session.add(_occurrence_row(cutover.id, occurrence, now=now))
+        session.commit()
+    return CutoverAdded(created=True, start=start)
+
+
+def add_occurrence(session: Session, cutover_id: int, occurrence: NewOccurrence, *, now: datetime) -> int:
+    """Queue an occurrence inside the caller's transaction; return its id."""
+    row = _occurrence_row(cutover_id, occurrence, now=now)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def add_numbered_occurrence(
+    engine: Engine, cutover_id: int, occurrence: NewOccurrence, *, attempts: int, now: datetime
+) -> QueuedOccurrence | None:
+    """Queue ``occurrence`` as ``<its key><n>``, n one more than the keys with that prefix; None after ``attempts`` clashes.
+
+    Another process may take the same number at the same time: the UNIQUE key refuses the second
+    one, and the next number is tried in a new transaction.
+    """
+    prefix = occurrence.key
+    for _ in range(attempts):
+        with Session(engine) as session:
+            taken = session.exec(
+                select(func.count()).where(
+                    OccurrenceRow.cutover_id == cutover_id, col(OccurrenceRow.key).startswith(prefix)
+                )
+            ).one()
+            key = f"{prefix}{int(taken) + 1}"
+            try:
+                occurrence_id = add_occurrence(session, cutover_id, replace(occurrence, key=key), now=now)
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                continue
+            return QueuedOccurrence(occurrence_id, key)
+    return None
+
+
+def occurrence_id_by_key(session: Session, cutover_id: int, key: str) -> int | None:
+    """The id of the cutover's occurrence with that key, or None."""
+    return session.exec(
+        select(OccurrenceRow.id).where(OccurrenceRow.cutover_id == cutover_id, OccurrenceRow.key == key)
+    ).first()
+
+
+def _time_based_open(session: Session, cutover_id: int, states: tuple[str, ...]) -> Sequence[OccurrenceRow]:
+    return session.exec(
+        select(OccurrenceRow).where(
+            OccurrenceRow.cutover_id == cutover_id,
+            OccurrenceRow.trigger == Trigger.TIME.value,
+            col(OccurrenceRow.state).in_(states),
+        )
+    ).all()
+
+
+def hold_time_based(session: Session, cutover_id: int) -> None:
+    """Hold the pending time-based occurrences not materialized yet (they wait for the go)."""
+    for row in _time_based_open(session, cutover_id, ("pending",)):
+        if not row.materialized:
+            row.state = "held"
+            session.add(row)
+
+
+def cancel_time_based(session: Session, cutover_id: int, *, recurring_only: bool, now: datetime) -> None:
+    """Cancel the open time-based occurrences (only recurring ones if asked), those being sent included.
+
+    Their pending rows end ``cancelled`` and the sender's next claim finds nothing, so the rest of a big
+    send stops within one batch.
+    """
+    rows = _time_based_open(session, cutover_id, ("pending", "held", "dispatching"))
+    if recurring_only:
+        rows = [row for row in rows if row.sequence is not None]
+    set_occurrence_states(session, [r.id for r in rows if r.id is not None], "cancelled", at=now)
+
+
+def shift_time_based(session: Session, cutover_id: int, due_at: Mapping[str, datetime]) -> None:
+    """Give the pending or held time-based occurrences (not materialized) the due time of their key, pending again."""
+    for row in _time_based_open(session, cutover_id, ("pending", "held")):
+        if row.materialized or row.key not in due_at:
+            continue
+        row.due_at = due_at[row.key]
+        row.state = "pending"
+        session.add(row)
+
+
+def set_cutover_state(
+    session: Session,
+    cutover: CutoverRow,
+    *,
+    state: str,
+    stage: int | None,
+    now: datetime,
+    start: datetime | None = None,
+) -> None:
+    """Record the cutover's new state and stage (and a new T0 when given)."""
+    if start is not None:
+        cutover.start = start
+    cutover.state = state
+    cutover.stage = stage
+    cutover.updated_at = now
+    session.add(cutover)
+
+
+def set_cutover_kpis(engine: Engine, cutover_name: str | None, kpis_json: str, *, now: datetime) -> None:
+    """Store the migration's KPIs (a JSON object) on the cutover, replacing earlier ones."""
+    with Session(engine) as session:
+        cutover = find_cutover(session, cutover_name)
+        cutover.metrics_json = kpis_json
+        cutover.updated_at = now
+        session.add(cutover)
+        session.commit()

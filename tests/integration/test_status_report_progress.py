@@ -6,7 +6,8 @@ import io
 
 from rich.console import Console
 
-from comms.delivery.progress import NULL_PROGRESS, ProgressSink, TerminalProgress, terminal_progress
+from comms.cli.progress import TerminalProgress, terminal_progress
+from comms.delivery.progress import NULL_PROGRESS, ProgressSink
 
 
 def _console(*, terminal: bool) -> tuple[Console, io.StringIO]:

@@ -1,0 +1,103 @@
+"""The audit trail as the store holds it: one record per delivery, streamed, and the content it sent.
+
+The export is ONE SELECT read with ``yield_per``, so memory stays flat whatever the size of the
+audience and the records are one consistent snapshot (SQLite gives a single statement a stable
+view in WAL mode, while the worker keeps writing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from comms.store.reporting import as_utc
+from comms.store.repository import find_cutover
+from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
+
+
+class AuditRecord(NamedTuple):
+    """One delivery with its occurrence and the hash of the content it was given."""
+
+    delivery_id: int
+    sent_at: datetime | None
+    updated_at: datetime | None
+    occurrence: str
+    message: str
+    audience: str
+    channel: str
+    recipient: str
+    state: str
+    attempts: int
+    provider_id: str | None
+    last_error: str | None
+    content_sha256: str
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    """A delivery's audit record, the rendered content it sent (JSON) and its cutover's name."""
+
+    record: AuditRecord
+    body_json: str
+    cutover: str
+
+
+def _columns() -> tuple[Any, ...]:
+    return (
+        col(DeliveryRow.id),
+        col(DeliveryRow.sent_at),
+        col(DeliveryRow.updated_at),
+        col(OccurrenceRow.key),
+        col(OccurrenceRow.message),
+        col(DeliveryRow.audience),
+        col(DeliveryRow.channel),
+        col(DeliveryRow.recipient),
+        col(DeliveryRow.state),
+        col(DeliveryRow.attempts),
+        col(DeliveryRow.provider_id),
+        col(DeliveryRow.last_error),
+        col(ContentRow.sha256),
+    )
+
+
+def _record(values: Sequence[Any]) -> AuditRecord:
+    delivery_id, sent_at, updated_at, *rest = values
+    return AuditRecord(int(delivery_id), as_utc(sent_at), as_utc(updated_at), *rest)
+
+
+def iter_audit_records(engine: Engine, *, cutover_name: str | None, yield_per: int) -> Iterator[AuditRecord]:
+    """Every delivery of the cutover in id order, read ``yield_per`` rows at a time (NotFoundError first)."""
+    with Session(engine) as session:
+        cutover = find_cutover(session, cutover_name)
+        statement = (
+            sa_select(*_columns())
+            .join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))
+            .join(ContentRow, col(ContentRow.id) == col(DeliveryRow.content_id))
+            .where(col(DeliveryRow.cutover_id) == cutover.id)
+            .order_by(col(DeliveryRow.id))
+            .execution_options(yield_per=yield_per)
+        )
+        for values in session.execute(statement):
+            yield _record(values)
+
+
+def stored_content(engine: Engine, delivery_id: int) -> StoredContent | None:
+    """The audit record and stored content of one delivery, or None when there is no such delivery."""
+    with Session(engine) as session:
+        values = session.execute(
+            sa_select(*_columns(), col(ContentRow.body_json), col(CutoverRow.name))
+            .join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))
+            .join(ContentRow, col(ContentRow.id) == col(DeliveryRow.content_id))
+            .join(CutoverRow, col(CutoverRow.id) == col(DeliveryRow.cutover_id))
+            .where(col(DeliveryRow.id) == delivery_id)
+        ).first()
+    if values is None:
+        return None
+    *audit, body_json, cutover = values
+    return StoredContent(_record(audit), body_json, cutover)
