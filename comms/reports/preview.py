@@ -1,9 +1,13 @@
-"""Previews of rendered messages: one combination for the terminal, or an HTML gallery of all."""
+"""Previews of rendered messages: one combination for the terminal, or an HTML gallery of all.
+
+The gallery's markup is in ``comms/reports/html/gallery.html.j2`` and ``gallery_item.html.j2``, autoescaped
+(``comms.reports.page_templates``): message names and rendered text reach the pages as data.
+"""
 
 from __future__ import annotations
 
-import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +18,7 @@ from comms.errors import InputError
 from comms.plan.loader import sent_combinations
 from comms.plan.models import Channel, Plan
 from comms.rendering import Renderer
+from comms.reports.page_templates import render_page
 
 
 @dataclass(frozen=True)
@@ -78,47 +83,25 @@ def write_gallery(plan: Plan, out: Path, *, start: datetime | None = None) -> li
             plan, message=message, audience=audience, channel=channel, start=start, renderer=renderer
         )
         name = f"{message}--{audience or 'status-page'}--{channel.value}.html"
-        (out / name).write_text(_page(preview), encoding="utf-8")
+        (out / name).write_text(render_gallery_page(preview), encoding="utf-8")
         pages.append((preview, name))
-    (out / "index.html").write_text(_index(plan, pages), encoding="utf-8")
+    (out / "index.html").write_text(render_gallery_index(plan.cutover.title, pages), encoding="utf-8")
     return [out / "index.html", *(out / name for _, name in pages)]
 
 
-def _page(preview: Preview) -> str:
-    title = f"{preview.message} · {preview.audience or 'status page'} · {preview.channel.value}"
+def render_gallery_page(preview: Preview) -> str:
+    """One gallery page: an email's subject, HTML (in an iframe) and text; Slack text and blocks; or a status post."""
     content = preview.content
     if isinstance(content, EmailContent):
-        body = (
-            f"<p><b>Subject:</b> {html.escape(content.subject)}</p>"
-            f"<h2>HTML</h2><iframe style='width:100%;height:640px;border:1px solid #ccc' "
-            f'srcdoc="{html.escape(content.html, quote=True)}"></iframe>'
-            f"<h2>Text</h2><pre>{html.escape(content.text)}</pre>"
-        )
+        kind, blocks = "email", None
     elif isinstance(content, SlackContent):
-        blocks = json.dumps(list(content.blocks), indent=2, ensure_ascii=False)
-        body = f"<h2>Fallback text</h2><pre>{html.escape(content.text)}</pre><h2>Blocks</h2><pre>{html.escape(blocks)}</pre>"
+        kind, blocks = "slack", json.dumps(list(content.blocks), indent=2, ensure_ascii=False)
     else:
         assert isinstance(content, StatuspageContent)
-        body = (
-            f"<h2>{html.escape(content.title)}</h2><pre style='white-space:pre-wrap'>{html.escape(content.body)}</pre>"
-        )
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-        f"<body style='font-family:sans-serif;max-width:900px;margin:2em auto'>"
-        f"<p><a href='index.html'>&larr; all messages</a></p><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
+        kind, blocks = "statuspage", None
+    return render_page("gallery_item.html.j2", {"preview": preview, "kind": kind, "blocks": blocks})
 
 
-def _index(plan: Plan, pages: list[tuple[Preview, str]]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(p.message)}</td><td>{html.escape(p.audience or 'status page')}</td>"
-        f"<td>{p.channel.value}</td><td><a href='{html.escape(name)}'>open</a></td></tr>"
-        for p, name in pages
-    )
-    title = html.escape(plan.cutover.title)
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}: message gallery</title></head>"
-        f"<body style='font-family:sans-serif;max-width:900px;margin:2em auto'><h1>{title}: every message</h1>"
-        f"<p>{len(pages)} renderings.</p><table border='1' cellpadding='6' style='border-collapse:collapse'>"
-        f"<tr><th>Message</th><th>Audience</th><th>Channel</th><th></th></tr>{rows}</table></body></html>"
-    )
+def render_gallery_index(title: str, pages: Sequence[tuple[Preview, str]]) -> str:
+    """The gallery's index: one row per preview, linking its page file (a name in the same folder)."""
+    return render_page("gallery.html.j2", {"title": title, "pages": pages})

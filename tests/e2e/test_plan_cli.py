@@ -165,3 +165,21 @@ def test_gallery_pages_link_back_to_index(gallery: tuple[Result, Path]) -> None:
     _, out = gallery
     pages = [page for page in out.glob("*.html") if page.name != "index.html"]
     assert pages and all("href='index.html'" in page.read_text(encoding="utf-8") for page in pages)
+
+
+def test_gallery_shows_a_hostile_cutover_title_as_text(cli: Cli, plan_copy: Path, tmp_path: Path) -> None:
+    """A cutover title holding <script> and a quote-breaking onload= shows as text on the index and the pages, forming no tag."""
+    hostile = '<script>alert(1)</script>"onload=alert(2) & more'
+    schedule = plan_copy / "schedules" / "cutover.yaml"
+    text = schedule.read_text(encoding="utf-8")
+    schedule.write_text(text.replace("title: Firestore to Supabase migration", f"title: {json.dumps(hostile)}", 1))
+    out = tmp_path / "gallery"
+    result = cli("preview", "--all", "--out", out, "--plan", plan_copy)
+    assert result.exit_code == 0, result.output
+    pages = {page.name: page.read_text(encoding="utf-8") for page in out.glob("*.html")}
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&#34;onload=alert(2) &amp; more"
+    assert f"<h1>{escaped}: every message</h1>" in pages["index.html"]
+    shown_in = {name.rsplit("--", 1)[1] for name, page in pages.items() if escaped in page and name != "index.html"}
+    # Subjects and status page titles show it; Slack text is Slack-escaped before the page escapes it again.
+    assert shown_in == {"email.html", "statuspage.html"}
+    assert not [name for name, page in pages.items() if "<script>" in page or '"onload=' in page]
