@@ -14,7 +14,9 @@ from comms.plan.models import Channel as ChannelKind
 from comms.reports.metrics import communication_metrics
 from comms.services.escalations import DeliveryFailureEscalation, EscalationTimers
 from comms.settings import Settings
-from comms.store.engine import Engine, make_engine
+from comms.store.engine import OPERATOR_BUSY_TIMEOUT_S, WORKER_BUSY_TIMEOUT_S, Engine, make_engine
+
+__all__ = ["OPERATOR_BUSY_TIMEOUT_S", "WORKER_BUSY_TIMEOUT_S", "Services", "bootstrap"]
 
 
 @dataclass
@@ -35,10 +37,15 @@ def bootstrap(
     sleep: Sleeper = time.sleep,
     channels: Mapping[ChannelKind, Channel] | None = None,
     engine: Engine | None = None,
+    busy_timeout: float = OPERATOR_BUSY_TIMEOUT_S,
 ) -> Services:
-    """Build the services from settings (environment by default); tests inject clock, sleep and channels."""
+    """Build the services from settings (environment by default); tests inject clock, sleep and channels.
+
+    ``busy_timeout`` is how long the engine waits for another process's write lock: about a second for
+    an operator's command, WORKER_BUSY_TIMEOUT_S for the worker (``comms run``).
+    """
     settings = settings or Settings()
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, busy_timeout=busy_timeout)
     if channels is None:
         from comms.channels.factory import build_channels
 

@@ -3,15 +3,24 @@
     CommsError
      ├── InputError                 bad CLI argument or value a person typed      (exit 2)
      │    ├── PlanError             the plan files are invalid: a list of Problems (exit 2)
-     │    └── StateError            an action that makes no sense in the current state (exit 2)
+     │    ├── StateError            an action that makes no sense in the current state (exit 2)
+     │    └── SettingsError         a COMMS_* setting has a value comms cannot use    (exit 2)
+     │         └── DatabaseUrlError COMMS_DATABASE_URL names no database comms can open (exit 2; also a StoreError)
      ├── NotFoundError              a named cutover, incident or message does not exist (exit 2)
      ├── ChannelError               a channel adapter could not deliver               (exit 1)
      │    ├── TransientChannelError worth retrying, after ``retry_after`` seconds
      │    └── PermanentChannelError not worth retrying; ``remedy`` says what a person must fix
+     ├── StoreError                 the database refused; ``database`` names it       (exit 1)
+     │    ├── DatabaseLockedError   another process holds the write lock past the busy timeout
+     │    ├── DatabaseReadOnlyError the file, its folder or its mount is read-only
+     │    ├── DatabaseFullError     the disk (or a size limit) is full
+     │    ├── DatabaseUnavailableError the database cannot be opened (folder missing or unwritable)
+     │    └── DatabaseUrlError      (see SettingsError)
      └── NotReadyError              `comms check` found the cutover not ready         (exit 1)
 
 Adapters raise ChannelError subclasses and never return a bool. Only the CLI and the
-worker's job wrapper catch broadly, and they record what they caught.
+worker's job wrapper catch broadly, and they record what they caught. The store raises
+StoreError subclasses (comms.store.errors translates the driver's errors into them).
 """
 
 from __future__ import annotations
@@ -54,6 +63,10 @@ class PlanError(InputError):
 
 class StateError(InputError):
     """An action refused because of the cutover's (or incident's) current state."""
+
+
+class SettingsError(InputError):
+    """A setting from the environment (or ``.env``) is invalid; the message names the variable."""
 
 
 class NotFoundError(CommsError):
@@ -105,3 +118,31 @@ class PermanentChannelError(ChannelError):
 
 class NotReadyError(CommsError):
     """The readiness check failed."""
+
+
+class StoreError(CommsError):
+    """The database refused an operation; ``database`` is its file path or its URL without the password."""
+
+    def __init__(self, message: str, *, database: str) -> None:
+        super().__init__(message)
+        self.database = database
+
+
+class DatabaseLockedError(StoreError):
+    """Another process held the database's write lock for longer than the busy timeout."""
+
+
+class DatabaseReadOnlyError(StoreError):
+    """The database cannot be written: a read-only file, folder or mount, or a read-only open."""
+
+
+class DatabaseFullError(StoreError):
+    """The disk holding the database, or a size limit on it, is full."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be opened: its folder is missing or unwritable, or the path is not a database file."""
+
+
+class DatabaseUrlError(SettingsError, StoreError):
+    """The database URL cannot be parsed or names a driver that is not installed (exit 2, like any bad setting)."""

@@ -1,17 +1,27 @@
-"""Settings from the environment (``COMMS_*``) and an optional ``.env`` file. Secrets are SecretStr."""
+"""Settings from the environment (``COMMS_*``) and an optional ``.env`` file. Secrets are SecretStr.
+
+A value comms cannot use (a count that is not a number, a provider host that is not an http(s) URL)
+fails when the settings are read, before anything is stored; :func:`settings_error` turns pydantic's
+ValidationError into a SettingsError naming the environment variable.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from comms.errors import SettingsError
+
+ENV_PREFIX = "COMMS_"
 
 
 class Settings(BaseSettings):
     """Everything comms reads from its environment; secrets never appear in a repr or a log."""
 
-    model_config = SettingsConfigDict(env_prefix="COMMS_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True)
 
     database_url: str = "sqlite:///comms.db"
     outbox_dir: Path = Path("outbox")
@@ -30,9 +40,17 @@ class Settings(BaseSettings):
     statuspage_page_id: str | None = None
     statuspage_base_url: str = "https://api.statuspage.io/v1"
 
-    max_attempts: int = 6
-    retry_base_seconds: float = 5.0
-    retry_max_seconds: float = 600.0
+    max_attempts: int = Field(default=6, ge=1)
+    retry_base_seconds: float = Field(default=5.0, ge=0)
+    retry_max_seconds: float = Field(default=600.0, ge=0)
+
+    @field_validator("sendgrid_host", "slack_base_url", "statuspage_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, such as https://api.example.com")
+        return value
 
     max_in_flight: int = 8
     """Requests in flight at once (email batches; Slack and the status page always keep one)."""
@@ -54,3 +72,18 @@ class Settings(BaseSettings):
         """Whether Statuspage key and page id are set (else the status page goes to the outbox)."""
         key = self.statuspage_api_key
         return key is not None and bool(key.get_secret_value()) and bool(self.statuspage_page_id)
+
+
+def settings_error(exc: BaseException) -> SettingsError | None:
+    """The SettingsError a failed read of Settings means, one line naming each bad variable; None for other errors."""
+    if not isinstance(exc, ValidationError) or exc.title != Settings.__name__:
+        return None
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = ENV_PREFIX + field.upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        secret = field in Settings.model_fields and "SecretStr" in str(Settings.model_fields[field].annotation)
+        shown = "" if secret or "input" not in error else f"={error['input']!r}"
+        problems.append(f"{variable}{shown}: {message}")
+    return SettingsError("invalid setting " + "; ".join(problems))

@@ -8,12 +8,15 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from comms.errors import CommsError, PlanError
+from comms.errors import CommsError, PlanError, StoreError
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="comms",
@@ -38,7 +41,12 @@ R = TypeVar("R")
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Map CommsError subclasses to a clear message and exit code; never show a traceback for them."""
+    """Map CommsError subclasses to a clear message and exit code; never show a traceback for them.
+
+    An error no one translated is looked at once more: a database error (locked, read-only, full,
+    cannot open) or a bad setting becomes its CommsError; anything else is a bug and propagates.
+    With ``-v`` the original traceback of a database error is logged for a bug report.
+    """
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -50,10 +58,37 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
                 err_console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except CommsError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            _report(exc)
+        except Exception as exc:
+            translated = _translated(exc)
+            if translated is None:
+                raise
+            translated.__cause__ = exc
+            _report(translated)
 
     return wrapper
+
+
+def _report(exc: CommsError) -> NoReturn:
+    """Print one line for ``exc`` and exit with its code (-v also logs the database error underneath)."""
+    if isinstance(exc, StoreError) and exc.__cause__ is not None:
+        log.info("the database error underneath, for a bug report", exc_info=exc.__cause__)
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code) from None
+
+
+def _translated(exc: Exception) -> CommsError | None:
+    """The CommsError a database driver's error or a settings ValidationError means (imported only then)."""
+    module = type(exc).__module__
+    if module.startswith(("sqlalchemy", "sqlite3")):
+        from comms.store.errors import as_store_error
+
+        return as_store_error(exc)
+    if module.startswith("pydantic"):
+        from comms.settings import settings_error
+
+        return settings_error(exc)
+    return None
 
 
 def print_json(data: Any) -> None:

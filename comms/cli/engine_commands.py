@@ -34,11 +34,12 @@ if TYPE_CHECKING:
     from comms.store.tables import CutoverRow
 
 
-def _services(*, quiet: bool = False) -> Services:
-    from comms.bootstrap import bootstrap
+def _services(*, quiet: bool = False, worker: bool = False) -> Services:
+    """The services; the worker waits longer for another process's write lock than an operator's command."""
+    from comms.bootstrap import OPERATOR_BUSY_TIMEOUT_S, WORKER_BUSY_TIMEOUT_S, bootstrap
     from comms.cli.progress import terminal_progress
 
-    services = bootstrap()
+    services = bootstrap(busy_timeout=WORKER_BUSY_TIMEOUT_S if worker else OPERATOR_BUSY_TIMEOUT_S)
     services.dispatcher.progress = terminal_progress(console, quiet=quiet)
     return services
 
@@ -115,7 +116,7 @@ def run(
     tick_seconds: Annotated[float, typer.Option("--tick", help="Seconds between worker ticks.")] = 5.0,
 ) -> None:
     """Run the worker: send every due message on time, retry failures, record every delivery."""
-    services = _services()
+    services = _services(worker=True)
     recovered = services.dispatcher.recover()
     if any(recovered.values()):
         console.print(f"Recovered in-flight deliveries: {recovered}")
