@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/comms``, else ``~/.cache/comms``; None when there is no home directory."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "comms"
+    try:
+        return Path.home() / ".cache" / "comms"
+    except RuntimeError:
+        return None
 
 
 class Settings(BaseSettings):
@@ -16,6 +28,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///comms.db"
     outbox_dir: Path = Path("outbox")
     plan_dir: Path = Path(".")
+    cache_dir: Path | None = Field(default_factory=default_cache_dir)
+    """Compiled templates kept between runs (see ``comms.template_cache``); empty means no cache."""
 
     sendgrid_api_key: SecretStr | None = None
     sendgrid_host: str = "https://api.sendgrid.com"
@@ -33,6 +47,11 @@ class Settings(BaseSettings):
     max_attempts: int = 6
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 600.0
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _empty_means_no_cache(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def sendgrid_configured(self) -> bool:
