@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,7 @@ def comms_env(db: Path, outbox: Path, sendgrid_url: str, api_key: str, **extra: 
             "COMMS_SENDGRID_API_KEY": api_key,
             "COMMS_SENDGRID_HOST": sendgrid_url,
             "COMMS_EMAIL_FROM": EMAIL_FROM,
+            "COMMS_CACHE_DIR": str(db.parent / "template-cache"),  # beside the database, not in ~/.cache
         }
     )
     env.update(extra)
@@ -104,9 +106,10 @@ class FakeProcess:
     url: str
 
     @classmethod
-    def start(cls, mode: str = "fast") -> FakeProcess:
+    def start(cls, mode: str = "fast", extra_args: Sequence[str] = ()) -> FakeProcess:
+        """Start the fake; ``extra_args`` go to ``_fake_server.py`` (its ``--latency`` options)."""
         process = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "_fake_server.py"), "--mode", mode],
+            [sys.executable, str(BENCH_DIR / "_fake_server.py"), "--mode", mode, *extra_args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

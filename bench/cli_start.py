@@ -7,6 +7,8 @@ Times (median of N runs, each a fresh process):
 - ``python -c "import comms.cli"``                      importing the CLI and every command module
 - ``comms timeline --start 2026-12-05T22:00:00Z --json`` the measured command (console script), run
   from the repository root so it reads the default plan
+- ``comms validate``, first run (an empty template cache: every template compiles and is written) and
+  second run (the compiled templates come from the cache), with ``COMMS_CACHE_DIR`` in a temp folder
 
 Then one ``python -X importtime`` run of the command: the heaviest imports by cumulative time with the
 module that pulled each in, and whether any vendor SDK (which must stay lazy) was imported at all.
@@ -17,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 TARGET_S = 0.6
+VALIDATE_TARGET_S = 0.5
 COMMAND_ARGS = ["timeline", "--start", "2026-12-05T22:00:00Z", "--json"]
 SDKS = ("sendgrid", "python_http_client", "slack_sdk", "apscheduler", "httpx", "icalendar", "requests")
 WATCH = (
@@ -61,6 +66,20 @@ def _time(argv: list[str], runs: int, env: dict[str, str]) -> list[float]:
         )
         samples.append(time.perf_counter() - started)
     return samples
+
+
+def _time_validate(runs: int, env: dict[str, str], cache: Path) -> tuple[list[float], list[float]]:
+    """``comms validate`` wall times: each first run starts from an empty cache, each second run from a full one."""
+    argv = [*_comms_executable(), "validate"]
+    first, second = [], []
+    for _ in range(runs):
+        for samples in (first, second):
+            if samples is first:
+                shutil.rmtree(cache, ignore_errors=True)
+            started = time.perf_counter()
+            subprocess.run(argv, cwd=_common.REPO_ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
+            samples.append(time.perf_counter() - started)
+    return first, second
 
 
 def _importtime(env: dict[str, str]) -> list[tuple[str, int, int, str]]:
@@ -99,11 +118,15 @@ def main() -> int:
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMS_")}
     env["COLUMNS"] = "200"
+    cache = Path(tempfile.mkdtemp(prefix="comms-bench-cache-")) / "comms"
+    env["COMMS_CACHE_DIR"] = str(cache)  # never the developer's ~/.cache
 
     _common.print_machine()
     bare = _time([sys.executable, "-c", "pass"], args.runs, env)
     imports = _time([sys.executable, "-c", "import comms.cli"], args.runs, env)
     command = _time([*_comms_executable(), *COMMAND_ARGS], args.runs, env)
+    validate_first, validate_second = _time_validate(args.runs, env, cache)
+    shutil.rmtree(cache.parent, ignore_errors=True)
     med = statistics.median
     print(f"cli start: median of {args.runs} runs (min .. max)")
     print(f"  python -c pass                 {med(bare):6.3f} s  ({min(bare):.3f} .. {max(bare):.3f})")
@@ -111,6 +134,11 @@ def main() -> int:
     print(f"  comms {' '.join(COMMAND_ARGS)}")
     print(f"                                 {med(command):6.3f} s  ({min(command):.3f} .. {max(command):.3f})")
     print(f"  target <= {TARGET_S} s: {'met' if med(command) <= TARGET_S else 'MISSED'}")
+    print("  comms validate")
+    for label, samples in (("first run, empty cache", validate_first), ("second run, cached", validate_second)):
+        print(f"    {label:28s} {med(samples):6.3f} s  ({min(samples):.3f} .. {max(samples):.3f})")
+    second_met = med(validate_second) <= VALIDATE_TARGET_S
+    print(f"  validate second run target <= {VALIDATE_TARGET_S} s: {'met' if second_met else 'MISSED'}")
 
     modules = _importtime(env)
     names = {name for name, *_ in modules}
@@ -125,6 +153,8 @@ def main() -> int:
         "python_pass_s": round(med(bare), 3),
         "import_comms_cli_s": round(med(imports), 3),
         "timeline_json_s": round(med(command), 3),
+        "validate_first_s": round(med(validate_first), 3),
+        "validate_second_s": round(med(validate_second), 3),
         "sdks_imported": sdks,
     }
     print("SUMMARY " + json.dumps(summary))

@@ -1,6 +1,7 @@
 """One message to N recipients end to end through comms, against the floor of the same HTTP client.
 
     python bench/dispatch_throughput.py --recipients 100000 [--fake process|thread] [--profile FILE]
+        [--latency 150ms | --latency-dist lognormal:150ms:0.3] [--concurrency K]
 
 What is measured (each phase in its own child process, so its peak RSS comes from wait4):
 
@@ -11,7 +12,14 @@ What is measured (each phase in its own child process, so its peak RSS comes fro
   sendgrid SDK, every recipient logged in SQLite.
 - floor: the same number of 1000-recipient Mail Send bodies (built beforehand by the same
   ``SendGridChannel.build_request`` from the rendered content comms stored, 50 distinct ones cycled)
-  posted in a bare loop with the sendgrid SDK to the same fake.
+  posted in a bare loop with the sendgrid SDK to the same fake, one request in flight (K=1).
+- floor at K (with ``--concurrency K``): the same posts from a ThreadPoolExecutor of K threads, one
+  ``SendGridAPIClient`` per thread, so K requests are in flight. The comms phase then runs with
+  ``COMMS_MAX_IN_FLIGHT=K`` in its environment: a build whose dispatcher reads that setting sends with K
+  in flight, an older one ignores it (the report says which, and how many requests the fake saw at once).
+
+``--latency`` / ``--latency-dist`` make the fake wait before every answer (see ``_fake_server.py``), as a
+provider across the internet does; each phase meets the same seeded sequence of delays.
 
 The fake is the fast loopback SendGrid (``FakeSendGrid(fast=True)``, counting recipients), by default in
 its own process (``--fake process``); ``--fake thread`` runs it on a thread inside each measured process,
@@ -32,16 +40,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+from _fake_server import Latency  # noqa: E402
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MB = 256
 POOL = 50
 
 
-def _start_thread_fake() -> tuple[object, str]:
+def _start_thread_fake(args: argparse.Namespace) -> tuple[object, str]:
     from _fake_server import BenchSendGrid
 
-    fake = BenchSendGrid().start()
+    fake = BenchSendGrid(Latency.from_args(args)).start()
     return fake, fake.url
 
 
@@ -64,7 +73,8 @@ def phase_comms(args: argparse.Namespace) -> None:
     from comms.settings import Settings
 
     import_s = time.perf_counter() - began
-    fake, url = _start_thread_fake() if args.fake == "thread" else (None, args.url)
+    os.environ["COMMS_CACHE_DIR"] = str(Path(args.db).parent / "template-cache")  # a cold cache, not ~/.cache
+    fake, url = _start_thread_fake(args) if args.fake == "thread" else (None, args.url)
     settings = Settings(
         database_url=f"sqlite:///{args.db}",
         outbox_dir=Path(args.db).parent / "outbox",
@@ -107,6 +117,7 @@ def phase_comms(args: argparse.Namespace) -> None:
         "sent": report.sent,
         "rows": states,
         "attempts": attempts,
+        "in_flight_setting": getattr(settings, "max_in_flight", None),
         "fake": stats,
         "db_bytes": sum(p.stat().st_size for p in Path(args.db).parent.glob(Path(args.db).name + "*")),
     }
@@ -130,7 +141,7 @@ def phase_floor(args: argparse.Namespace) -> None:
     from comms.delivery.materialize import delivery_key
     from comms.settings import Settings
 
-    fake, url = _start_thread_fake() if args.fake == "thread" else (None, args.url)
+    fake, url = _start_thread_fake(args) if args.fake == "thread" else (None, args.url)
     settings = Settings(
         database_url=f"sqlite:///{args.db}", sendgrid_api_key=API_KEY, sendgrid_host=url, email_from=_common.EMAIL_FROM
     )
@@ -170,17 +181,44 @@ def phase_floor(args: argparse.Namespace) -> None:
             calendar=window,
         )
         pool.append(channel.build_request(envelope))
-    client = SendGridAPIClient(API_KEY, host=url)
-    t0 = time.perf_counter()
-    for i in range(requests):
-        response = client.client.mail.send.post(request_body=pool[i % len(pool)], timeout=30)
-        if response.status_code != 202:
-            raise SystemExit(f"floor request {i} answered {response.status_code}")
-    elapsed = time.perf_counter() - t0
+    if args.floor_k > 1:
+        elapsed = _post_concurrently(pool, requests, k=args.floor_k, url=url, api_key=API_KEY)
+    else:
+        client = SendGridAPIClient(API_KEY, host=url)
+        t0 = time.perf_counter()
+        for i in range(requests):
+            response = client.client.mail.send.post(request_body=pool[i % len(pool)], timeout=30)
+            if response.status_code != 202:
+                raise SystemExit(f"floor request {i} answered {response.status_code}")
+        elapsed = time.perf_counter() - t0
     stats = _stats(fake, url)
     if fake is not None:
         fake.stop()  # type: ignore[attr-defined]
-    print(json.dumps({"floor_s": elapsed, "requests": requests, "fake": stats}))
+    print(json.dumps({"floor_s": elapsed, "requests": requests, "k": args.floor_k, "fake": stats}))
+
+
+def _post_concurrently(pool: list[dict[str, object]], requests: int, *, k: int, url: str, api_key: str) -> float:
+    """Post ``requests`` bodies from K threads, one SendGridAPIClient each; the wall time of all of them."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sendgrid import SendGridAPIClient
+
+    local = threading.local()
+
+    def make_client() -> None:
+        local.client = SendGridAPIClient(api_key, host=url)
+
+    def post(i: int) -> None:
+        response = local.client.client.mail.send.post(request_body=pool[i % len(pool)], timeout=30)
+        if response.status_code != 202:
+            raise SystemExit(f"floor request {i} answered {response.status_code}")
+
+    with ThreadPoolExecutor(max_workers=k, initializer=make_client) as executor:
+        t0 = time.perf_counter()
+        for future in [executor.submit(post, i) for i in range(requests)]:
+            future.result()
+        return time.perf_counter() - t0
 
 
 # -- phase: the SQLite floor -------------------------------------------------------------------------
@@ -297,6 +335,14 @@ def main() -> int:
     parser.add_argument("--profile", help="write a pyinstrument profile of the comms phase to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (plan, database)")
     parser.add_argument("--no-db-floor", action="store_true", help="skip the raw-sqlite3 logging floor")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="K",
+        help="also time the bare SDK with K requests in flight, and run comms with COMMS_MAX_IN_FLIGHT=K",
+    )
+    Latency.add_arguments(parser)
+    parser.add_argument("--floor-k", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["comms", "floor", "dbfloor"], help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -313,20 +359,27 @@ def main() -> int:
         return 0
 
     n = args.recipients
+    k = args.concurrency
+    if k is not None and k < 1:
+        parser.error("--concurrency must be at least 1")
+    latency = Latency.from_args(args)
     _common.print_machine()
-    print(f"dispatch throughput: {n:,} recipients, fake in a {args.fake}")
+    print(f"dispatch throughput: {n:,} recipients, fake in a {args.fake}, latency {latency.describe()}")
     tmp = Path(tempfile.mkdtemp(prefix="comms-bench-"))
     t = time.perf_counter()
     plan = _common.make_plan(tmp, n)
     print(f"  generated the plan copy and a {n:,}-row CSV in {time.perf_counter() - t:.1f} s ({tmp})")
     db = tmp / "comms.db"
-    fake = _common.FakeProcess.start() if args.fake == "process" else None
+    fake = _common.FakeProcess.start(extra_args=latency.argv()) if args.fake == "process" else None
     url = fake.url if fake else ""
     me = [sys.executable, str(Path(__file__).resolve())]
     common = ["--plan", str(plan), "--db", str(db), "--url", url, "--fake", args.fake, "--recipients", str(n)]
+    common += latency.argv()
+    comms_env = {**os.environ, "COMMS_MAX_IN_FLIGHT": str(k)} if k is not None else None
+    floor_k = None
     try:
         rc, out, comms_rss, comms_wall = _common.run_child(
-            [*me, "--phase", "comms", *common, *(["--profile", args.profile] if args.profile else [])]
+            [*me, "--phase", "comms", *common, *(["--profile", args.profile] if args.profile else [])], env=comms_env
         )
         if rc != 0:
             print(f"comms phase failed (exit {rc})")
@@ -339,6 +392,14 @@ def main() -> int:
             print(f"floor phase failed (exit {rc})")
             return 1
         floor = _common.last_json_line(out)
+        if k is not None and k > 1:
+            if fake:
+                fake.reset()
+            rc, out, _, _ = _common.run_child([*me, "--phase", "floor", *common, "--floor-k", str(k)])
+            if rc != 0:
+                print(f"floor phase at K={k} failed (exit {rc})")
+                return 1
+            floor_k = _common.last_json_line(out)
         dbfloor = None
         if not args.no_db_floor:
             rc, out, _, _ = _common.run_child([*me, "--phase", "dbfloor", *common])
@@ -362,7 +423,16 @@ def main() -> int:
         f"render+materialize to first request {measured['first_request_s'] or 0:.2f} s, "
         f"run_until_idle {measured['run_s']:.2f} s; imports {measured['import_s']:.2f} s not counted)"
     )
-    print(f"  floor (bare SDK)   {floor['floor_s']:8.2f} s   ({floor['requests']} posts of pre-built bodies)")
+    print(
+        f"  floor (bare SDK)   {floor['floor_s']:8.2f} s   ({floor['requests']} posts of pre-built bodies, "
+        f"one in flight; the fake saw at most {floor['fake'].get('max_in_flight', '?')} at once)"
+    )
+    if floor_k is not None:
+        print(
+            f"  floor at K={k:<3d}     {floor_k['floor_s']:8.2f} s   ({k} threads, one SendGridAPIClient each; the fake "
+            f"saw at most {floor_k['fake'].get('max_in_flight', '?')} at once; {floor['floor_s'] / floor_k['floor_s']:.2f}x "
+            "the sequential floor)"
+        )
     if dbfloor:
         print(
             f"  SQLite floor       {dbfloor['total_s']:8.2f} s   (raw sqlite3, same schema: insert {dbfloor['insert_s']:.2f} s, "
@@ -374,7 +444,18 @@ def main() -> int:
         )
     print(
         f"  ratio              {ratio:8.2f}     target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'MISSED'}"
+        " (comms / sequential floor)"
     )
+    ratio_k = measured["total_s"] / floor_k["floor_s"] if floor_k is not None else None
+    if k is not None:
+        setting = measured.get("in_flight_setting")
+        honoured = f"this build reads it: {setting}" if setting is not None else "this build has no such setting"
+        print(
+            f"  comms in flight    COMMS_MAX_IN_FLIGHT={k} passed ({honoured}); the fake saw at most "
+            f"{measured['fake'].get('max_in_flight', '?')} comms requests at once"
+        )
+    if ratio_k is not None:
+        print(f"  ratio at K={k:<3d}     {ratio_k:8.2f}     (comms / floor at K={k})")
     print(
         f"  requests           {measured['requests']:8d}     (fake accepted {measured['fake']['requests']}, "
         f"{measured['fake']['bytes'] / measured['fake']['requests'] / 1024:.0f} KiB each)"
@@ -400,6 +481,12 @@ def main() -> int:
         "fake_recipients": received,
         "peak_rss_mb": round(rss_mb, 1),
         "sqlite_floor_s": round(dbfloor["total_s"], 3) if dbfloor else None,
+        "latency": latency.describe(),
+        "concurrency": k,
+        "floor_k_s": round(floor_k["floor_s"], 3) if floor_k else None,
+        "ratio_k": round(ratio_k, 3) if ratio_k is not None else None,
+        "comms_max_in_flight_seen": measured["fake"].get("max_in_flight"),
+        "comms_in_flight_setting": measured.get("in_flight_setting"),
     }
     print("SUMMARY " + json.dumps(summary))
     if sent != n or received != n:

@@ -18,6 +18,7 @@ run lateness             bench/lateness.py --messages 500 --window 60
 run lateness_big         bench/lateness.py --messages 500 --window 60 --big 100000
 run throughput_100k      bench/dispatch_throughput.py --recipients 100000
 run throughput_100k_thread bench/dispatch_throughput.py --recipients 100000 --fake thread --no-db-floor
+run throughput_latency   bench/dispatch_throughput.py --recipients 100000 --latency 150ms --concurrency 8 --no-db-floor
 run peer_apprise         bench/peer_apprise.py --recipients 10000
 run fault_drills         bench/fault_drills.py --recipients 100000 --kills 10 --fault-recipients 100000
 run throughput_1m        bench/dispatch_throughput.py --recipients 1000000

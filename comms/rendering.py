@@ -20,6 +20,7 @@ from jinja2.runtime import Context
 from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent
 from comms.core.times import format_duration, format_local, format_utc, iso_utc, to_local
 from comms.plan.models import Channel
+from comms.template_cache import template_bytecode_cache
 
 PART_FILES: dict[Channel, dict[str, str]] = {
     Channel.EMAIL: {"subject": "email.subject.j2", "html": "email.html.j2", "text": "email.text.j2"},
@@ -118,6 +119,7 @@ def _environment(root: Path, *, autoescape: bool, finalize: Any = None) -> Envir
         iso=iso_utc,
         duration=_humanize,
     )
+    env.bytecode_cache = template_bytecode_cache(env)
     return env
 
 

@@ -7,6 +7,7 @@ ValidationError into a SettingsError naming the environment variable.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +19,17 @@ from comms.errors import SettingsError
 ENV_PREFIX = "COMMS_"
 
 
+def default_cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/comms``, else ``~/.cache/comms``; None when there is no home directory."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "comms"
+    try:
+        return Path.home() / ".cache" / "comms"
+    except RuntimeError:
+        return None
+
+
 class Settings(BaseSettings):
     """Everything comms reads from its environment; secrets never appear in a repr or a log."""
 
@@ -26,6 +38,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///comms.db"
     outbox_dir: Path = Path("outbox")
     plan_dir: Path = Path(".")
+    cache_dir: Path | None = Field(default_factory=default_cache_dir)
+    """Compiled templates kept between runs (see ``comms.template_cache``); empty means no cache."""
 
     sendgrid_api_key: SecretStr | None = None
     sendgrid_host: str = "https://api.sendgrid.com"
@@ -43,6 +57,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     retry_max_seconds: float = Field(default=600.0, ge=0)
+    max_in_flight: int = Field(default=8, ge=1, le=64)
+    """Requests in flight at once (email batches; Slack and the status page always keep one)."""
+    lease_seconds: float = Field(default=10.0, ge=2, le=300)
+    """How long the sender's lease lasts without a heartbeat; a standby takes over after it."""
 
     @field_validator("sendgrid_host", "slack_base_url", "statuspage_base_url")
     @classmethod
@@ -52,10 +70,10 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL with a host, such as https://api.example.com")
         return value
 
-    max_in_flight: int = 8
-    """Requests in flight at once (email batches; Slack and the status page always keep one)."""
-    lease_seconds: float = 10.0
-    """How long the sender's lease lasts without a heartbeat; a standby takes over after it."""
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _empty_means_no_cache(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def sendgrid_configured(self) -> bool:

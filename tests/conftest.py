@@ -6,7 +6,9 @@ rule), which is how suites import ``fakes`` and ``support``.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PLAN_FOLDERS = ("audiences", "schedules", "templates")
 
 Cli = Callable[..., Result]
+_CACHE_VARIABLES = ("XDG_CACHE_HOME", "COMMS_CACHE_DIR")
+_CACHE_KEY = pytest.StashKey[tuple[Path, dict[str, str | None]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,6 +34,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Rewrite the golden previews under tests/golden/ from the current templates instead of comparing.",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compiled templates go to a temp folder, never the developer's ~/.cache (from collection on, subprocesses too).
+
+    ``XDG_CACHE_HOME`` points there as well, so tests that drop every ``COMMS_*`` variable still use it.
+    """
+    root = Path(tempfile.mkdtemp(prefix="comms-test-cache-"))
+    config.stash[_CACHE_KEY] = (root, {name: os.environ.get(name) for name in _CACHE_VARIABLES})
+    os.environ["XDG_CACHE_HOME"] = str(root)
+    os.environ["COMMS_CACHE_DIR"] = str(root / "comms")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root, saved = config.stash[_CACHE_KEY]
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
