@@ -190,12 +190,13 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             fault = fake._next_fault()
             if fault is not None and fault.drop:
+                # recorded before the connection drops, so a client that sees the drop finds the request
+                fake.record(fake.parse(self.command, self.path, headers, raw))
                 self.close_connection = True
                 try:
                     self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-                fake.record(fake.parse(self.command, self.path, headers, raw))
                 return
             if fault is not None and fault.delay:
                 fake._stopping.wait(fault.delay)
