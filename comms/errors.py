@@ -16,7 +16,9 @@
      │    ├── DatabaseFullError     the disk (or a size limit) is full
      │    ├── DatabaseUnavailableError the database cannot be opened (folder missing or unwritable)
      │    └── DatabaseUrlError      (see SettingsError)
-     └── NotReadyError              `comms check` found the cutover not ready         (exit 1)
+     ├── NotReadyError              `comms check` found the cutover not ready         (exit 1)
+     └── SenderError                no sender can take the work now: the lease is held (--exclusive),
+                                    or the worker that held it stopped before sending (exit 1)
 
 Adapters raise ChannelError subclasses and never return a bool. Only the CLI and the
 worker's job wrapper catch broadly, and they record what they caught. The store raises
@@ -118,6 +120,10 @@ class PermanentChannelError(ChannelError):
 
 class NotReadyError(CommsError):
     """The readiness check failed."""
+
+
+class SenderError(CommsError):
+    """The one-sender rule stands in the way: another process holds the lease, or its holder stopped."""
 
 
 class StoreError(CommsError):

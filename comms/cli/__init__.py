@@ -9,6 +9,7 @@ from comms.cli import plan_commands  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 from comms.cli import engine_commands  # noqa: E402,F401  isort: skip
+from comms.cli import run_command  # noqa: E402,F401  isort: skip
 from comms.cli import check_commands  # noqa: E402,F401  isort: skip
 from comms.cli import incident_commands  # noqa: E402,F401  isort: skip
 from comms.cli import report_commands  # noqa: E402,F401  isort: skip

@@ -6,7 +6,6 @@ plan-only commands start without loading SQLAlchemy or the vendor SDKs.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -107,35 +106,6 @@ def schedule(
     for o in outcome.occurrences:
         table.add_row(o.key, iso_utc(o.due_at) if o.due_at else "-", o.trigger.value)
     console.print(table)
-
-
-@app.command()
-@handles_errors
-def run(
-    until_idle: Annotated[bool, typer.Option("--until-idle", help="Send what is due now, then exit.")] = False,
-    tick_seconds: Annotated[float, typer.Option("--tick", help="Seconds between worker ticks.")] = 5.0,
-) -> None:
-    """Run the worker: send every due message on time, retry failures, record every delivery."""
-    services = _services(worker=True)
-    recovered = services.dispatcher.recover()
-    if any(recovered.values()):
-        console.print(f"Recovered in-flight deliveries: {recovered}")
-    if until_idle:
-        report = services.dispatcher.run_until_idle()
-        console.print(
-            f"Sent {report.sent} deliveries in {report.requests} requests; {report.retrying} retrying, "
-            f"{report.dead} dead, {report.missed} missed."
-        )
-        return
-    from comms.delivery.worker import Worker
-
-    worker = Worker(services.engine, services.dispatcher, tick_seconds=tick_seconds)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    console.print("Worker running; Ctrl-C or SIGTERM stops it.")
-    try:
-        worker.run_forever()
-    except KeyboardInterrupt:
-        worker.stop()
 
 
 def _event(trigger: Trigger, cutover: str | None, plan: Path | None, **kwargs: object) -> None:

@@ -6,13 +6,33 @@ request and an operator's command never waits behind it for long.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
 
 from comms.store.types import sqlite_stamp
 
-__all__ = ["content_json", "end_pending", "finish_if_done", "occurrence_state", "pending_lanes"]
+__all__ = [
+    "QueuedOutcome",
+    "content_json",
+    "end_pending",
+    "finish_if_done",
+    "occurrence_state",
+    "outcome_of",
+    "pending_lanes",
+]
+
+@dataclass(frozen=True)
+class QueuedOutcome:
+    """Where the rows of some occurrences stand: counts by state, requests made, and whether all is settled."""
+
+    states: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    settled: bool = False
+    """Every occurrence is written (or ended), nothing is in flight and nothing pending is ready now."""
+
 
 _LANES = """
 SELECT audience, channel, content_id, count(*) FROM delivery
@@ -65,3 +85,32 @@ def finish_if_done(engine: Engine, occurrence_id: int, *, now: datetime) -> bool
             (sqlite_stamp(now), occurrence_id, occurrence_id),
         )
     return bool(result.rowcount)
+
+
+def outcome_of(engine: Engine, occurrence_ids: Sequence[int], *, now: datetime) -> QueuedOutcome:
+    """Counts by delivery state of the occurrences, their requests, and whether they are settled now."""
+    if not occurrence_ids:
+        return QueuedOutcome(settled=True)
+    marks = ", ".join("?" for _ in occurrence_ids)
+    ids = tuple(occurrence_ids)
+    with engine.connect() as connection:
+        states: dict[str, int] = dict(
+            connection.exec_driver_sql(  # type: ignore[arg-type]
+                f"SELECT state, count(*) FROM delivery WHERE occurrence_id IN ({marks}) GROUP BY state", ids
+            ).all()
+        )
+        requests = connection.exec_driver_sql(
+            f"SELECT count(*) FROM attempt WHERE occurrence_id IN ({marks})", ids
+        ).scalar_one()
+        unwritten = connection.exec_driver_sql(
+            f"SELECT count(*) FROM occurrence WHERE id IN ({marks}) AND state IN ('pending', 'dispatching') "
+            "AND materialized = 0",
+            ids,
+        ).scalar_one()
+        ready = connection.exec_driver_sql(
+            f"SELECT count(*) FROM delivery WHERE occurrence_id IN ({marks}) AND (state = 'in_flight' OR "
+            "(state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)))",
+            (*ids, sqlite_stamp(now)),
+        ).scalar_one()
+    counts = {str(state): int(count) for state, count in states.items()}
+    return QueuedOutcome(counts, int(requests), settled=not unwritten and not ready)
