@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import Channel, ChannelKind, EnvelopeExtras, EnvelopeFacts, PartRenderer, Target
 from comms.channels.outbox import EmailFile, OutboxWriter, SlackFile, StatuspageFile
@@ -38,11 +38,13 @@ from comms.channels.webhook import (
 from comms.clock import Clock, utc_now
 from comms.core.content import Content
 from comms.plan.models import Audience, Message
-from comms.settings import Settings
+
+if TYPE_CHECKING:
+    from comms.settings import Settings  # imported by the callers; kept off the import path of rendering
 
 Sleep = Callable[[float], None]
-AdapterFactory = Callable[[Settings, Clock, Sleep], Channel]
-OutboxFactory = Callable[[Settings, Clock], OutboxWriter]
+AdapterFactory = Callable[["Settings", Clock, Sleep], Channel]
+OutboxFactory = Callable[["Settings", Clock], OutboxWriter]
 ThreadScope = Callable[[Message, int | None], str]
 
 

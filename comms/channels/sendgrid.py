@@ -34,10 +34,11 @@ from comms.core.content import EmailContent, one_line
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.plan.models import Audience, Plan
 from comms.plan.recipients import iter_email_recipients
-from comms.settings import Settings
 
 if TYPE_CHECKING:
     from sendgrid import SendGridAPIClient
+
+    from comms.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,12 @@ from comms.clock import Clock, utc_now
 from comms.core.content import SlackContent
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.plan.models import Audience, Message, Plan
-from comms.settings import Settings
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
     from slack_sdk.web import SlackResponse
+
+    from comms.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,11 @@ from comms.clock import ensure_utc
 from comms.core.content import StatuspageContent, one_line
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.models import Audience, Message, Plan
-from comms.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
+
+    from comms.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,11 @@ from comms.core.content import WebhookContent, one_line
 from comms.core.times import iso_utc
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.models import Audience, Plan
-from comms.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
+
+    from comms.settings import Settings
 
 log = logging.getLogger(__name__)
 

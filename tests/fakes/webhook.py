@@ -4,7 +4,8 @@ It verifies ``X-Comms-Signature`` (HMAC-SHA256 of ``"<timestamp>.<raw body>"`` w
 and the timestamp's replay window, answers a ping with 204, and dedupes deliveries on
 ``X-Comms-Delivery-Key``: the first is recorded in ``deliveries``, a repeat in ``duplicates``
 (answered 200, as a receiver should). Requests it refuses (bad or missing signature, stale
-timestamp) are answered 401 and their reasons kept in ``rejected``.
+timestamp) are answered 401 and their reasons kept in ``rejected``. ``answer_slowly`` makes it act
+on the next deliveries at once but answer them late, as a receiver behind a slow proxy would.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class FakeWebhookReceiver(FakeServer):
         self.pings: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self._ids = itertools.count(1)
+        self._slow: list[float] = []
+
+    def answer_slowly(self, count: int = 1, *, delay: float) -> None:
+        """Record the next ``count`` deliveries as they arrive, but answer each ``delay`` seconds later."""
+        with self._lock:
+            self._slow.extend([delay] * count)
 
     def url_for(self, path: str = "/hooks/cutover") -> str:
         """A receiver URL on this fake."""
@@ -93,7 +100,12 @@ class FakeWebhookReceiver(FakeServer):
             with self._lock:
                 self.pings.append(request.body)
             return Reply(204)
-        return self._delivery(request)
+        reply = self._delivery(request)
+        with self._lock:
+            delay = self._slow.pop(0) if self._slow else 0.0
+        if delay:
+            self._stopping.wait(delay)
+        return reply
 
     def _delivery(self, request: RecordedRequest) -> Reply:
         body = request.body
