@@ -8,8 +8,7 @@ text, and never compiled as Jinja.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,34 +16,24 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2.runtime import Context
 
-from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent
+from comms.channels.registry import SPECS, channel_spec
+from comms.channels.slack_blocks import build_slack_content, escape_slack
+from comms.core.content import Content
 from comms.core.times import format_duration, format_local, format_utc, iso_utc, to_local
 from comms.plan.models import Channel
 from comms.template_cache import template_bytecode_cache
 
-PART_FILES: dict[Channel, dict[str, str]] = {
-    Channel.EMAIL: {"subject": "email.subject.j2", "html": "email.html.j2", "text": "email.text.j2"},
-    Channel.SLACK: {"body": "slack.j2"},
-    Channel.STATUSPAGE: {"title": "statuspage.title.j2", "body": "statuspage.body.j2"},
-}
-"""The template file of every part of every channel's content."""
+__all__ = ["PART_FILES", "Renderer", "build_slack_content", "escape_slack"]
 
-SLACK_SECTION_LIMIT = 3000
-SLACK_HEADER_LIMIT = 150
-SLACK_MAX_BLOCKS = 50
-STATUSPAGE_TITLE_LIMIT = 255
-STATUSPAGE_BODY_LIMIT = 25000
+PART_FILES: Mapping[Channel, Mapping[str, tuple[str, ...]]] = {kind: spec.parts for kind, spec in SPECS.items()}
+"""The template files of every part of every channel's content, preferred first (from the registry)."""
 
 
+def _finalizer(escape: Callable[[str], str]) -> Callable[[object], object]:
+    def finalize(value: object) -> object:
+        return escape(value) if isinstance(value, str) else value
 
-
-def escape_slack(value: str) -> str:
-    """Escape Slack's control characters so typed text cannot form links or mentions."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_finalize(value: object) -> object:
-    return escape_slack(value) if isinstance(value, str) else value
+    return finalize
 
 
 @pass_context
@@ -130,14 +119,22 @@ class Renderer:
         self.root = templates_root
         self._html = _environment(templates_root, autoescape=True)
         self._text = _environment(templates_root, autoescape=False)
-        self._slack = _environment(templates_root, autoescape=False, finalize=_slack_finalize)
+        self._escaped: dict[Callable[[str], str], Environment] = {}
 
     def candidates(self, message: str, audience: str | None, channel: Channel, part: str) -> list[str]:
-        """Template names tried for a part, most specific first (the status page has no audience view)."""
-        filename = PART_FILES[channel][part]
-        names = [f"{message}/{filename}"]
-        if audience and audience != "direct" and channel is not Channel.STATUSPAGE:
-            names.insert(0, f"{message}/{audience}/{filename}")
+        """Template names tried for a part, most specific first.
+
+        Each of the part's files in turn (a channel's own file before the one it falls back to),
+        the audience's override before the message's default; channels sent once per message
+        (the status page) have no audience view.
+        """
+        spec = channel_spec(channel)
+        per_audience = bool(audience) and audience != "direct" and spec.per_audience
+        names: list[str] = []
+        for filename in spec.parts[part]:
+            if per_audience:
+                names.append(f"{message}/{audience}/{filename}")
+            names.append(f"{message}/{filename}")
         return names
 
     def resolve(self, message: str, audience: str | None, channel: Channel, part: str) -> str | None:
@@ -147,53 +144,24 @@ class Renderer:
                 return name
         return None
 
+    def _environment_for(self, channel: Channel, part: str) -> Environment:
+        if part == "html":
+            return self._html
+        escape = channel_spec(channel).escape
+        if escape is None:
+            return self._text
+        if escape not in self._escaped:
+            self._escaped[escape] = _environment(self.root, autoescape=False, finalize=_finalizer(escape))
+        return self._escaped[escape]
+
     def _template(self, message: str, audience: str | None, channel: Channel, part: str) -> Template:
-        env = {"html": self._html}.get(part, self._slack if channel is Channel.SLACK else self._text)
+        env = self._environment_for(channel, part)
         return env.select_template(self.candidates(message, audience, channel, part))
 
     def render(self, message: str, audience: str | None, channel: Channel, context: Mapping[str, Any]) -> Content:
-        """Render one message for one audience on one channel."""
+        """Render one message for one audience on one channel (the channel's spec assembles the parts)."""
 
         def part(name: str) -> str:
             return self._template(message, audience, channel, name).render(context).strip()
 
-        if channel is Channel.EMAIL:
-            return EmailContent(subject=_one_line(part("subject")), html=part("html"), text=part("text") + "\n")
-        if channel is Channel.SLACK:
-            return build_slack_content(context["message"]["title"], part("body"), context)
-        return StatuspageContent(
-            title=_one_line(part("title"))[:STATUSPAGE_TITLE_LIMIT], body=part("body")[:STATUSPAGE_BODY_LIMIT]
-        )
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def build_slack_content(title: str, body: str, context: Mapping[str, Any]) -> SlackContent:
-    """Turn a rendered mrkdwn body into Block Kit: a header, one section per paragraph, a context line."""
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:SLACK_HEADER_LIMIT], "emoji": True}}
-    ]
-    for paragraph in _paragraphs(body):
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": paragraph}})
-    cutover = context["cutover"]
-    footer = f"{escape_slack(cutover['title'])} · T0 {format_utc(cutover['start'])}"
-    blocks = blocks[: SLACK_MAX_BLOCKS - 1]
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
-    fallback = f"{title}\n{body}"
-    return SlackContent(text=fallback, blocks=tuple(blocks))
-
-
-def _paragraphs(body: str) -> list[str]:
-    chunks: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", body.strip()):
-        paragraph = paragraph.strip()
-        while len(paragraph) > SLACK_SECTION_LIMIT:
-            cut = paragraph.rfind("\n", 0, SLACK_SECTION_LIMIT)
-            cut = cut if cut > 0 else SLACK_SECTION_LIMIT
-            chunks.append(paragraph[:cut])
-            paragraph = paragraph[cut:].lstrip("\n")
-        if paragraph:
-            chunks.append(paragraph)
-    return chunks
+        return channel_spec(channel).content(part, context)

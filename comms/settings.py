@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     statuspage_page_id: str | None = None
     statuspage_base_url: str = "https://api.statuspage.io/v1"
 
+    webhook_secret: SecretStr | None = None
+
     max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     retry_max_seconds: float = Field(default=600.0, ge=0)
@@ -90,6 +92,11 @@ class Settings(BaseSettings):
         """Whether Statuspage key and page id are set (else the status page goes to the outbox)."""
         key = self.statuspage_api_key
         return key is not None and bool(key.get_secret_value()) and bool(self.statuspage_page_id)
+
+    @property
+    def webhook_configured(self) -> bool:
+        """Whether the webhook signing secret is set (else webhooks go to the outbox)."""
+        return self.webhook_secret is not None and bool(self.webhook_secret.get_secret_value())
 
 
 def settings_error(exc: BaseException) -> SettingsError | None:

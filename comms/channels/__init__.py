@@ -1,1 +1,1 @@
-"""Channel adapters: SendGrid email, Slack, Statuspage, and the dry-run outbox."""
+"""Channel adapters (SendGrid email, Slack, Statuspage, signed webhooks) and the dry-run outbox; ``registry`` lists them."""

@@ -1,18 +1,39 @@
-"""The channel port: one small Protocol, the envelope it takes and the receipt it returns.
+"""The channel port: one small Protocol, the envelope it takes, the receipt it returns, its check rows.
 
 Adapters are thin: they turn an Envelope into vendor calls and raise TransientChannelError
 (with ``retry_after``) or PermanentChannelError (with a ``remedy``). Retries, pacing across
 sends and delivery state live above them, in ``comms.delivery.dispatcher`` and ``comms.store.ledger``.
+What each channel kind contributes beyond the adapter (template parts, targets, envelope extras,
+its dry-run file) is listed in ``comms.channels.registry``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from comms.core.content import Content
 from comms.plan.models import Channel as ChannelKind
+from comms.plan.models import Message, Plan
+
+CheckStatus = Literal["PASS", "WARN", "FAIL"]
+
+PartRenderer = Callable[[str], str]
+"""Renders one named template part of a message (stripped); a kind's content builder calls it per part."""
+
+Target = tuple[str, str | None, str | None]
+"""One delivery target of an audience: address, display name, and why it cannot be sent to (or None)."""
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One readiness check: what was checked, how it went, and the detail a person acts on."""
+
+    name: str
+    status: CheckStatus
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -54,8 +75,9 @@ class StatuspageIntent:
 class Envelope:
     """Everything one send needs: the rendered content, its targets and threading context.
 
-    Email carries up to ``max_batch`` recipients; Slack and the status page exactly one.
-    ``thread_ref`` is the Slack thread root ts to reply under, when there is one.
+    Email carries up to ``max_batch`` recipients; Slack, the status page and a webhook exactly one.
+    ``thread_ref`` is the Slack thread root ts to reply under, when there is one; ``due_at`` is
+    when the occurrence was due (None for sends outside a timeline).
     """
 
     cutover: str
@@ -66,6 +88,31 @@ class Envelope:
     recipients: tuple[Recipient, ...]
     thread_ref: str | None = None
     broadcast: bool = False
+    calendar: MaintenanceWindow | None = None
+    statuspage: StatuspageIntent | None = None
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EnvelopeFacts:
+    """What a channel kind may draw on to add its own parts to an envelope (see ``EnvelopeExtras``).
+
+    ``thread_ref`` is the provider reference stored for the send's thread slot so far, and
+    ``context`` the occurrence's stored extras (a status-page override, for one).
+    """
+
+    plan: Plan
+    message: Message
+    window: MaintenanceWindow
+    thread_ref: str | None
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class EnvelopeExtras:
+    """The kind-specific parts of an envelope: a thread to reply under, an invitation, a status-page intent."""
+
+    thread_ref: str | None = None
     calendar: MaintenanceWindow | None = None
     statuspage: StatuspageIntent | None = None
 
@@ -87,7 +134,11 @@ class Reconciliation:
 
 
 class Channel(Protocol):
-    """A delivery channel. ``send`` raises a ChannelError subclass on failure, never returns False."""
+    """A delivery channel. ``send`` raises a ChannelError subclass on failure, never returns False.
+
+    ``probe`` is the readiness check: it asks the provider whether credentials and the plan's
+    targets work and answers rows; it never raises for a provider's answer, it reports it.
+    """
 
     kind: ChannelKind
     max_batch: int
@@ -99,4 +150,8 @@ class Channel(Protocol):
 
     def reconcile(self, envelope: Envelope) -> Reconciliation:
         """Find out whether an earlier, interrupted send of this envelope reached the provider."""
+        ...
+
+    def probe(self, plan: Plan | None) -> list[CheckRow]:
+        """Readiness rows of this channel for the plan's targets (None: the plan did not validate)."""
         ...

@@ -1,9 +1,11 @@
 """The dry-run channel: every envelope becomes a file under ``<outbox>/<cutover>/`` instead of a request.
 
-Email is a real ``.eml`` (multipart/alternative text + HTML, the ``.ics`` attached when there is
-one); Slack is the exact chat.postMessage payload; the status page is the request the API would get.
-Writes are atomic (temp file + rename) and idempotent: the same envelope always lands in the same
-file, so a retry rewrites it instead of adding a second one. No credentials ever reach a file.
+What the file holds is the channel kind's ``OutboxWriter`` (listed in ``comms.channels.registry``):
+email is a real ``.eml`` (multipart/alternative text + HTML, the ``.ics`` attached when there is
+one); Slack is the exact chat.postMessage payload; the status page and a webhook are the request
+the API or the receiver would get. Writes are atomic (temp file + rename) and idempotent: the same
+envelope always lands in the same file, so a retry rewrites it instead of adding a second one. No
+credentials ever reach a file.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation
+from comms.channels.base import ChannelKind, CheckRow, Envelope, Receipt, Reconciliation
 from comms.channels.calendar import build_ics
 from comms.channels.slack import build_post_args
 from comms.channels.statuspage import build_incident_request
 from comms.clock import Clock, utc_now
 from comms.core.content import EmailContent
 from comms.errors import PermanentChannelError, TransientChannelError
+from comms.plan.models import Plan
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +38,46 @@ PAGE_PLACEHOLDER = "PAGE_ID"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _slug(value: str) -> str:
+def slug(value: str) -> str:
+    """A file-name-safe form of a key or target."""
     return _UNSAFE.sub("_", value).strip("._") or "_"
 
 
-def _digest(*parts: str) -> str:
+def digest(*parts: str) -> str:
+    """A short stable digest of some strings (12 hex characters)."""
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
+def key_digest(envelope: Envelope) -> str:
+    """The digest of the first recipient's delivery key (of the occurrence when there is none)."""
+    return digest(envelope.recipients[0].delivery_key if envelope.recipients else envelope.occurrence)
+
+
+def json_bytes(data: Any) -> bytes:
+    """Indented UTF-8 JSON with a final newline, as the outbox writes it."""
+    return (json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+
+
+class OutboxWriter(Protocol):
+    """How one channel kind's envelope becomes a file.
+
+    ``keyed``: the file holds its single recipient's delivery key, which reconcile looks for.
+    """
+
+    max_batch: int
+    keyed: bool
+
+    def file_suffix(self, envelope: Envelope) -> str:
+        """The end of the file name after ``<occurrence>.<audience>.<kind>`` (extension included)."""
+        ...
+
+    def data(self, envelope: Envelope) -> bytes:
+        """The file's bytes."""
+        ...
+
+    def thread_ref(self, envelope: Envelope) -> str | None:
+        """The reference later sends thread under (the same for the send and its reconcile)."""
+        ...
 
 
 class OutboxChannel:
@@ -49,41 +86,21 @@ class OutboxChannel:
     dry_run = True
 
     def __init__(
-        self,
-        kind: ChannelKind,
-        directory: Path,
-        *,
-        sender: str = "cutover@example.com",
-        sender_name: str | None = None,
-        reply_to: str | None = None,
-        page_id: str | None = None,
-        statuspage_base_url: str = "https://api.statuspage.io/v1",
-        clock: Clock = utc_now,
+        self, kind: ChannelKind, directory: Path, writer: OutboxWriter, *, credentials: tuple[str, ...] = ()
     ) -> None:
         self.kind = kind
-        self.max_batch = EMAIL_BATCH if kind is ChannelKind.EMAIL else 1
+        self.max_batch = writer.max_batch
         self.directory = Path(directory)
-        self._sender = sender
-        self._sender_name = sender_name
-        self._reply_to = reply_to
-        self._page_id = page_id or PAGE_PLACEHOLDER
-        self._statuspage_base_url = statuspage_base_url.rstrip("/")
-        self._clock = clock
+        self._writer = writer
+        self._credentials = credentials
 
     def __repr__(self) -> str:
         return f"OutboxChannel(kind={self.kind.value!r}, directory={str(self.directory)!r})"
 
     def path_for(self, envelope: Envelope) -> Path:
         """The file an envelope is written to (the same envelope always gets the same file)."""
-        stem = f"{_slug(envelope.occurrence)}.{_slug(envelope.audience or 'page')}.{self.kind.value}"
-        if self.kind is ChannelKind.EMAIL:
-            name = f"{stem}.batch-{self._batch_id(envelope)}.eml"
-        elif self.kind is ChannelKind.SLACK:
-            target = envelope.recipients[0].address if envelope.recipients else "none"
-            name = f"{stem}.{_slug(target)}.json"
-        else:
-            name = f"{stem}.json"
-        return self.directory / _slug(envelope.cutover) / name
+        stem = f"{slug(envelope.occurrence)}.{slug(envelope.audience or 'page')}.{self.kind.value}"
+        return self.directory / slug(envelope.cutover) / (stem + self._writer.file_suffix(envelope))
 
     def send(self, envelope: Envelope) -> Receipt:
         """Write the envelope's file atomically; the receipt names it as ``outbox:<cutover>/<file>``."""
@@ -93,55 +110,68 @@ class OutboxChannel:
                 remedy=f"split the recipients into batches of at most {self.max_batch} (max_batch)",
             )
         path = self.path_for(envelope)
-        if self.kind is ChannelKind.EMAIL:
-            data = self._email(envelope)
-            thread_ref = None
-        elif self.kind is ChannelKind.SLACK:
-            data = _json_bytes(build_post_args(envelope))
-            thread_ref = envelope.thread_ref or f"outbox-{self._key_digest(envelope)}"
-        else:
-            data, thread_ref = self._statuspage(envelope)
+        data = self._writer.data(envelope)
         try:
             _write_atomic(path, data)
         except OSError as exc:
             raise TransientChannelError(f"outbox: could not write {path}: {exc}") from exc
         relative = path.relative_to(self.directory).as_posix()
         log.info("outbox wrote %s (%d recipient(s))", relative, len(envelope.recipients))
-        return Receipt(provider_id=f"outbox:{relative}", thread_ref=thread_ref)
+        return Receipt(provider_id=f"outbox:{relative}", thread_ref=self._writer.thread_ref(envelope))
 
     def reconcile(self, envelope: Envelope) -> Reconciliation:
-        """Sent when the envelope's file exists (and, for JSON files, carries its delivery key)."""
+        """Sent when the envelope's file exists (and, for keyed files, carries its delivery key)."""
         path = self.path_for(envelope)
         if not path.is_file():
             return Reconciliation("not_sent")
-        if self.kind is not ChannelKind.EMAIL and envelope.recipients:
+        if self._writer.keyed and envelope.recipients:
             key = envelope.recipients[0].delivery_key
             if key not in path.read_text(encoding="utf-8"):
                 return Reconciliation("not_sent")
         relative = path.relative_to(self.directory).as_posix()
-        if self.kind is ChannelKind.EMAIL:
-            thread_ref = None
-        elif self.kind is ChannelKind.SLACK:
-            thread_ref = envelope.thread_ref or f"outbox-{self._key_digest(envelope)}"
-        else:
-            intent = envelope.statuspage
-            thread_ref = (intent.incident_id if intent else None) or f"outbox-{self._key_digest(envelope)}"
-        return Reconciliation("sent", Receipt(provider_id=f"outbox:{relative}", thread_ref=thread_ref))
+        receipt = Receipt(provider_id=f"outbox:{relative}", thread_ref=self._writer.thread_ref(envelope))
+        return Reconciliation("sent", receipt)
 
-    def _batch_id(self, envelope: Envelope) -> str:
-        return _digest(*(r.delivery_key for r in envelope.recipients))
+    def probe(self, plan: Plan | None) -> list[CheckRow]:
+        """One WARN row: no credentials, so this channel writes to the outbox (which does not block)."""
+        wanted = " and ".join(self._credentials) or "its credentials"
+        return [
+            CheckRow(
+                f"{self.kind.value} credentials",
+                "WARN",
+                f"dry run: no credentials; messages go to the outbox {self.directory}/ (set {wanted} to send)",
+            )
+        ]
 
-    def _key_digest(self, envelope: Envelope) -> str:
-        return _digest(envelope.recipients[0].delivery_key if envelope.recipients else envelope.occurrence)
 
-    def _email(self, envelope: Envelope) -> bytes:
+class EmailFile:
+    """Email as a real ``.eml`` per batch, named by a digest of the batch's delivery keys."""
+
+    max_batch = EMAIL_BATCH
+    keyed = False
+
+    def __init__(
+        self, *, sender: str, sender_name: str | None = None, reply_to: str | None = None, clock: Clock = utc_now
+    ) -> None:
+        self._sender = sender
+        self._sender_name = sender_name
+        self._reply_to = reply_to
+        self._clock = clock
+
+    def file_suffix(self, envelope: Envelope) -> str:
+        return f".batch-{_batch_id(envelope)}.eml"
+
+    def thread_ref(self, envelope: Envelope) -> str | None:
+        return None
+
+    def data(self, envelope: Envelope) -> bytes:
         content = envelope.content
         if not isinstance(content, EmailContent):
             raise PermanentChannelError(
                 f"email send of {envelope.occurrence} got {type(content).__name__}",
                 remedy="route only rendered email content to the email channel",
             )
-        batch = self._batch_id(envelope)
+        batch = _batch_id(envelope)
         message = EmailMessage()
         message["Subject"] = content.subject
         message["From"] = formataddr((self._sender_name or "", self._sender))
@@ -149,7 +179,7 @@ class OutboxChannel:
         if self._reply_to:
             message["Reply-To"] = self._reply_to
         message["Date"] = format_datetime(self._clock())
-        message["Message-ID"] = f"<{batch}.{_slug(envelope.occurrence)}@comms.outbox>"
+        message["Message-ID"] = f"<{batch}.{slug(envelope.occurrence)}@comms.outbox>"
         message["X-Comms-Cutover"] = envelope.cutover
         message["X-Comms-Occurrence"] = envelope.occurrence
         message["X-Comms-Audience"] = envelope.audience or ""
@@ -170,20 +200,48 @@ class OutboxChannel:
             )
         return message.as_bytes(policy=SMTP)
 
-    def _statuspage(self, envelope: Envelope) -> tuple[bytes, str]:
-        method, path, body = build_incident_request(envelope, self._page_id)
+
+class SlackFile:
+    """Slack as the exact chat.postMessage arguments, one file per channel target."""
+
+    max_batch = 1
+    keyed = True
+
+    def file_suffix(self, envelope: Envelope) -> str:
+        target = envelope.recipients[0].address if envelope.recipients else "none"
+        return f".{slug(target)}.json"
+
+    def thread_ref(self, envelope: Envelope) -> str | None:
+        return envelope.thread_ref or f"outbox-{key_digest(envelope)}"
+
+    def data(self, envelope: Envelope) -> bytes:
+        return json_bytes(build_post_args(envelope))
+
+
+class StatuspageFile:
+    """The status page as the request the API would get (method, URL, JSON body)."""
+
+    max_batch = 1
+    keyed = True
+
+    def __init__(self, *, page_id: str | None, base_url: str = "https://api.statuspage.io/v1") -> None:
+        self._page_id = page_id or PAGE_PLACEHOLDER
+        self._base_url = base_url.rstrip("/")
+
+    def file_suffix(self, envelope: Envelope) -> str:
+        return ".json"
+
+    def thread_ref(self, envelope: Envelope) -> str | None:
         intent = envelope.statuspage
-        incident_id = (intent.incident_id if intent else None) or f"outbox-{self._key_digest(envelope)}"
-        request: dict[str, Any] = {
-            "method": method,
-            "url": f"{self._statuspage_base_url}{path}",
-            "json": body,
-        }
-        return _json_bytes(request), incident_id
+        return (intent.incident_id if intent else None) or f"outbox-{key_digest(envelope)}"
+
+    def data(self, envelope: Envelope) -> bytes:
+        method, path, body = build_incident_request(envelope, self._page_id)
+        return json_bytes({"method": method, "url": f"{self._base_url}{path}", "json": body})
 
 
-def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+def _batch_id(envelope: Envelope) -> str:
+    return digest(*(r.delivery_key for r in envelope.recipients))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

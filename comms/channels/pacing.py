@@ -1,4 +1,5 @@
-"""Client-side pacing: at most one request per interval, with the clock and the sleep injected.
+"""Client-side pacing: at most one request per interval, with the clock and the sleep injected;
+and reading the server's own pacing request, ``Retry-After``.
 
 Statuspage allows one request per second per API token; a burst at T0 (maintenance in progress,
 component status, Slack and email at once) must queue behind that limit instead of drawing 420s.
@@ -6,9 +7,14 @@ component status, Slack and email at once) must queue behind that limit instead 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from comms.clock import ensure_utc, utc_now
 
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -42,3 +48,26 @@ class Pacer:
 
     def __repr__(self) -> str:
         return f"Pacer(interval={self.interval})"
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: delta-seconds or an HTTP-date; None when absent or unreadable.
+
+    A date is measured from ``now`` (the clock when not given); waits are never negative.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        return None
+    return max(0.0, (ensure_utc(when) - ensure_utc(now or utc_now())).total_seconds())

@@ -13,17 +13,32 @@ import http.client
 import json
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from comms.channels.base import ChannelKind, Envelope, MaintenanceWindow, Receipt, Reconciliation
+from comms.channels.base import (
+    ChannelKind,
+    CheckRow,
+    Envelope,
+    EnvelopeExtras,
+    EnvelopeFacts,
+    MaintenanceWindow,
+    PartRenderer,
+    Receipt,
+    Reconciliation,
+    Target,
+)
 from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
-from comms.core.content import EmailContent
-from comms.errors import PermanentChannelError, TransientChannelError, is_read_timeout
-from comms.settings import Settings
+from comms.core.content import EmailContent, one_line
+from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
+from comms.plan.models import Audience, Plan
+from comms.plan.recipients import iter_email_recipients
 
 if TYPE_CHECKING:
     from sendgrid import SendGridAPIClient
+
+    from comms.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +47,31 @@ MAX_CATEGORIES = 10
 CATEGORY_LIMIT = 255
 DEFAULT_TIMEOUT = 30.0
 _SECRET = re.compile(r"(Bearer\s+)\S+|SG\.[A-Za-z0-9_\-.]+")
+
+EMAIL_PARTS: Mapping[str, tuple[str, ...]] = {
+    "subject": ("email.subject.j2",),
+    "html": ("email.html.j2",),
+    "text": ("email.text.j2",),
+}
+"""The template files of an email's parts."""
+
+
+def email_content(part: PartRenderer, context: Mapping[str, Any]) -> EmailContent:
+    """An email from its rendered parts: a one-line subject, the HTML and the text alternative."""
+    return EmailContent(subject=one_line(part("subject")), html=part("html"), text=part("text") + "\n")
+
+
+def email_targets(audience: Audience | None) -> Iterator[Target]:
+    """An audience's email recipients, streamed; rows that cannot be sent to carry their problem."""
+    if audience is None:
+        return
+    for row in iter_email_recipients(audience):
+        yield row.address, row.name, f"{row.problem} at {row.source}" if row.problem else None
+
+
+def email_extras(facts: EnvelopeFacts) -> EnvelopeExtras:
+    """An email carries the calendar invitation when its message asks for one."""
+    return EnvelopeExtras(calendar=facts.window if facts.message.calendar_invite else None)
 
 
 class _RedactAuthorization(logging.Filter):
@@ -108,6 +148,19 @@ class SendGridChannel:
         data = json.loads(response.body or b"{}")
         scopes = data.get("scopes", []) if isinstance(data, dict) else []
         return [str(s) for s in scopes]
+
+    def probe(self, plan: Plan | None) -> list[CheckRow]:
+        """The key works and may send mail (the mail.send scope)."""
+        name = "email: SendGrid key"
+        try:
+            scopes = self.scopes()
+        except ChannelError as exc:
+            return [CheckRow(name, "FAIL", str(exc))]
+        if "mail.send" not in scopes:
+            return [
+                CheckRow(name, "FAIL", "the API key lacks the mail.send scope: give it Mail Send access in SendGrid")
+            ]
+        return [CheckRow(name, "PASS", f"key valid with mail.send ({len(scopes)} scopes)")]
 
     def build_request(self, envelope: Envelope) -> dict[str, Any]:
         """The Mail Send request body for an envelope (refusing what SendGrid would refuse)."""

@@ -9,18 +9,30 @@ from __future__ import annotations
 
 import http.client
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation
+from comms.channels.base import (
+    ChannelKind,
+    CheckRow,
+    Envelope,
+    EnvelopeExtras,
+    EnvelopeFacts,
+    Receipt,
+    Reconciliation,
+    Target,
+)
 from comms.clock import Clock, utc_now
 from comms.core.content import SlackContent
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
-from comms.settings import Settings
+from comms.plan.models import Audience, Message, Plan
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
     from slack_sdk.web import SlackResponse
+
+    from comms.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +84,38 @@ def _remedy(code: str, channel: str, needed: str | None) -> str:
         "thread_not_found": "the thread root message is gone; send without a thread",
     }
     return remedies.get(code, f"see https://docs.slack.dev/reference/methods/chat.postMessage for '{code}'")
+
+
+def slack_targets(audience: Audience | None) -> Iterator[Target]:
+    """The Slack channels an audience is told in."""
+    if audience is not None and audience.channels.slack is not None:
+        for name in audience.channels.slack.channels:
+            yield name, None, None
+
+
+def slack_thread_scope(message: Message, incident_id: int | None) -> str:
+    """Posts of an incident thread under its first post; the cutover's posts under the first one."""
+    return f"incident:{incident_id}" if incident_id else "root"
+
+
+def slack_extras(facts: EnvelopeFacts) -> EnvelopeExtras:
+    """A Slack post replies under the thread root kept so far, if any."""
+    return EnvelopeExtras(thread_ref=facts.thread_ref)
+
+
+def plan_slack_channels(plan: Plan) -> list[str]:
+    """Every Slack channel the plan may post in: audiences, escalation levels and failure contacts."""
+    names: list[str] = []
+    for audience in plan.audiences.values():
+        if audience.channels.slack:
+            names.extend(audience.channels.slack.channels)
+    if plan.escalation is not None:
+        for policy in plan.escalation.severities.values():
+            for level in policy.levels:
+                names.extend(level.slack)
+        if plan.escalation.delivery_failures:
+            names.extend(plan.escalation.delivery_failures.slack)
+    return sorted(dict.fromkeys(names))
 
 
 def build_post_args(envelope: Envelope) -> dict[str, Any]:
@@ -167,6 +211,31 @@ class SlackChannel:
         if found is None:
             return Reconciliation("not_sent")
         return Reconciliation("sent", Receipt(provider_id=found, thread_ref=envelope.thread_ref or found))
+
+    def probe(self, plan: Plan | None) -> list[CheckRow]:
+        """The token authenticates, and the bot is a member of every channel the plan posts in."""
+        try:
+            identity = self.auth_test()
+        except ChannelError as exc:
+            return [CheckRow("slack: token", "FAIL", str(exc))]
+        bot = str(identity.get("user") or "the bot")
+        team = identity.get("team") or "the workspace"
+        rows = [CheckRow("slack: token", "PASS", f"authenticated as @{bot} in {team}")]
+        for target in plan_slack_channels(plan) if plan is not None else []:
+            rows.append(self._channel_row(target, bot))
+        return rows
+
+    def _channel_row(self, target: str, bot: str) -> CheckRow:
+        name = f"slack: {target}"
+        try:
+            info = self.channel_info(target)
+        except ChannelError as exc:
+            return CheckRow(name, "FAIL", str(exc))
+        if info.get("is_archived"):
+            return CheckRow(name, "FAIL", f"{target} is archived: unarchive it or use another channel")
+        if not info.get("is_member"):
+            return CheckRow(name, "FAIL", f"@{bot} is not a member of {target}: /invite @{bot} in {target}")
+        return CheckRow(name, "PASS", f"{target} ({info.get('id')}) exists and @{bot} is a member")
 
     def auth_test(self) -> dict[str, Any]:
         """``auth.test``: who the token belongs to (raises a ChannelError when it is not valid)."""

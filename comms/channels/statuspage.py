@@ -10,18 +10,32 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from comms.channels.base import ChannelKind, Envelope, Receipt, Reconciliation, StatuspageIntent
-from comms.channels.pacing import Pacer
+from comms.channels.base import (
+    ChannelKind,
+    CheckRow,
+    Envelope,
+    EnvelopeExtras,
+    EnvelopeFacts,
+    PartRenderer,
+    Receipt,
+    Reconciliation,
+    StatuspageIntent,
+    Target,
+)
+from comms.channels.pacing import Pacer, parse_retry_after
 from comms.clock import ensure_utc
-from comms.core.content import StatuspageContent
+from comms.core.content import StatuspageContent, one_line
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
-from comms.settings import Settings
+from comms.plan.models import Audience, Message, Plan
 
 if TYPE_CHECKING:
     import httpx
+
+    from comms.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +44,55 @@ REALTIME_STATUSES = frozenset({"investigating", "identified", "monitoring", "res
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_AFTER = 1.0
 REQUESTS_PER_SECOND = 1.0
+TITLE_LIMIT = 255
+BODY_LIMIT = 25000
+PAGE_TARGET = "status-page"
+"""The one target of every status-page delivery: the page (its id comes from the settings)."""
+
+STATUSPAGE_PARTS: Mapping[str, tuple[str, ...]] = {
+    "title": ("statuspage.title.j2",),
+    "body": ("statuspage.body.j2",),
+}
+"""The template files of a status-page update: the incident name and the update body."""
+
+
+def statuspage_content(part: PartRenderer, context: Mapping[str, Any]) -> StatuspageContent:
+    """A status-page update from its rendered parts, cut to Statuspage's limits."""
+    return StatuspageContent(title=one_line(part("title"))[:TITLE_LIMIT], body=part("body")[:BODY_LIMIT])
+
+
+def statuspage_targets(audience: Audience | None) -> Iterator[Target]:
+    """The status page is one target, whichever audiences it serves."""
+    yield PAGE_TARGET, None, None
+
+
+def statuspage_thread_scope(message: Message, incident_id: int | None) -> str:
+    """Which incident a status-page send updates: an incident's, a realtime message's, or the maintenance."""
+    if incident_id is not None:
+        return f"incident:{incident_id}"
+    if message.statuspage is not None and message.statuspage.is_realtime:
+        return f"realtime:{message.key}"
+    return "maintenance"
+
+
+def statuspage_extras(facts: EnvelopeFacts) -> EnvelopeExtras:
+    """The status-page intent: create (no incident kept yet) or update, with any event's override."""
+    action = facts.message.statuspage
+    assert action is not None, "a message sent to the status page has a statuspage action (plan validation)"
+    settings = facts.plan.schedule.statuspage
+    override = facts.context.get("statuspage_override") or {}
+    intent = StatuspageIntent(
+        status=override.get("status", action.status),
+        incident_id=facts.thread_ref,
+        impact=override.get("impact", action.impact),
+        component_status=override.get("component_status", action.component_status),
+        component_ids=settings.components,
+        window=facts.window if action.status == "scheduled" else None,
+        remind_prior=settings.remind_prior,
+        auto_in_progress=settings.auto_in_progress,
+        auto_completed=settings.auto_completed,
+    )
+    return EnvelopeExtras(statuspage=intent)
 
 
 def _iso(value: datetime) -> str:
@@ -153,6 +216,29 @@ class StatuspageChannel:
             log.warning("statuspage reconcile of %s not possible: %s", envelope.occurrence, exc)
             return Reconciliation("unknown")
 
+    def probe(self, plan: Plan | None) -> list[CheckRow]:
+        """The page answers, and carries every component the plan's maintenance names."""
+        try:
+            components = self.components()
+        except ChannelError as exc:
+            return [CheckRow("statuspage: page", "FAIL", str(exc))]
+        rows = [CheckRow("statuspage: page", "PASS", f"page {self.page_id} answers with {len(components)} components")]
+        wanted = plan.schedule.statuspage.components if plan is not None else ()
+        known = {str(c.get("id")): str(c.get("name")) for c in components}
+        name = "statuspage: components"
+        if not wanted:
+            detail = (
+                "no components listed under statuspage.components in schedules/cutover.yaml: "
+                "the maintenance will name none"
+            )
+            rows.append(CheckRow(name, "WARN", detail))
+        elif missing := [cid for cid in wanted if cid not in known]:
+            listed = ", ".join(sorted(known)) or "none"
+            rows.append(CheckRow(name, "FAIL", f"not on page {self.page_id}: {', '.join(missing)} (known: {listed})"))
+        else:
+            rows.append(CheckRow(name, "PASS", ", ".join(f"{known[c]} ({c})" for c in wanted)))
+        return rows
+
     def components(self) -> list[dict[str, Any]]:
         """The page's components (``GET /pages/{page_id}/components``), for the readiness check."""
         data = self._request("GET", f"/pages/{self.page_id}/components", None, what="status-page components")
@@ -254,12 +340,8 @@ def _metadata_key(incident: dict[str, Any]) -> str | None:
 
 
 def _retry_after(value: str | None) -> float:
-    if value is None:
-        return DEFAULT_RETRY_AFTER
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        return DEFAULT_RETRY_AFTER
+    seconds = parse_retry_after(value)
+    return DEFAULT_RETRY_AFTER if seconds is None else seconds
 
 
 def _error_detail(text: str) -> str:

@@ -260,7 +260,9 @@ def simulate(
         )
         return
     table = Table(title=f"Rehearsal of {loaded.cutover.title}, T0 {iso_utc(t0)}")
-    for column in ("when", "T±", "occurrence", "state", "email", "slack", "status page"):
+    kinds = ["email", "slack", "statuspage"]
+    kinds += sorted({kind for line in result.lines for kind in line.deliveries} - set(kinds))  # e.g. webhook
+    for column in ("when", "T±", "occurrence", "state", *(k.replace("statuspage", "status page") for k in kinds)):
         table.add_column(column)
     for line in result.lines:
         when = line.sent_at or line.due_at
@@ -269,9 +271,7 @@ def simulate(
             format_offset(when - t0) if when else "",
             line.key,
             line.state,
-            str(line.deliveries.get("email", "")),
-            str(line.deliveries.get("slack", "")),
-            str(line.deliveries.get("statuspage", "")),
+            *(str(line.deliveries.get(kind, "")) for kind in kinds),
         )
     console.print(table)
     total = sum(sum(line.deliveries.values()) for line in result.lines)

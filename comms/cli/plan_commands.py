@@ -81,7 +81,7 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
 def preview(
     message: Annotated[str | None, typer.Argument(help="Message key from the schedule.")] = None,
     audience: Annotated[str | None, typer.Option("--audience", help="Audience key.")] = None,
-    channel: Annotated[Channel, typer.Option("--channel", help="email, slack or statuspage.")] = Channel.EMAIL,
+    channel: Annotated[Channel, typer.Option("--channel", help="email, slack, statuspage or webhook.")] = Channel.EMAIL,
     start: Annotated[str | None, typer.Option("--start", help="T0 for the rendered times.")] = None,
     tz: TzOption = None,
     var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE passed as data.")] = None,

@@ -356,7 +356,7 @@ def audit_show(
 ) -> None:
     """Show one delivery and the exact content it sent, checking it against its recorded SHA-256."""
     from comms.bootstrap import bootstrap
-    from comms.core.content import EmailContent, SlackContent
+    from comms.core.content import EmailContent, SlackContent, WebhookContent
     from comms.reports.audit import delivery_content
 
     services = bootstrap(channels={})
@@ -378,6 +378,8 @@ def audit_show(
         parts = [("Subject", content.subject), ("Text part", content.text), ("HTML part", content.html)]
     elif isinstance(content, SlackContent):
         parts = [("Notification text", content.text), ("Blocks", jsonlib.dumps(content.blocks, indent=2))]
+    elif isinstance(content, WebhookContent):
+        parts = [("Subject", content.subject), ("Text", content.text)]
     else:
         parts = [("Title", content.title), ("Body", content.body)]
     for title, body in parts:

@@ -1,4 +1,4 @@
-"""Rendered content types (email, Slack, status page) and their stored JSON form."""
+"""Rendered content types (email, Slack, status page, webhook) and their stored JSON form."""
 
 from __future__ import annotations
 
@@ -33,14 +33,32 @@ class StatuspageContent:
     body: str
 
 
-Content = EmailContent | SlackContent | StatuspageContent
+@dataclass(frozen=True)
+class WebhookContent:
+    """A rendered webhook delivery: a one-line subject and a plain-text body."""
 
+    subject: str
+    text: str
+
+
+Content = EmailContent | SlackContent | StatuspageContent | WebhookContent
+
+_KINDS: dict[type[Content], str] = {
+    EmailContent: "email",
+    SlackContent: "slack",
+    StatuspageContent: "statuspage",
+    WebhookContent: "webhook",
+}
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace (newlines included) to single spaces: for subjects and titles."""
+    return " ".join(text.split())
 
 
 def content_to_json(content: Content) -> str:
     """Serialize rendered content with its kind."""
-    kind = {EmailContent: "email", SlackContent: "slack", StatuspageContent: "statuspage"}[type(content)]
-    return json.dumps({"kind": kind, **asdict(content)}, sort_keys=True, ensure_ascii=False)
+    return json.dumps({"kind": _KINDS[type(content)], **asdict(content)}, sort_keys=True, ensure_ascii=False)
 
 
 def content_from_json(text: str) -> Content:
@@ -51,6 +69,8 @@ def content_from_json(text: str) -> Content:
         return EmailContent(**data)
     if kind == "slack":
         return SlackContent(text=data["text"], blocks=tuple(data["blocks"]))
+    if kind == "webhook":
+        return WebhookContent(**data)
     return StatuspageContent(**data)
 
 

@@ -8,7 +8,8 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from comms.channels.base import Envelope, MaintenanceWindow, Receipt, Recipient, StatuspageIntent
+from comms.channels.base import Envelope, EnvelopeFacts, MaintenanceWindow, Receipt, Recipient
+from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import Content
 from comms.plan.models import Channel, Message, Plan
@@ -40,15 +41,10 @@ class ThreadSlot:
     target: str
 
 
-def thread_scope(channel: Channel, message: Message, occurrence: OccurrenceRow) -> str:
-    """The scope of the reference a send belongs to: one Slack root, the maintenance, or an incident."""
-    if channel is Channel.SLACK:
-        return f"incident:{occurrence.incident_id}" if occurrence.incident_id else "root"
-    if occurrence.incident_id is not None:
-        return f"incident:{occurrence.incident_id}"
-    if message.statuspage is not None and message.statuspage.is_realtime:
-        return f"realtime:{message.key}"
-    return "maintenance"
+def thread_scope(channel: Channel, message: Message, occurrence: OccurrenceRow) -> str | None:
+    """The scope of the reference a send belongs to (a Slack root, the maintenance, an incident); None: no thread."""
+    scope = channel_spec(channel).thread_scope
+    return scope(message, occurrence.incident_id) if scope is not None else None
 
 
 def maintenance_window(plan: Plan, cutover: CutoverRow) -> MaintenanceWindow:
@@ -82,29 +78,15 @@ def build_envelope(
     recipients = tuple(Recipient(r.recipient, r.idempotency_key, r.recipient_name) for r in rows)
     slot: ThreadSlot | None = None
     thread_ref: str | None = None
-    intent: StatuspageIntent | None = None
-    if channel is not Channel.EMAIL:
-        slot = ThreadSlot(channel.value, thread_scope(channel, message, occurrence), rows[0].recipient)
+    scope = thread_scope(channel, message, occurrence)
+    if scope is not None:
+        slot = ThreadSlot(channel.value, scope, rows[0].recipient)
         thread_ref = repo.thread_ref(
             session, cutover_id=cutover.id, channel=slot.channel, scope=slot.scope, target=slot.target
         )
-    if channel is Channel.STATUSPAGE:
-        action = message.statuspage
-        assert action is not None
-        settings = plan.schedule.statuspage
-        override = (jsoncodec.loads(occurrence.context_json) or {}).get("statuspage_override") or {}
-        intent = StatuspageIntent(
-            status=override.get("status", action.status),
-            incident_id=thread_ref,
-            impact=override.get("impact", action.impact),
-            component_status=override.get("component_status", action.component_status),
-            component_ids=settings.components,
-            window=maintenance_window(plan, cutover) if action.status == "scheduled" else None,
-            remind_prior=settings.remind_prior,
-            auto_in_progress=settings.auto_in_progress,
-            auto_completed=settings.auto_completed,
-        )
-        thread_ref = None
+    context = jsoncodec.loads(occurrence.context_json) or {}
+    facts = EnvelopeFacts(plan, message, maintenance_window(plan, cutover), thread_ref, context)
+    extras = channel_spec(channel).envelope(facts)
     envelope = Envelope(
         cutover=cutover.name,
         message=occurrence.message,
@@ -112,10 +94,11 @@ def build_envelope(
         audience=rows[0].audience,
         content=content,
         recipients=recipients,
-        thread_ref=thread_ref,
+        thread_ref=extras.thread_ref,
         broadcast=message.broadcast,
-        calendar=maintenance_window(plan, cutover) if message.calendar_invite and channel is Channel.EMAIL else None,
-        statuspage=intent,
+        calendar=extras.calendar,
+        statuspage=extras.statuspage,
+        due_at=occurrence.due_at,
     )
     return envelope, slot
 

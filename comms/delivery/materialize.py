@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import content_hash, content_to_json
 from comms.core.context import build_context
 from comms.plan.models import Audience, Channel, Plan
-from comms.plan.recipients import iter_email_recipients
 from comms.rendering import Renderer
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.types import sqlite_stamp
@@ -28,7 +28,6 @@ from comms.store.types import sqlite_stamp
 DIRECT_AUDIENCE = "direct"
 """Deliveries to contacts named directly (escalation e-mails, Slack users) rather than via an audience."""
 STATUS_PAGE_AUDIENCE = "status-page"
-STATUS_PAGE_TARGET = "status-page"
 INSERT_BATCH = 5000
 
 MetricsProvider = Callable[[Session, CutoverRow], dict[str, Any]]
@@ -80,8 +79,8 @@ def materialize(
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
     audiences = [plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences]
     for channel in channels:
-        if channel is Channel.STATUSPAGE:
-            if any(a.channels.statuspage for a in audiences):
+        if not channel_spec(channel).per_audience:  # the status page: once, whichever audiences it serves
+            if any(channel in a.channels.kinds() for a in audiences):
                 yield from _materialize_one(session, plan, renderer, cutover, occurrence, None, channel, extra, now=now)
             continue
         for audience in audiences:
@@ -155,7 +154,7 @@ def _materialize_one(
         session.add(content_row)
         session.flush()
     assert content_row.id is not None
-    targets = ((address, None, None) for address in direct) if direct else _targets(audience, channel)
+    targets = ((address, None, None) for address in direct) if direct else channel_spec(channel).targets(audience)
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
@@ -170,19 +169,6 @@ def _materialize_one(
         )
         session.commit()
         yield len(chunk)
-
-
-def _targets(audience: Audience | None, channel: Channel) -> Iterator[tuple[str, str | None, str | None]]:
-    if channel is Channel.STATUSPAGE or audience is None:
-        yield STATUS_PAGE_TARGET, None, None
-    elif channel is Channel.SLACK:
-        assert audience.channels.slack is not None
-        for name in audience.channels.slack.channels:
-            yield name, None, None
-    else:
-        for row in iter_email_recipients(audience):
-            problem = f"{row.problem} at {row.source}" if row.problem else None
-            yield row.address, row.name, problem
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator, model_validator
 
@@ -18,6 +19,7 @@ class Channel(StrEnum):
     EMAIL = "email"
     SLACK = "slack"
     STATUSPAGE = "statuspage"
+    WEBHOOK = "webhook"
 
 
 class Trigger(StrEnum):
@@ -91,23 +93,36 @@ class SlackTargets(_Frozen):
         return value
 
 
+class WebhookTargets(_Frozen):
+    """Receivers of signed JSON POSTs (``http`` or ``https`` URLs), each one delivery target."""
+
+    urls: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"webhook url {url!r} must be an http:// or https:// URL with a host")
+            if parts.username or parts.password:
+                raise ValueError(f"webhook url {url!r} must not carry credentials: the signature authenticates")
+        if len({url.lower() for url in value}) != len(value):  # delivery keys fold case
+            raise ValueError("webhook urls must be unique (ignoring case)")
+        return value
+
+
 class AudienceChannels(_Frozen):
-    """Which channels serve an audience."""
+    """Which channels serve an audience; each field is named after its Channel value."""
 
     email: EmailTargets | None = None
     slack: SlackTargets | None = None
     statuspage: bool = False
+    webhook: WebhookTargets | None = None
 
     def kinds(self) -> frozenset[Channel]:
-        """The channels this audience can be reached on."""
-        kinds = set()
-        if self.email:
-            kinds.add(Channel.EMAIL)
-        if self.slack:
-            kinds.add(Channel.SLACK)
-        if self.statuspage:
-            kinds.add(Channel.STATUSPAGE)
-        return frozenset(kinds)
+        """The channels this audience can be reached on (the fields that are set)."""
+        return frozenset(Channel(name) for name in type(self).model_fields if getattr(self, name))
 
 
 class Audience(_Frozen):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent
+from comms.channels.registry import channel_spec
+from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent, WebhookContent
 from comms.core.context import SAMPLE_START, sample_context
 from comms.errors import InputError
 from comms.plan.loader import sent_combinations
@@ -47,10 +48,10 @@ def render_preview(
     except KeyError:
         known = ", ".join(m.key for m in plan.schedule.messages)
         raise InputError(f"MESSAGE: unknown message {message!r} (known: {known})") from None
-    if channel is Channel.STATUSPAGE:
+    if not channel_spec(channel).per_audience:
         audience_model = None
     elif audience is None:
-        raise InputError("--audience is required for email and slack previews")
+        raise InputError(f"--audience is required for {channel.value} previews")
     elif audience not in plan.audiences:
         raise InputError(f"--audience: unknown audience {audience!r} (known: {', '.join(plan.audiences)})")
     else:
@@ -63,9 +64,9 @@ def render_preview(
 
 
 def preview_text(preview: Preview) -> str:
-    """A terminal rendering: email as subject + text, Slack as its blocks, status page as title + body."""
+    """A terminal rendering: email and webhook as subject + text, Slack as its blocks, status page as title + body."""
     content = preview.content
-    if isinstance(content, EmailContent):
+    if isinstance(content, EmailContent | WebhookContent):
         return f"Subject: {content.subject}\n\n{content.text}"
     if isinstance(content, SlackContent):
         return json.dumps({"text": content.text, "blocks": list(content.blocks)}, indent=2, ensure_ascii=False)
@@ -94,6 +95,8 @@ def render_gallery_page(preview: Preview) -> str:
     content = preview.content
     if isinstance(content, EmailContent):
         kind, blocks = "email", None
+    elif isinstance(content, WebhookContent):
+        kind, blocks = "webhook", None
     elif isinstance(content, SlackContent):
         kind, blocks = "slack", json.dumps(list(content.blocks), indent=2, ensure_ascii=False)
     else:

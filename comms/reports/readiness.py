@@ -1,9 +1,9 @@
 """`comms check`: is everything in place for the cutover? Rows of PASS / WARN / FAIL and a score.
 
-It loads and renders the plan, asks each configured provider whether the credentials work and the
-targets exist (SendGrid key scopes, Slack auth and channel membership, Statuspage components),
-streams the recipient CSVs, and checks that T0 leaves time for the earliest message.
-Channels without credentials are a WARN: they will write to the outbox instead of sending.
+It loads and renders the plan, asks each channel the plan uses for its rows (``Channel.probe``:
+SendGrid key scopes, Slack auth and channel membership, Statuspage components, webhook receivers
+accepting a signed ping), streams the recipient CSVs, and checks that T0 leaves time for the
+earliest message. Channels without credentials are a WARN: they will write to the outbox instead.
 """
 
 from __future__ import annotations
@@ -14,37 +14,24 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from comms.channels.base import Channel, ChannelKind
+from comms.channels.base import Channel, ChannelKind, CheckRow
+from comms.channels.base import CheckStatus as Status
 from comms.clock import ensure_utc
 from comms.core.times import format_offset, iso_utc
-from comms.errors import ChannelError, Problem
+from comms.errors import Problem
 from comms.plan.loader import display_path, inspect_plan
 from comms.plan.models import Plan
 from comms.settings import Settings
 
-Status = Literal["PASS", "WARN", "FAIL"]
+__all__ = ["CheckRow", "ReadinessReport", "Status", "check_readiness", "check_recipients_csv", "is_valid_address"]
 
 MAX_LISTED = 5
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN_ADDRESS = re.compile(rf"^{_LOCAL}@(?:{_LABEL}\.)+{_LABEL}$")
 _SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
-_CREDENTIALS = {
-    ChannelKind.EMAIL: "COMMS_SENDGRID_API_KEY",
-    ChannelKind.SLACK: "COMMS_SLACK_TOKEN",
-    ChannelKind.STATUSPAGE: "COMMS_STATUSPAGE_API_KEY and COMMS_STATUSPAGE_PAGE_ID",
-}
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    """One readiness check: what was checked, how it went, and the detail a person acts on."""
-
-    name: str
-    status: Status
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -87,7 +74,10 @@ def check_readiness(
     now: datetime,
     channels: Mapping[ChannelKind, Channel],
 ) -> ReadinessReport:
-    """Run every readiness check and return the rows (providers are asked over the network)."""
+    """Run every readiness check and return the rows (providers are asked over the network).
+
+    ``settings`` is what the channels were built from; each channel reports its own rows.
+    """
     rows: list[CheckRow] = []
     plan, problems = inspect_plan(plan_dir, check_templates=False)
     if plan is None or problems:
@@ -109,17 +99,8 @@ def check_readiness(
         channel = channels.get(kind)
         if channel is None:
             rows.append(CheckRow(f"{kind.value} channel", "FAIL", "no channel was built for it"))
-        elif channel.dry_run:
-            rows.append(
-                CheckRow(
-                    f"{kind.value} credentials",
-                    "WARN",
-                    f"dry run: no credentials; messages go to the outbox {settings.outbox_dir}/ "
-                    f"(set {_CREDENTIALS[kind]} to send)",
-                )
-            )
         else:
-            rows.extend(_provider_rows(kind, channel, plan if not problems else None))
+            rows.extend(channel.probe(plan if not problems else None))
     if plan is not None:
         rows.extend(_recipient_rows(plan))
     if start is not None:
@@ -149,99 +130,6 @@ def _used_channels(plan: Plan) -> set[ChannelKind]:
         for policy in plan.escalation.severities.values():
             used.update(policy.channels)
     return used
-
-
-def _provider_rows(kind: ChannelKind, channel: Channel, plan: Plan | None) -> list[CheckRow]:
-    from comms.channels.sendgrid import SendGridChannel
-    from comms.channels.slack import SlackChannel
-    from comms.channels.statuspage import StatuspageChannel
-
-    if isinstance(channel, SendGridChannel):
-        return [_sendgrid_row(channel)]
-    if isinstance(channel, SlackChannel):
-        return _slack_rows(channel, _slack_targets(plan) if plan else [])
-    if isinstance(channel, StatuspageChannel):
-        return _statuspage_rows(channel, plan.schedule.statuspage.components if plan else ())
-    return [CheckRow(f"{kind.value} provider", "WARN", f"{type(channel).__name__} cannot be checked")]
-
-
-def _sendgrid_row(channel: Any) -> CheckRow:
-    name = "email: SendGrid key"
-    try:
-        scopes = channel.scopes()
-    except ChannelError as exc:
-        return CheckRow(name, "FAIL", str(exc))
-    if "mail.send" not in scopes:
-        return CheckRow(name, "FAIL", "the API key lacks the mail.send scope: give it Mail Send access in SendGrid")
-    return CheckRow(name, "PASS", f"key valid with mail.send ({len(scopes)} scopes)")
-
-
-def _slack_targets(plan: Plan) -> list[str]:
-    names: list[str] = []
-    for audience in plan.audiences.values():
-        if audience.channels.slack:
-            names.extend(audience.channels.slack.channels)
-    if plan.escalation is not None:
-        for policy in plan.escalation.severities.values():
-            for level in policy.levels:
-                names.extend(level.slack)
-        if plan.escalation.delivery_failures:
-            names.extend(plan.escalation.delivery_failures.slack)
-    return sorted(dict.fromkeys(names))
-
-
-def _slack_rows(channel: Any, targets: list[str]) -> list[CheckRow]:
-    try:
-        identity = channel.auth_test()
-    except ChannelError as exc:
-        return [CheckRow("slack: token", "FAIL", str(exc))]
-    bot = str(identity.get("user") or "the bot")
-    rows = [CheckRow("slack: token", "PASS", f"authenticated as @{bot} in {identity.get('team') or 'the workspace'}")]
-    for target in targets:
-        name = f"slack: {target}"
-        try:
-            info = channel.channel_info(target)
-        except ChannelError as exc:
-            rows.append(CheckRow(name, "FAIL", str(exc)))
-            continue
-        if info.get("is_archived"):
-            rows.append(CheckRow(name, "FAIL", f"{target} is archived: unarchive it or use another channel"))
-        elif not info.get("is_member"):
-            rows.append(CheckRow(name, "FAIL", f"@{bot} is not a member of {target}: /invite @{bot} in {target}"))
-        else:
-            rows.append(CheckRow(name, "PASS", f"{target} ({info.get('id')}) exists and @{bot} is a member"))
-    return rows
-
-
-def _statuspage_rows(channel: Any, wanted: tuple[str, ...]) -> list[CheckRow]:
-    try:
-        components = channel.components()
-    except ChannelError as exc:
-        return [CheckRow("statuspage: page", "FAIL", str(exc))]
-    rows = [CheckRow("statuspage: page", "PASS", f"page {channel.page_id} answers with {len(components)} components")]
-    known = {str(c.get("id")): str(c.get("name")) for c in components}
-    if not wanted:
-        rows.append(
-            CheckRow(
-                "statuspage: components",
-                "WARN",
-                "no components listed under statuspage.components in schedules/cutover.yaml: "
-                "the maintenance will name none",
-            )
-        )
-        return rows
-    missing = [cid for cid in wanted if cid not in known]
-    if missing:
-        rows.append(
-            CheckRow(
-                "statuspage: components",
-                "FAIL",
-                f"not on page {channel.page_id}: {', '.join(missing)} (known: {', '.join(sorted(known)) or 'none'})",
-            )
-        )
-    else:
-        rows.append(CheckRow("statuspage: components", "PASS", ", ".join(f"{known[c]} ({c})" for c in wanted)))
-    return rows
 
 
 def _recipient_rows(plan: Plan) -> list[CheckRow]:

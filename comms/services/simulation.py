@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from comms.bootstrap import bootstrap
+from comms.channels.registry import SPECS
 from comms.core.timeline import build_timeline
 from comms.plan.models import Plan, Trigger
 from comms.services.scheduling import apply_event, schedule_cutover
@@ -97,14 +98,8 @@ def simulate(
 
         raise InputError(f"--rollback-at: {rollback_at} is not one of the stages {list(plan.cutover.traffic_stages)}")
     url = database_url or f"sqlite:///{tempfile.mkdtemp(prefix='comms-rehearsal-')}/rehearsal.db"
-    settings = Settings(
-        database_url=url,
-        outbox_dir=outbox_dir,
-        sendgrid_api_key=None,
-        slack_token=None,
-        statuspage_api_key=None,
-        statuspage_page_id=None,
-    )
+    no_credentials = {name: None for spec in SPECS.values() for name in spec.credentials}
+    settings = Settings(database_url=url, outbox_dir=outbox_dir, **no_credentials)
     timeline = build_timeline(plan, start)
     first_due = min(o.due_at for o in timeline if o.due_at is not None)
     clock = SimulatedClock(first_due - timedelta(minutes=1))

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from comms.channels.base import Envelope, MaintenanceWindow, Recipient, StatuspageIntent
-from comms.core.content import EmailContent, SlackContent, StatuspageContent
+from comms.core.content import EmailContent, SlackContent, StatuspageContent, WebhookContent
 from comms.rendering import build_slack_content
 from comms.settings import Settings
 
 SENDGRID_KEY = "SG.secret-sendgrid-key-0123456789abcdef"
 SLACK_TOKEN = "xoxb-secret-slack-token-0123456789abcdef"
 STATUSPAGE_KEY = "sp-secret-statuspage-key-0123456789abcdef"
-SECRETS = (SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY)
+WEBHOOK_SECRET = "whsec-secret-webhook-signing-0123456789abcdef"
+SECRETS = (SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY, WEBHOOK_SECRET)
 PAGE_ID = "fakepage0001"
 COMPONENT = "cmpapi000001"
 
@@ -36,9 +37,13 @@ def make_settings(
     sendgrid: Any = None,
     slack: Any = None,
     statuspage: Any = None,
+    webhook: Any = None,
     **overrides: Any,
 ) -> Settings:
-    """Settings pointing at the given fakes (None: that channel unconfigured); nothing read from the env."""
+    """Settings pointing at the given fakes (None: that channel unconfigured); nothing read from the env.
+
+    Webhook receivers are named by URL in the plan; ``webhook`` only sets the signing secret they share.
+    """
     values: dict[str, Any] = {
         "outbox_dir": tmp_path / "outbox",
         "database_url": f"sqlite:///{tmp_path / 'comms.db'}",
@@ -49,6 +54,7 @@ def make_settings(
         "slack_token": SLACK_TOKEN if slack else None,
         "statuspage_api_key": STATUSPAGE_KEY if statuspage else None,
         "statuspage_page_id": PAGE_ID if statuspage else None,
+        "webhook_secret": WEBHOOK_SECRET if webhook else None,
     }
     if sendgrid:
         values["sendgrid_host"] = sendgrid.url
@@ -157,6 +163,25 @@ def statuspage_envelope(
             component_ids=component_ids,
             window=window,
         ),
+    )
+
+
+def webhook_envelope(
+    url: str,
+    *,
+    occurrence: str = "advance-notice",
+    subject: str = "Scheduled maintenance on Saturday 5 December 2026",
+    text: str = "We move from Firestore to Supabase.\n",
+) -> Envelope:
+    """A webhook delivery of one occurrence to one receiver URL, due at T-48h."""
+    return Envelope(
+        cutover=CUTOVER,
+        message=occurrence.split("#")[0].split("@")[0],
+        occurrence=occurrence,
+        audience="engineering",
+        content=WebhookContent(subject=subject, text=text),
+        recipients=(Recipient(url, delivery_key(occurrence, "engineering", "webhook", url.lower())),),
+        due_at=T0 - timedelta(hours=48),
     )
 
 

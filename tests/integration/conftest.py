@@ -1,4 +1,4 @@
-"""Fixtures: the three vendor fakes on 127.0.0.1, a manual clock, and no COMMS_* leaking from the env."""
+"""Fixtures: the vendor fakes and a webhook receiver on 127.0.0.1, a manual clock, no COMMS_* from the env."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from fakes.clock import ManualClock
 from fakes.sendgrid import FakeSendGrid
 from fakes.slack import FakeSlack
 from fakes.statuspage import FakeStatuspage
+from fakes.webhook import FakeWebhookReceiver
 
-from .builders import NOW, PAGE_ID, SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY
+from .builders import NOW, PAGE_ID, SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY, WEBHOOK_SECRET
 
 
 @pytest.fixture(autouse=True)
@@ -49,4 +50,11 @@ def slack(clock: ManualClock) -> Iterator[FakeSlack]:
 def statuspage() -> Iterator[FakeStatuspage]:
     """A Statuspage fake with the test page and two components."""
     with FakeStatuspage(api_key=STATUSPAGE_KEY, page_id=PAGE_ID) as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+def webhook(clock: ManualClock) -> Iterator[FakeWebhookReceiver]:
+    """A webhook receiver sharing the test secret, its replay window on the manual clock."""
+    with FakeWebhookReceiver(secret=WEBHOOK_SECRET, clock=lambda: clock().timestamp()) as fake:
         yield fake  # type: ignore[misc]

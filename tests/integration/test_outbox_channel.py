@@ -10,24 +10,29 @@ import pytest
 from icalendar import Calendar
 
 from comms.channels.base import ChannelKind
+from comms.channels.factory import outbox_channel
 from comms.channels.outbox import OutboxChannel
 from comms.channels.slack import build_post_args
 from comms.errors import PermanentChannelError
 
-from .builders import CUTOVER, PAGE_ID, T0, WINDOW, email_envelope, slack_envelope, statuspage_envelope
+from .builders import (
+    CUTOVER,
+    PAGE_ID,
+    T0,
+    WINDOW,
+    email_envelope,
+    make_settings,
+    slack_envelope,
+    statuspage_envelope,
+)
 
 
 @pytest.fixture
 def outbox(tmp_path, clock):
+    settings = make_settings(tmp_path, email_from_name="Cutover comms", email_reply_to=None, statuspage_page_id=PAGE_ID)
+
     def make(kind: ChannelKind) -> OutboxChannel:
-        return OutboxChannel(
-            kind,
-            tmp_path / "outbox",
-            sender="cutover@example.com",
-            sender_name="Cutover comms",
-            page_id=PAGE_ID,
-            clock=clock,
-        )
+        return outbox_channel(kind, settings, clock=clock)
 
     return make
 

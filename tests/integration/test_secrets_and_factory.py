@@ -12,33 +12,44 @@ from comms.channels.outbox import OutboxChannel
 from comms.channels.sendgrid import SendGridChannel
 from comms.channels.slack import SlackChannel
 from comms.channels.statuspage import StatuspageChannel
+from comms.channels.webhook import WebhookChannel
 from comms.errors import ChannelError
 
-from .builders import SECRETS, WINDOW, email_envelope, make_settings, slack_envelope, statuspage_envelope
+from .builders import (
+    SECRETS,
+    WINDOW,
+    email_envelope,
+    make_settings,
+    slack_envelope,
+    statuspage_envelope,
+    webhook_envelope,
+)
 
 
 @pytest.fixture
-def channels(tmp_path, sendgrid, slack, statuspage, clock):
-    built = build_channels(
-        make_settings(tmp_path, sendgrid=sendgrid, slack=slack, statuspage=statuspage), clock=clock, sleep=clock.sleep
-    )
+def channels(tmp_path, sendgrid, slack, statuspage, webhook, clock):
+    settings = make_settings(tmp_path, sendgrid=sendgrid, slack=slack, statuspage=statuspage, webhook=webhook)
+    built = build_channels(settings, clock=clock, sleep=clock.sleep)
     yield built
     close_channels(built)
 
 
-def _exercise(channels, sendgrid, slack, statuspage) -> list[str]:
+def _exercise(channels, sendgrid, slack, statuspage, webhook) -> list[str]:
     """Send on every channel, once fine and once failing; return the error messages."""
     errors: list[str] = []
     channels[ChannelKind.EMAIL].send(email_envelope(2))
     channels[ChannelKind.SLACK].send(slack_envelope())
     channels[ChannelKind.STATUSPAGE].send(statuspage_envelope("scheduled", window=WINDOW))
+    channels[ChannelKind.WEBHOOK].send(webhook_envelope(webhook.url_for()))
     sendgrid.fail_next(status=401, body={"errors": [{"field": None, "message": "bad key"}]})
     slack.error_next("invalid_auth")
     statuspage.fail_with(401, "Could not authenticate")
+    webhook.fail_next(status=401, body={"error": "signature mismatch"})
     for kind, envelope in (
         (ChannelKind.EMAIL, email_envelope(1)),
         (ChannelKind.SLACK, slack_envelope()),
         (ChannelKind.STATUSPAGE, statuspage_envelope("scheduled", window=WINDOW)),
+        (ChannelKind.WEBHOOK, webhook_envelope(webhook.url_for("/hooks/other"))),
     ):
         with pytest.raises(ChannelError) as caught:
             channels[kind].send(envelope)
@@ -53,16 +64,16 @@ def test_adapter_reprs_hide_the_secrets(channels):
     assert "127.0.0.1" in text and not any(secret in text for secret in SECRETS)
 
 
-def test_settings_repr_hides_the_secrets(tmp_path, sendgrid, slack, statuspage):
+def test_settings_repr_hides_the_secrets(tmp_path, sendgrid, slack, statuspage, webhook):
     """Settings show SecretStr placeholders, not the values."""
-    text = repr(make_settings(tmp_path, sendgrid=sendgrid, slack=slack, statuspage=statuspage))
+    text = repr(make_settings(tmp_path, sendgrid=sendgrid, slack=slack, statuspage=statuspage, webhook=webhook))
     assert not any(secret in text for secret in SECRETS)
 
 
-def test_debug_logs_never_contain_a_secret(channels, sendgrid, slack, statuspage, caplog):
-    """Even at DEBUG (SDK and HTTP client logs included), no key or token is logged."""
+def test_debug_logs_never_contain_a_secret(channels, sendgrid, slack, statuspage, webhook, caplog):
+    """Even at DEBUG (SDK and HTTP client logs included), no key, token or signing secret is logged."""
     caplog.set_level(logging.DEBUG)
-    _exercise(channels, sendgrid, slack, statuspage)
+    _exercise(channels, sendgrid, slack, statuspage, webhook)
     assert caplog.records and not any(secret in caplog.text for secret in SECRETS)
 
 
@@ -74,10 +85,10 @@ def test_sendgrid_sdk_header_log_is_redacted(channels, sendgrid, caplog):
     assert headers and all("[redacted]" in line for line in headers)
 
 
-def test_errors_never_contain_a_secret(channels, sendgrid, slack, statuspage):
-    """Error messages raised by the adapters carry no key or token."""
-    errors = _exercise(channels, sendgrid, slack, statuspage)
-    assert len(errors) == 3 and not any(secret in e for e in errors for secret in SECRETS)
+def test_errors_never_contain_a_secret(channels, sendgrid, slack, statuspage, webhook):
+    """Error messages raised by the adapters carry no key, token or signing secret."""
+    errors = _exercise(channels, sendgrid, slack, statuspage, webhook)
+    assert len(errors) == 4 and not any(secret in e for e in errors for secret in SECRETS)
 
 
 def test_outbox_files_never_contain_a_secret(tmp_path, clock):
@@ -99,10 +110,11 @@ def test_unconfigured_channels_fall_back_to_the_outbox(tmp_path):
 
 
 def test_configured_channels_are_the_real_adapters(channels):
-    """With credentials the factory builds SendGrid, Slack and Statuspage adapters."""
+    """With credentials the factory builds SendGrid, Slack, Statuspage and webhook adapters."""
     assert isinstance(channels[ChannelKind.EMAIL], SendGridChannel)
     assert isinstance(channels[ChannelKind.SLACK], SlackChannel)
     assert isinstance(channels[ChannelKind.STATUSPAGE], StatuspageChannel)
+    assert isinstance(channels[ChannelKind.WEBHOOK], WebhookChannel)
     assert not any(c.dry_run for c in channels.values())
 
 
