@@ -6,10 +6,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from fakes.clock import ManualClock
 from fakes.sendgrid import FakeSendGrid
 from fakes.slack import FakeSlack
 from fakes.statuspage import FakeStatuspage
+
+from tests.support.clock import FakeClock
 
 from .builders import NOW, PAGE_ID, SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY
 
@@ -23,9 +24,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
+def clock() -> FakeClock:
     """Wall and monotonic time that only move when a test (or a pacer's sleep) moves them."""
-    return ManualClock(NOW)
+    return FakeClock(NOW)
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def sendgrid() -> Iterator[FakeSendGrid]:
 
 
 @pytest.fixture
-def slack(clock: ManualClock) -> Iterator[FakeSlack]:
+def slack(clock: FakeClock) -> Iterator[FakeSlack]:
     """A Slack fake with #cutover and #exec-updates (the bot is a member of both)."""
     fake = FakeSlack(token=SLACK_TOKEN, clock=lambda: clock().timestamp())
     fake.add_channel("cutover")
