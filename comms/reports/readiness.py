@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from comms.channels.base import Channel, ChannelKind
 from comms.clock import ensure_utc
-from comms.core.times import format_offset, iso_utc
+from comms.core.times import format_duration, format_offset, iso_utc
 from comms.errors import ChannelError, Problem
 from comms.plan.loader import display_path, inspect_plan
 from comms.plan.models import Plan
@@ -369,12 +369,4 @@ def _earliest_message(plan: Plan) -> tuple[str, timedelta, timedelta] | None:
 
 
 def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    days, rest = divmod(minutes, 60 * 24)
-    hours, mins = divmod(rest, 60)
-    parts = [
-        f"{days}d" if days else "",
-        f"{hours}h" if hours else "",
-        f"{mins}m" if mins or not (days or hours) else "",
-    ]
-    return "".join(parts)
+    return format_duration(delta, largest="d", smallest="m")
