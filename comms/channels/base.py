@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from comms.core.content import Content
 from comms.plan.models import Channel as ChannelKind
@@ -100,3 +100,15 @@ class Channel(Protocol):
     def reconcile(self, envelope: Envelope) -> Reconciliation:
         """Find out whether an earlier, interrupted send of this envelope reached the provider."""
         ...
+
+
+def header_value(headers: Any, name: str) -> str | None:
+    """A response header by name, any case, from an SDK's headers (a mapping or an HTTP message); None if absent."""
+    if not headers:
+        return None
+    value = headers.get(name) if hasattr(headers, "get") else None
+    if value is None and hasattr(headers, "items"):
+        value = next((v for k, v in headers.items() if str(k).lower() == name.lower()), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)

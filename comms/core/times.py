@@ -1,9 +1,10 @@
-"""Parsing and formatting of instants, durations and T0 offsets. Pure functions, no clock."""
+"""Parsing and formatting of instants, durations, T0 offsets and Retry-After. Pure functions, no clock."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,6 +12,8 @@ from comms.errors import InputError
 
 _DURATION = re.compile(r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 _OFFSET = re.compile(r"^\s*T\s*(?:([+-])\s*(.+))?$")
+_DELTA_SECONDS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+"""RFC 9110 delta-seconds is digits only; a decimal fraction (seen in the wild) is read too."""
 DurationUnit = Literal["w", "d", "h", "m", "s"]
 _UNITS: tuple[tuple[DurationUnit, str, int], ...] = (
     ("w", "week", 604800),
@@ -82,6 +85,25 @@ def _unit_text(count: int, symbol: str, name: str, style: str) -> str:
     if style == "compact":
         return f"{count}{symbol}"
     return f"{count} {name}{'' if count == 1 else 's'}"
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 10.2.3): delta-seconds or an HTTP-date.
+
+    A date in the past is a wait of 0; a value that is neither form (or no header) is None. ``now`` is aware.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELTA_SECONDS.match(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" (RFC 5322: zone unknown); HTTP-dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def load_zone(name: str) -> ZoneInfo:
