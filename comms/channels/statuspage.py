@@ -209,7 +209,7 @@ class StatuspageChannel:
     ) -> Any:
         import httpx
 
-        self._pacer.wait()
+        self._pacer.wait(self.page_id)
         try:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:  # timeouts, refused and dropped connections

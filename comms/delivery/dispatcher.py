@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
+from comms.channels.pacing import Pacer, monotonic_for
 from comms.clock import Clock
 from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
@@ -111,7 +112,7 @@ class Dispatcher:
         self.slack_interval = slack_interval
         self.tick_hooks = list(tick_hooks)
         self.progress = progress
-        self._last_post: dict[str, datetime] = {}
+        self._slack_pacer = Pacer(slack_interval, monotonic=monotonic_for(clock), sleep=sleep)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -327,12 +328,7 @@ class Dispatcher:
         """Slack accepts about one post per second per channel: wait out the rest of that second."""
         if channel.kind is not ChannelKind.SLACK or channel.dry_run:
             return
-        last = self._last_post.get(target)
-        if last is not None:
-            wait = self.slack_interval - (self.clock() - last).total_seconds()
-            if wait > 0:
-                self.sleep(wait)
-        self._last_post[target] = self.clock()
+        self._slack_pacer.wait(target)
 
     def _record_success(
         self, sending: _Sending, claim: Claim, slot: ThreadSlot | None, receipt: Receipt, report: TickReport
