@@ -27,7 +27,7 @@ from comms.plan.recipients import (
 from comms.reports.readiness import check_recipients_csv
 from comms.services.scheduling import schedule_cutover
 from comms.store.tables import DeliveryRow
-from tests.support.engine import REPO_ROOT, T0, make_harness
+from tests.support.engine import T0, make_harness
 
 from .builders import write_plan
 
@@ -202,16 +202,11 @@ def test_the_send_path_marks_the_double_dot_row_with_its_reason(tmp_path: Path) 
     ]
 
 
-def test_a_send_delivers_to_the_good_rows_and_records_the_bad_one_dead(tmp_path: Path) -> None:
+def test_a_send_delivers_to_the_good_rows_and_records_the_bad_one_dead(tmp_path: Path, plan_copy: Path) -> None:
     """Scheduled and sent, a BOM'd CSV's good address is delivered and the double-dot one is dead, not sent."""
-    import shutil
-
-    root = tmp_path / "plan"
-    for part in ("audiences", "schedules", "templates"):
-        shutil.copytree(REPO_ROOT / part, root / part)
-    csv = root / "audiences" / "end-users.csv"
+    csv = plan_copy / "audiences" / "end-users.csv"
     csv.write_bytes(BOM + csv.read_bytes().replace(b"\n", b"\r\n") + b"a..b@x.com,Double Dot\r\n")
-    h = make_harness(tmp_path, plan_root=root)
+    h = make_harness(tmp_path, plan_root=plan_copy)
     schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
     h.at(timedelta(hours=-48))
     h.run()
