@@ -75,15 +75,14 @@ def _local_span(context: Context, start: datetime, end: datetime) -> str:
 
 
 def _humanize(delta: timedelta) -> str:
+    """Whole weeks, whole hours, or under an hour in words (``2 weeks``, ``48 hours``, ``30 minutes``); else ``1h30m``."""
     minutes = int(delta.total_seconds() // 60)
     if minutes % (60 * 24 * 7) == 0 and minutes >= 60 * 24 * 7:
-        weeks = minutes // (60 * 24 * 7)
-        return f"{weeks} week{'s' if weeks != 1 else ''}"
+        return format_duration(delta, style="prose", smallest="w")
     if minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
+        return format_duration(delta, style="prose", largest="h", smallest="h")
     if minutes < 60:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return format_duration(delta, style="prose", largest="m", smallest="m")
     return format_duration(delta)
 
 

@@ -155,3 +155,14 @@ class Channel(Protocol):
     def probe(self, plan: Plan | None) -> list[CheckRow]:
         """Readiness rows of this channel for the plan's targets (None: the plan did not validate)."""
         ...
+
+def header_value(headers: Any, name: str) -> str | None:
+    """A response header by name, any case, from an SDK's headers (a mapping or an HTTP message); None if absent."""
+    if not headers:
+        return None
+    value = headers.get(name) if hasattr(headers, "get") else None
+    if value is None and hasattr(headers, "items"):
+        value = next((v for k, v in headers.items() if str(k).lower() == name.lower()), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)

@@ -1,29 +1,28 @@
-"""Client-side pacing: at most one request per interval, with the clock and the sleep injected;
-and reading the server's own pacing request, ``Retry-After``.
+"""Client-side pacing: at most one request per interval and key, with the clock and the sleep injected.
 
-Statuspage allows one request per second per API token; a burst at T0 (maintenance in progress,
-component status, Slack and email at once) must queue behind that limit instead of drawing 420s.
+Providers limit bursts per target: Slack about one post per second per channel, Statuspage one request
+per second per page (API token). A burst at T0 (maintenance in progress, component status, Slack and
+email at once) must queue behind those limits instead of drawing 429s and 420s. One ``Pacer`` serves
+every such limit: the key says what the limit is counted on.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections.abc import Callable
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Hashable
 
-from comms.clock import ensure_utc, utc_now
+from comms.clock import Clock, utc_now
 
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], None]
 
 
 class Pacer:
-    """Spaces calls ``interval`` seconds apart; ``wait()`` blocks (through ``sleep``) until the next slot.
+    """Spaces calls with the same key ``interval`` seconds apart; ``wait(key)`` sleeps until the key's next slot.
 
-    Thread-safe: concurrent callers each get their own slot, one interval after the previous one.
+    Thread-safe: concurrent callers each get their own slot, one interval after the previous one for the key.
+    Keys are independent: a wait for one never delays another.
     """
 
     def __init__(self, interval: float, *, monotonic: Monotonic = time.monotonic, sleep: Sleep = time.sleep) -> None:
@@ -33,14 +32,14 @@ class Pacer:
         self._monotonic = monotonic
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next_slot: float | None = None
+        self._next_slot: dict[Hashable, float] = {}
 
-    def wait(self) -> float:
-        """Block until this caller's slot; return how many seconds it waited."""
+    def wait(self, key: Hashable = None) -> float:
+        """Block until this caller's slot for ``key``; return how many seconds it waited."""
         with self._lock:
             now = self._monotonic()
-            slot = now if self._next_slot is None else max(now, self._next_slot)
-            self._next_slot = slot + self.interval
+            slot = max(now, self._next_slot.get(key, now))
+            self._next_slot[key] = slot + self.interval
         delay = slot - now
         if delay > 0:
             self._sleep(delay)
@@ -50,24 +49,12 @@ class Pacer:
         return f"Pacer(interval={self.interval})"
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait: delta-seconds or an HTTP-date; None when absent or unreadable.
+def monotonic_for(clock: Clock) -> Monotonic:
+    """The seconds a pacer should count for ``clock``: the monotonic clock for the real one, else its own.
 
-    A date is measured from ``now`` (the clock when not given); waits are never negative.
+    An injected clock (a test's, the rehearsal's) moves only when its ``sleep`` moves it, so a pacer must
+    read that clock to see its waits pass.
     """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        return None
-    return max(0.0, (ensure_utc(when) - ensure_utc(now or utc_now())).total_seconds())
+    if clock is utc_now:
+        return time.monotonic
+    return lambda: clock().timestamp()

@@ -8,14 +8,13 @@ name in ``comms.plan.models`` and, when its content is new, a type in ``comms.co
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import Channel, ChannelKind, EnvelopeExtras, EnvelopeFacts, PartRenderer, Target
 from comms.channels.outbox import EmailFile, OutboxWriter, SlackFile, StatuspageFile
-from comms.channels.pacing import Pacer
+from comms.channels.pacing import Pacer, monotonic_for
 from comms.channels.sendgrid import EMAIL_PARTS, SendGridChannel, email_content, email_extras, email_targets
 from comms.channels.slack import SlackChannel, slack_extras, slack_targets, slack_thread_scope
 from comms.channels.slack_blocks import SLACK_PARTS, escape_slack, slack_content
@@ -35,7 +34,7 @@ from comms.channels.webhook import (
     webhook_extras,
     webhook_targets,
 )
-from comms.clock import Clock, utc_now
+from comms.clock import Clock
 from comms.core.content import Content
 from comms.plan.models import Audience, Message
 
@@ -91,8 +90,7 @@ def _is_set(value: object) -> bool:
 
 def _statuspage_adapter(settings: Settings, clock: Clock, sleep: Sleep) -> Channel:
     """Statuspage paced to one request a second; with an injected clock the pacer reads that clock."""
-    monotonic = time.monotonic if clock is utc_now else (lambda: clock().timestamp())
-    return StatuspageChannel(settings, pacer=Pacer(1.0, monotonic=monotonic, sleep=sleep))
+    return StatuspageChannel(settings, pacer=Pacer(1.0, monotonic=monotonic_for(clock), sleep=sleep), clock=clock)
 
 
 SPECS: Mapping[ChannelKind, ChannelSpec] = {

@@ -27,10 +27,12 @@ from comms.channels.base import (
     Receipt,
     Reconciliation,
     Target,
+    header_value,
 )
 from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
 from comms.core.content import EmailContent, one_line
+from comms.core.times import parse_retry_after
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.plan.models import Audience, Plan
 from comms.plan.recipients import iter_email_recipients
@@ -125,7 +127,7 @@ class SendGridChannel:
             response = self._sg.client.mail.send.post(request_body=body, timeout=self._timeout)
         except Exception as exc:  # the SDK raises urllib and python_http_client errors; sorted below
             raise self._map_error(exc, envelope) from exc
-        message_id = _header(response.headers, "X-Message-Id")
+        message_id = header_value(response.headers, "X-Message-Id")
         log.info(
             "sendgrid accepted %s/%s for %d recipient(s) (x-message-id %s)",
             envelope.occurrence,
@@ -264,10 +266,10 @@ class SendGridChannel:
         return PermanentChannelError(f"{what}: SendGrid refused it with {status}{said}", remedy=remedy, status=status)
 
     def _reset_in(self, headers: Any) -> float | None:
-        retry_after = _header(headers, "Retry-After")
-        if retry_after is not None and retry_after.strip().isdigit():
-            return float(retry_after)
-        reset = _header(headers, "X-RateLimit-Reset")
+        retry_after = parse_retry_after(header_value(headers, "Retry-After"), now=self._clock())
+        if retry_after is not None:
+            return retry_after
+        reset = header_value(headers, "X-RateLimit-Reset")
         if reset is None:
             return None
         try:
@@ -297,17 +299,6 @@ def _safe_name(name: str) -> str:
     if ";" not in name and "," not in name and "  " not in name and name == name.strip():
         return name
     return " ".join(name.replace(";", " ").replace(",", " ").split())
-
-
-def _header(headers: Any, name: str) -> str | None:
-    if headers is None:
-        return None
-    value = headers.get(name)
-    if value is None and hasattr(headers, "items"):
-        for key, candidate in headers.items():
-            if key.lower() == name.lower():
-                return str(candidate)
-    return None if value is None else str(value)
 
 
 def _error_messages(raw: bytes | str | None) -> str:

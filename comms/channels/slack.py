@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import (
@@ -22,9 +22,11 @@ from comms.channels.base import (
     Receipt,
     Reconciliation,
     Target,
+    header_value,
 )
 from comms.clock import Clock, utc_now
 from comms.core.content import SlackContent
+from comms.core.times import parse_retry_after
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.plan.models import Audience, Message, Plan
 
@@ -318,7 +320,7 @@ class SlackChannel:
         try:
             response: SlackResponse = getattr(self._client, method)(**kwargs)
         except SlackApiError as exc:
-            raise _map_api_error(exc, method, target) from exc
+            raise _map_api_error(exc, method, target, now=self._clock()) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise TransientChannelError(
                 f"slack {method}: connection failed ({type(exc).__name__}: {exc})", maybe_delivered=is_read_timeout(exc)
@@ -328,7 +330,7 @@ class SlackChannel:
         return response
 
 
-def _map_api_error(exc: Any, method: str, channel: str) -> ChannelError:
+def _map_api_error(exc: Any, method: str, channel: str, *, now: datetime) -> ChannelError:
     response = exc.response
     status = int(getattr(response, "status_code", 0) or 0)
     data = response.data if isinstance(getattr(response, "data", None), dict) else {}
@@ -336,7 +338,9 @@ def _map_api_error(exc: Any, method: str, channel: str) -> ChannelError:
     where = f"slack {method}" + (f" to {channel}" if channel else "")
     if status == 429 or code in ("ratelimited", "rate_limited"):
         return TransientChannelError(
-            f"{where}: rate limited ({code or status})", retry_after=_retry_after(response.headers), status=status
+            f"{where}: rate limited ({code or status})",
+            retry_after=parse_retry_after(header_value(response.headers, "Retry-After"), now=now),
+            status=status,
         )
     if status >= 500 or code.startswith("Received a response in a non-JSON format") or code in _TRANSIENT_CODES:
         return TransientChannelError(f"{where}: Slack answered {status} {code}".rstrip(), status=status)
@@ -344,16 +348,3 @@ def _map_api_error(exc: Any, method: str, channel: str) -> ChannelError:
         return TransientChannelError(f"{where}: Slack answered {status} without an error code", status=status)
     needed = data.get("needed")
     return PermanentChannelError(f"{where}: {code}", remedy=_remedy(code, channel, needed), status=status)
-
-
-def _retry_after(headers: Any) -> float | None:
-    if not headers:
-        return None
-    for key, value in dict(headers).items():
-        if key.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list) else value
-            try:
-                return float(int(str(raw).strip()))
-            except ValueError:
-                return None
-    return None

@@ -26,9 +26,10 @@ from comms.channels.base import (
     StatuspageIntent,
     Target,
 )
-from comms.channels.pacing import Pacer, parse_retry_after
-from comms.clock import ensure_utc
+from comms.channels.pacing import Pacer
+from comms.clock import Clock, ensure_utc, utc_now
 from comms.core.content import StatuspageContent, one_line
+from comms.core.times import parse_retry_after
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.models import Audience, Message, Plan
 
@@ -159,6 +160,7 @@ class StatuspageChannel:
         settings: Settings,
         *,
         pacer: Pacer | None = None,
+        clock: Clock = utc_now,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -178,6 +180,7 @@ class StatuspageChannel:
             transport=transport,
         )
         self._pacer = pacer or Pacer(1.0 / REQUESTS_PER_SECOND)
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"StatuspageChannel(base_url={self._base_url!r}, page_id={self.page_id!r})"
@@ -292,7 +295,7 @@ class StatuspageChannel:
     ) -> Any:
         import httpx
 
-        self._pacer.wait()
+        self._pacer.wait(self.page_id)
         try:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:  # timeouts, refused and dropped connections
@@ -304,7 +307,7 @@ class StatuspageChannel:
         if status in (420, 429):
             raise TransientChannelError(
                 f"{what}: rate limited by Statuspage ({status})",
-                retry_after=_retry_after(response.headers.get("Retry-After")),
+                retry_after=self._retry_after(response.headers.get("Retry-After")),
                 status=status,
             )
         if status >= 500 or status == 408:
@@ -320,6 +323,11 @@ class StatuspageChannel:
             return response.json()
         except ValueError as exc:
             raise TransientChannelError(f"{what}: Statuspage answered {status} with a body that is not JSON") from exc
+
+    def _retry_after(self, value: str | None) -> float:
+        """The header's wait, or a second when Statuspage gave none that can be read."""
+        wait = parse_retry_after(value, now=self._clock())
+        return DEFAULT_RETRY_AFTER if wait is None else wait
 
     def _remedy(self, status: int, detail: str) -> str:
         remedies = {
@@ -337,11 +345,6 @@ def _metadata_key(incident: dict[str, Any]) -> str | None:
     comms = metadata.get("comms") if isinstance(metadata, dict) else None
     key = comms.get("delivery_key") if isinstance(comms, dict) else None
     return str(key) if key else None
-
-
-def _retry_after(value: str | None) -> float:
-    seconds = parse_retry_after(value)
-    return DEFAULT_RETRY_AFTER if seconds is None else seconds
 
 
 def _error_detail(text: str) -> str:

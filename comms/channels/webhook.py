@@ -31,10 +31,9 @@ from comms.channels.base import (
     Target,
 )
 from comms.channels.outbox import digest, json_bytes, slug
-from comms.channels.pacing import parse_retry_after
 from comms.clock import Clock, utc_now
 from comms.core.content import WebhookContent, one_line
-from comms.core.times import iso_utc
+from comms.core.times import iso_utc, parse_retry_after
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.models import Audience, Plan
 

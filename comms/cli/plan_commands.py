@@ -20,7 +20,7 @@ from comms.plan.models import Channel
 @handles_errors
 def validate(plan: PlanOption = Path(".")) -> None:
     """Check the plan: YAML, keys, zones, addresses, CSVs, references and every template render."""
-    loaded = load_plan(plan)
+    loaded = load_plan(plan, check_recipients=True)
     console.print(
         f"[green]Plan is valid:[/] {len(loaded.audiences)} audiences, "
         f"{len(loaded.schedule.messages)} messages ({plan})."

@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from comms.core.times import format_duration
 from comms.plan.models import SeverityPolicy
 
 
@@ -83,27 +84,14 @@ def _current_slot(base: datetime, every: timedelta | None, now: datetime) -> int
     return (now - base) // every
 
 
-def escalation_reason(
-    *, incident_id: int, severity: str, opened_at: datetime, notice: DueNotice, levels: int
-) -> str:
+def escalation_reason(*, incident_id: int, severity: str, opened_at: datetime, notice: DueNotice, levels: int) -> str:
     """The one-line reason an escalation notice gives, e.g. ``not acknowledged for 15 minutes``."""
     waited = notice.due_at - opened_at
     head = f"Incident #{incident_id} ({severity})"
     if waited <= timedelta(0):
         return f"{head} was opened and nobody has acknowledged it yet"
-    text = f"{head} has not been acknowledged for {describe_duration(waited)}"
+    waited_text = format_duration(waited, style="prose", largest="h", smallest="m")
+    text = f"{head} has not been acknowledged for {waited_text}"
     if notice.repeat:
         text += f" (level {notice.level} of {levels}, reminder {notice.repeat})"
     return text
-
-
-def describe_duration(delta: timedelta) -> str:
-    """A duration in words: ``15 minutes``, ``1 hour``, ``1 hour 30 minutes``."""
-    minutes = int(delta.total_seconds() // 60)
-    hours, minutes = divmod(minutes, 60)
-    parts = []
-    if hours:
-        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
-    if minutes or not hours:
-        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
-    return " ".join(parts)

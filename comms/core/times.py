@@ -1,15 +1,27 @@
-"""Parsing and formatting of instants, durations and T0 offsets. Pure functions, no clock."""
+"""Parsing and formatting of instants, durations, T0 offsets and Retry-After. Pure functions, no clock."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from comms.errors import InputError
 
 _DURATION = re.compile(r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 _OFFSET = re.compile(r"^\s*T\s*(?:([+-])\s*(.+))?$")
+_DELTA_SECONDS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+"""RFC 9110 delta-seconds is digits only; a decimal fraction (seen in the wild) is read too."""
+DurationUnit = Literal["w", "d", "h", "m", "s"]
+_UNITS: tuple[tuple[DurationUnit, str, int], ...] = (
+    ("w", "week", 604800),
+    ("d", "day", 86400),
+    ("h", "hour", 3600),
+    ("m", "minute", 60),
+    ("s", "second", 1),
+)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -41,15 +53,57 @@ def format_offset(delta: timedelta) -> str:
     return f"T{sign}{format_duration(abs(delta))}"
 
 
-def format_duration(delta: timedelta) -> str:
-    """Format a non-negative timedelta compactly (``1w``, ``2h30m``)."""
-    seconds = int(delta.total_seconds())
+def format_duration(
+    delta: timedelta,
+    *,
+    style: Literal["compact", "prose"] = "compact",
+    largest: DurationUnit = "w",
+    smallest: DurationUnit = "s",
+) -> str:
+    """Format a non-negative timedelta in the units from ``largest`` down to ``smallest`` (the rest dropped).
+
+    ``compact``: ``1w``, ``2h30m``, ``0s``; ``prose``: ``1 hour 30 minutes``, ``0 minutes``. Zero is
+    written in the smallest unit.
+    """
+    symbols = [symbol for symbol, _, _ in _UNITS]
+    units = _UNITS[symbols.index(largest) : symbols.index(smallest) + 1]
+    if not units:
+        raise ValueError(f"largest unit {largest!r} is smaller than smallest unit {smallest!r}")
+    rest = int(delta.total_seconds())
     parts = []
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
+    for symbol, name, size in units:
+        count, rest = divmod(rest, size)
         if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
+            parts.append(_unit_text(count, symbol, name, style))
+    if not parts:
+        symbol, name, _ = units[-1]
+        return _unit_text(0, symbol, name, style)
+    return ("" if style == "compact" else " ").join(parts)
+
+
+def _unit_text(count: int, symbol: str, name: str, style: str) -> str:
+    if style == "compact":
+        return f"{count}{symbol}"
+    return f"{count} {name}{'' if count == 1 else 's'}"
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 10.2.3): delta-seconds or an HTTP-date.
+
+    A date in the past is a wait of 0; a value that is neither form (or no header) is None. ``now`` is aware.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELTA_SECONDS.match(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" (RFC 5322: zone unknown); HTTP-dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def load_zone(name: str) -> ZoneInfo:

@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
+from comms.channels.pacing import Pacer, monotonic_for
 from comms.clock import Clock
 from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
@@ -159,8 +160,8 @@ class Dispatcher:
         self.stop_requested = threading.Event()
         self.in_flight = 0
         """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
-        self._last_post: dict[str, datetime] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._slack_pacer = Pacer(slack_interval, monotonic=monotonic_for(clock), sleep=sleep)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -499,12 +500,7 @@ class Dispatcher:
         """Slack accepts about one post per second per channel: wait out the rest of that second."""
         if channel.kind is not ChannelKind.SLACK or channel.dry_run:
             return
-        last = self._last_post.get(target)
-        if last is not None:
-            wait_seconds = self.slack_interval - (self.clock() - last).total_seconds()
-            if wait_seconds > 0:
-                self.sleep(wait_seconds)
-        self._last_post[target] = self.clock()
+        self._slack_pacer.wait(target)
 
     def _record_success(self, flight: _Flight, receipt: Receipt, report: TickReport) -> None:
         assert flight.sending.cutover.id is not None

@@ -6,7 +6,6 @@ one, its line. Template checks live in ``comms.plan.template_check``.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
@@ -21,6 +20,8 @@ from comms.plan.yaml_source import Loc, YamlDocument, read_yaml
 SCHEDULE_FILE = "schedules/cutover.yaml"
 ESCALATION_FILE = "schedules/escalation.yaml"
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+MAX_LISTED_ADDRESSES = 20
+"""How many invalid CSV addresses a full check lists one by one; the rest are counted."""
 
 
 def display_path(path: Path) -> str:
@@ -31,16 +32,22 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_plan(root: Path, *, check_templates: bool = True) -> Plan:
+def load_plan(root: Path, *, check_templates: bool = True, check_recipients: bool = False) -> Plan:
     """Load and validate the plan under ``root``; raise PlanError listing every problem."""
-    plan, problems = inspect_plan(root, check_templates=check_templates)
+    plan, problems = inspect_plan(root, check_templates=check_templates, check_recipients=check_recipients)
     if problems or plan is None:
         raise PlanError(problems or [Problem(display_path(root), "plan could not be loaded")])
     return plan
 
 
-def inspect_plan(root: Path, *, check_templates: bool = True) -> tuple[Plan | None, list[Problem]]:
-    """Load the plan and return it (None if it could not be built) with every problem found."""
+def inspect_plan(
+    root: Path, *, check_templates: bool = True, check_recipients: bool = False
+) -> tuple[Plan | None, list[Problem]]:
+    """Load the plan and return it (None if it could not be built) with every problem found.
+
+    Each recipients CSV is read up to its first row; ``check_recipients`` reads all of it and checks
+    every address (``comms validate``).
+    """
     root = root.resolve()
     problems: list[Problem] = []
     for folder in ("audiences", "schedules", "templates"):
@@ -49,7 +56,7 @@ def inspect_plan(root: Path, *, check_templates: bool = True) -> tuple[Plan | No
     if problems:
         return None, problems
 
-    audiences, broken = _load_audiences(root, problems)
+    audiences, broken = _load_audiences(root, problems, check_recipients=check_recipients)
     schedule_doc = read_yaml(root / SCHEDULE_FILE, display=display_path(root / SCHEDULE_FILE))
     schedule = _load_schedule(schedule_doc, problems)
     escalation_doc: YamlDocument | Problem | None = None
@@ -71,7 +78,9 @@ def inspect_plan(root: Path, *, check_templates: bool = True) -> tuple[Plan | No
     return plan, problems
 
 
-def _load_audiences(root: Path, problems: list[Problem]) -> tuple[dict[str, Audience], set[str]]:
+def _load_audiences(
+    root: Path, problems: list[Problem], *, check_recipients: bool
+) -> tuple[dict[str, Audience], set[str]]:
     audiences: dict[str, Audience] = {}
     broken: set[str] = set()
     files = sorted(p for p in (root / "audiences").iterdir() if p.suffix in (".yaml", ".yml"))
@@ -89,11 +98,11 @@ def _load_audiences(root: Path, problems: list[Problem]) -> tuple[dict[str, Audi
             broken.add(key)
             continue
         audiences[key] = audience
-        _check_csv(audience, doc, problems)
+        _check_csv(audience, doc, problems, whole=check_recipients)
     return audiences, broken
 
 
-def _check_csv(audience: Audience, doc: YamlDocument | Problem, problems: list[Problem]) -> None:
+def _check_csv(audience: Audience, doc: YamlDocument | Problem, problems: list[Problem], *, whole: bool) -> None:
     csv_path = audience.csv_path()
     if csv_path is None or not isinstance(doc, YamlDocument):
         return
@@ -102,10 +111,24 @@ def _check_csv(audience: Audience, doc: YamlDocument | Problem, problems: list[P
     if not csv_path.is_file():
         problems.append(Problem(display, f"recipients CSV not found: {display_path(csv_path)}", line))
         return
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
-    if "email" not in [column.strip().lower() for column in header]:
-        problems.append(Problem(display_path(csv_path), "CSV header has no 'email' column", 1))
+    from comms.plan.recipients import RecipientsCsvError, check_recipients_header, scan_recipients_csv
+
+    try:
+        if not whole:
+            check_recipients_header(csv_path)
+            return
+        scan = scan_recipients_csv(csv_path, listed=MAX_LISTED_ADDRESSES)
+    except RecipientsCsvError as exc:
+        problems.extend(exc.problems)
+        return
+    shown = display_path(csv_path)
+    for row_line, address, reason in scan.invalid:
+        problems.append(Problem(shown, f"invalid email address {address!r}: {reason}", row_line))
+    unlisted = scan.invalid_count - len(scan.invalid)
+    if unlisted:
+        problems.append(
+            Problem(shown, f"and {unlisted} more invalid email addresses ({scan.invalid_count} of {scan.rows} rows)")
+        )
 
 
 def _load_schedule(doc: YamlDocument | Problem, problems: list[Problem]) -> Schedule | None:

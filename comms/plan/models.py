@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from comms.core.times import load_zone, parse_duration, parse_offset
+from comms.plan.addresses import EmailAddress
 
 
 class Channel(StrEnum):
@@ -69,7 +70,7 @@ Offset = Annotated[timedelta, BeforeValidator(_offset)]
 class EmailTargets(_Frozen):
     """Email recipients: an inline list, a CSV file (column ``email``, optional ``name``), or both."""
 
-    recipients: tuple[EmailStr, ...] = ()
+    recipients: tuple[EmailAddress, ...] = ()
     recipients_csv: str | None = None
 
     @model_validator(mode="after")
@@ -255,7 +256,7 @@ class EscalationLevel(_Frozen):
     after: Duration
     notify: tuple[str, ...] = Field(min_length=1)
     channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.SLACK)
-    emails: tuple[EmailStr, ...] = ()
+    emails: tuple[EmailAddress, ...] = ()
     slack: tuple[str, ...] = ()
 
 

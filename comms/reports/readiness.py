@@ -8,9 +8,7 @@ earliest message. Channels without credentials are a WARN: they will write to th
 
 from __future__ import annotations
 
-import csv
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,19 +17,16 @@ from typing import Any
 from comms.channels.base import Channel, ChannelKind, CheckRow
 from comms.channels.base import CheckStatus as Status
 from comms.clock import ensure_utc
-from comms.core.times import format_offset, iso_utc
+from comms.core.times import format_duration, format_offset, iso_utc
 from comms.errors import Problem
 from comms.plan.loader import display_path, inspect_plan
 from comms.plan.models import Plan
+from comms.plan.recipients import RecipientsCsvError, scan_recipients_csv
 from comms.settings import Settings
 
-__all__ = ["CheckRow", "ReadinessReport", "Status", "check_readiness", "check_recipients_csv", "is_valid_address"]
+__all__ = ["CheckRow", "ReadinessReport", "Status", "check_readiness", "check_recipients_csv"]
 
 MAX_LISTED = 5
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_PLAIN_ADDRESS = re.compile(rf"^{_LOCAL}@(?:{_LABEL}\.)+{_LABEL}$")
-_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 
 
 @dataclass(frozen=True)
@@ -146,67 +141,18 @@ def check_recipients_csv(path: Path, *, name: str) -> CheckRow:
     shown = display_path(path)
     if not path.is_file():
         return CheckRow(name, "FAIL", f"{shown} not found")
-    count = 0
-    invalid: list[str] = []
-    invalid_count = 0
-    duplicates = 0
-    seen: set[int] = set()
     try:
-        for line, address in _addresses(path):
-            count += 1
-            if not is_valid_address(address):
-                invalid_count += 1
-                if len(invalid) < MAX_LISTED:
-                    invalid.append(f"line {line}: {address!r}")
-                continue
-            folded = hash(address.lower())
-            if folded in seen:
-                duplicates += 1
-            else:
-                seen.add(folded)
-    except (ValueError, csv.Error, UnicodeDecodeError) as exc:
-        return CheckRow(name, "FAIL", f"{shown}: {exc}")
-    if invalid_count:
-        more = f" (and {invalid_count - len(invalid)} more)" if invalid_count > len(invalid) else ""
-        return CheckRow(name, "FAIL", f"{shown}: {invalid_count} invalid of {count}: {'; '.join(invalid)}{more}")
-    if count == 0:
-        return CheckRow(name, "WARN", f"{shown} has no recipients")
-    if duplicates:
-        return CheckRow(name, "WARN", f"{shown}: {count} rows, {duplicates} duplicate address(es) sent once")
+        scan = scan_recipients_csv(path, listed=MAX_LISTED, count_duplicates=True)
+    except RecipientsCsvError as exc:
+        return CheckRow(name, "FAIL", str(exc))
+    count = scan.rows
+    if scan.invalid_count:
+        invalid = [f"line {line}: {address!r}" for line, address, _ in scan.invalid]
+        more = f" (and {scan.invalid_count - len(invalid)} more)" if scan.invalid_count > len(invalid) else ""
+        return CheckRow(name, "FAIL", f"{shown}: {scan.invalid_count} invalid of {count}: {'; '.join(invalid)}{more}")
+    if scan.duplicates:
+        return CheckRow(name, "WARN", f"{shown}: {count} rows, {scan.duplicates} duplicate address(es) sent once")
     return CheckRow(name, "PASS", f"{shown}: {count} recipients")
-
-
-def _addresses(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return
-        columns = [column.strip().lower() for column in header]
-        if "email" not in columns:
-            raise ValueError("the header has no 'email' column")
-        index = columns.index("email")
-        for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            yield reader.line_num, (row[index].strip() if index < len(row) else "")
-
-
-def is_valid_address(address: str) -> bool:
-    """An email address a send would accept: a fast check first, email-validator for the unusual ones."""
-    if len(address) <= 254 and _PLAIN_ADDRESS.match(address):
-        local, _, domain = address.rpartition("@")
-        tld = domain.rsplit(".", 1)[-1].lower()
-        return len(local) <= 64 and tld not in _SPECIAL_TLDS and not tld.isdigit()
-    if "@" not in address:
-        return False
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError:
-        return False
-    return True
 
 
 def _timing_rows(plan: Plan | None, start: datetime, now: datetime) -> list[CheckRow]:
@@ -257,12 +203,4 @@ def _earliest_message(plan: Plan) -> tuple[str, timedelta, timedelta] | None:
 
 
 def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    days, rest = divmod(minutes, 60 * 24)
-    hours, mins = divmod(rest, 60)
-    parts = [
-        f"{days}d" if days else "",
-        f"{hours}h" if hours else "",
-        f"{mins}m" if mins or not (days or hours) else "",
-    ]
-    return "".join(parts)
+    return format_duration(delta, largest="d", smallest="m")

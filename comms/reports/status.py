@@ -219,7 +219,7 @@ def relative_text(seconds: float) -> str:
     """``in 2h30m``, ``5m ago`` or ``now`` (within a minute)."""
     if abs(seconds) < 60:
         return "now"
-    text = format_duration(timedelta(seconds=abs(int(seconds)) // 60 * 60))
+    text = format_duration(timedelta(seconds=abs(seconds)), smallest="m")
     return f"in {text}" if seconds > 0 else f"{text} ago"
 
 

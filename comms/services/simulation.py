@@ -13,26 +13,13 @@ from pathlib import Path
 
 from comms.bootstrap import bootstrap
 from comms.channels.registry import SPECS
+from comms.clock import ManualClock
 from comms.core.timeline import build_timeline
 from comms.plan.models import Plan, Trigger
 from comms.services.scheduling import apply_event, schedule_cutover
 from comms.settings import Settings
 from comms.store.engine import Engine
 from comms.store.reporting import occurrence_sends
-
-
-class SimulatedClock:
-    """A clock that only moves when told to; ``sleep`` advances it instantly."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        """Advance simulated time instead of waiting."""
-        self.now += timedelta(seconds=max(seconds, 0.0))
 
 
 @dataclass(frozen=True)
@@ -102,7 +89,7 @@ def simulate(
     settings = Settings(database_url=url, outbox_dir=outbox_dir, **no_credentials)
     timeline = build_timeline(plan, start)
     first_due = min(o.due_at for o in timeline if o.due_at is not None)
-    clock = SimulatedClock(first_due - timedelta(minutes=1))
+    clock = ManualClock(first_due - timedelta(minutes=1))
     services = bootstrap(settings, clock=clock, sleep=clock.sleep)
     name = f"{plan.cutover.name}-rehearsal"
     schedule_cutover(services.engine, plan, start=start, now=clock(), name=name)
@@ -111,7 +98,7 @@ def simulate(
     instants = sorted({o.due_at for o in timeline if o.due_at is not None} | {e.at for e in events})
     for instant in instants:
         if instant > clock.now:
-            clock.now = instant
+            clock.set(instant)
         for event in (e for e in events if e.at == instant):
             outcome = apply_event(
                 services.engine,

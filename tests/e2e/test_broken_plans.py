@@ -89,6 +89,34 @@ def test_csv_without_email_column_is_named(cli: Cli, plan_copy: Path) -> None:
     _assert_refused(result, output, "audiences/end-users.csv:1: CSV header has no 'email' column")
 
 
+def test_csv_address_with_two_dots_is_named_at_its_line(cli: Cli, plan_copy: Path) -> None:
+    """Validate checks every CSV address: ``a..b@x.com`` is refused at its line of the CSV, with the reason."""
+    csv = plan_copy / "audiences/end-users.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    csv.write_text("\n".join([*lines, "a..b@x.com,Double Dot"]) + "\n", encoding="utf-8")
+    result, output = _validate(cli, plan_copy)
+    _assert_refused(
+        result,
+        output,
+        f"audiences/end-users.csv:{len(lines) + 1}: invalid email address 'a..b@x.com': "
+        "An email address cannot have two periods in a row.",
+    )
+
+
+def test_csv_saved_as_latin_1_is_named_at_its_line(cli: Cli, plan_copy: Path) -> None:
+    """A recipients CSV that is not UTF-8 is refused, naming the CSV and the line of the first bad byte."""
+    (plan_copy / "audiences/end-users.csv").write_bytes("email,name\nzoe@example.com,Zoë\n".encode("latin-1"))
+    result, output = _validate(cli, plan_copy)
+    _assert_refused(result, output, "audiences/end-users.csv:2: not valid UTF-8 (byte 0xeb)")
+
+
+def test_csv_with_a_header_and_no_rows_is_refused(cli: Cli, plan_copy: Path) -> None:
+    """A recipients CSV with only its header has no recipients: refused, naming the CSV."""
+    (plan_copy / "audiences/end-users.csv").write_text("email,name\n", encoding="utf-8")
+    result, output = _validate(cli, plan_copy)
+    _assert_refused(result, output, "audiences/end-users.csv: CSV has a header but no recipients")
+
+
 def test_message_naming_unknown_audience(cli: Cli, plan_copy: Path) -> None:
     """A message naming an audience that does not exist is refused with the message, the name and the line."""
     schedule = plan_copy / "schedules/cutover.yaml"

@@ -29,6 +29,16 @@ def test_validate_default_plan_exits_zero(cli: Cli, repo_root: Path) -> None:
     assert "Plan is valid: 5 audiences, 21 messages" in result.output
 
 
+def test_validate_accepts_a_spreadsheet_csv_with_bom_semicolons_and_crlf(cli: Cli, plan_copy: Path) -> None:
+    """A recipients CSV saved by a spreadsheet (BOM, ``;``, CRLF) validates like a plain one."""
+    csv = plan_copy / "audiences/end-users.csv"
+    text = csv.read_text(encoding="utf-8").replace(",", ";").replace("\n", "\r\n")
+    csv.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    result = cli("validate", "--plan", plan_copy)
+    assert result.exit_code == 0, result.output
+    assert "Plan is valid" in result.output
+
+
 def test_timeline_json_lists_every_occurrence_with_its_fields(cli: Cli, repo_root: Path, default_plan: Plan) -> None:
     """`comms timeline --json` prints one object per occurrence with message, due_at, trigger, audiences, channels."""
     result = cli("timeline", "--start", T0, "--plan", repo_root, "--json")

@@ -6,11 +6,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from fakes.clock import ManualClock
 from fakes.sendgrid import FakeSendGrid
 from fakes.slack import FakeSlack
 from fakes.statuspage import FakeStatuspage
 from fakes.webhook import FakeWebhookReceiver
+
+from tests.support.clock import FakeClock
 
 from .builders import NOW, PAGE_ID, SENDGRID_KEY, SLACK_TOKEN, STATUSPAGE_KEY, WEBHOOK_SECRET
 
@@ -24,9 +25,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
+def clock() -> FakeClock:
     """Wall and monotonic time that only move when a test (or a pacer's sleep) moves them."""
-    return ManualClock(NOW)
+    return FakeClock(NOW)
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def sendgrid() -> Iterator[FakeSendGrid]:
 
 
 @pytest.fixture
-def slack(clock: ManualClock) -> Iterator[FakeSlack]:
+def slack(clock: FakeClock) -> Iterator[FakeSlack]:
     """A Slack fake with #cutover and #exec-updates (the bot is a member of both)."""
     fake = FakeSlack(token=SLACK_TOKEN, clock=lambda: clock().timestamp())
     fake.add_channel("cutover")
@@ -54,7 +55,7 @@ def statuspage() -> Iterator[FakeStatuspage]:
 
 
 @pytest.fixture
-def webhook(clock: ManualClock) -> Iterator[FakeWebhookReceiver]:
+def webhook(clock: FakeClock) -> Iterator[FakeWebhookReceiver]:
     """A webhook receiver sharing the test secret, its replay window on the manual clock."""
     with FakeWebhookReceiver(secret=WEBHOOK_SECRET, clock=lambda: clock().timestamp()) as fake:
         yield fake  # type: ignore[misc]

@@ -209,3 +209,35 @@ def test_a_message_due_during_a_big_send_does_not_wait_for_all_of_it(harness: Ha
     assert len(end_users) >= 3 and incident
     assert incident[0] < end_users[1], sends  # after one turn of the busy lane, not after all of it
 
+
+def test_slack_posts_to_one_channel_are_paced_a_second_apart(harness: Harness, monkeypatch) -> None:
+    """Posts queued at once to one Slack channel go out 1 s apart on the injected clock; other channels don't wait."""
+    from comms.services.adhoc import send_adhoc
+
+    harness.run()
+    slack = harness.channels[Channel.SLACK]
+    posted: list[tuple[str, float]] = []
+    record = slack.send
+
+    def timed(envelope):
+        posted.append((envelope.recipients[0].address, harness.clock().timestamp()))
+        return record(envelope)
+
+    monkeypatch.setattr(slack, "send", timed)
+    variables = {"summary": "Read-only at 23:00", "details": "The app is read-only for ten minutes."}
+    for _ in range(3):
+        send_adhoc(
+            harness.services.engine,
+            harness.services.dispatcher.plans,
+            "announcement",
+            audiences=["engineering", "executives"],
+            channels=["slack"],
+            variables=variables,
+            now=harness.clock(),
+        )
+    harness.run()
+    cutover = [at for target, at in posted if target == "#cutover"]
+    executives = [at for target, at in posted if target == "#exec-updates"]
+    assert [at - cutover[0] for at in cutover] == [0.0, 1.0, 2.0]
+    assert [at - executives[0] for at in executives] == [0.0, 1.0, 2.0]
+    assert executives[0] == cutover[0]  # the other channel's first post did not wait behind #cutover

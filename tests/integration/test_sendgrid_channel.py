@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from icalendar import Calendar
@@ -155,6 +156,27 @@ def test_429_is_transient_with_retry_after_from_rate_limit_reset(channel, sendgr
     with pytest.raises(TransientChannelError) as caught:
         channel.send(email_envelope(1))
     assert caught.value.retry_after == 42 and caught.value.status == 429
+
+
+def test_429_with_an_http_date_retry_after_waits_until_it_by_the_injected_clock(channel, sendgrid, clock):
+    """A Retry-After given as an HTTP-date is the wait from the channel's clock to that date."""
+    until = format_datetime(clock() + timedelta(seconds=30), usegmt=True)
+    sendgrid.fail_next(
+        status=429, body={"errors": [{"field": None, "message": "too many"}]}, headers={"Retry-After": until}
+    )
+    with pytest.raises(TransientChannelError) as caught:
+        channel.send(email_envelope(1))
+    assert caught.value.retry_after == 30.0
+
+
+def test_429_with_retry_after_seconds_wins_over_rate_limit_reset(channel, sendgrid, clock):
+    """Retry-After in seconds is the wait even when X-RateLimit-Reset says otherwise."""
+    reset = str(int(clock().timestamp()) + 600)
+    headers = {"Retry-After": "12", "X-RateLimit-Reset": reset}
+    sendgrid.fail_next(status=429, body={"errors": [{"field": None, "message": "too many"}]}, headers=headers)
+    with pytest.raises(TransientChannelError) as caught:
+        channel.send(email_envelope(1))
+    assert caught.value.retry_after == 12.0
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from email.utils import format_datetime
+
 import pytest
 from fakes.slack import FakeSlack
 
@@ -107,6 +110,23 @@ def test_rate_limit_is_transient_with_retry_after(channel, slack):
     with pytest.raises(TransientChannelError) as caught:
         channel.send(slack_envelope())
     assert caught.value.retry_after == 17 and caught.value.status == 429
+
+
+def test_rate_limit_with_an_http_date_waits_until_it_by_the_injected_clock(channel, slack, clock):
+    """A Retry-After given as an HTTP-date is the wait from the channel's clock to that date."""
+    until = format_datetime(clock() + timedelta(seconds=45), usegmt=True)
+    slack.fail_next(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": until})
+    with pytest.raises(TransientChannelError) as caught:
+        channel.send(slack_envelope())
+    assert caught.value.retry_after == 45.0
+
+
+def test_rate_limit_with_an_unreadable_retry_after_has_no_wait(channel, slack):
+    """A Retry-After that is neither seconds nor a date leaves the wait to the retry policy."""
+    slack.fail_next(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "later"})
+    with pytest.raises(TransientChannelError) as caught:
+        channel.send(slack_envelope())
+    assert caught.value.retry_after is None
 
 
 def test_rate_limit_is_not_retried_by_the_sdk(channel, slack):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from email.utils import format_datetime
+
 import pytest
 from fakes.statuspage import FakeStatuspage
 
@@ -23,7 +26,7 @@ from .builders import (
 @pytest.fixture
 def channel(tmp_path, statuspage, clock):
     pacer = Pacer(1.0, monotonic=clock.monotonic, sleep=clock.sleep)
-    adapter = StatuspageChannel(make_settings(tmp_path, statuspage=statuspage), pacer=pacer, timeout=2)
+    adapter = StatuspageChannel(make_settings(tmp_path, statuspage=statuspage), pacer=pacer, clock=clock, timeout=2)
     yield adapter
     adapter.close()
 
@@ -144,6 +147,23 @@ def test_rate_limits_are_transient_with_retry_after(channel, statuspage, status)
     with pytest.raises(TransientChannelError) as caught:
         _schedule(channel)
     assert caught.value.retry_after == 7 and caught.value.status == status
+
+
+def test_rate_limit_with_an_http_date_waits_until_it_by_the_injected_clock(channel, statuspage, clock):
+    """A Retry-After given as an HTTP-date is the wait from the channel's clock to that date."""
+    until = format_datetime(clock() + timedelta(seconds=90), usegmt=True)
+    statuspage.fail_next(status=429, body={"message": "Rate limited"}, headers={"Retry-After": until})
+    with pytest.raises(TransientChannelError) as caught:
+        _schedule(channel)
+    assert caught.value.retry_after == 90.0
+
+
+def test_rate_limit_with_an_unreadable_retry_after_waits_one_second(channel, statuspage):
+    """A Retry-After that is neither seconds nor a date is treated like none: a 1 s wait."""
+    statuspage.fail_next(status=420, body={"error": "Slow down"}, headers={"Retry-After": "soon"})
+    with pytest.raises(TransientChannelError) as caught:
+        _schedule(channel)
+    assert caught.value.retry_after == 1.0
 
 
 def test_rate_limit_without_retry_after_waits_one_second(channel, statuspage):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from comms.core.escalation import DueNotice, decide_escalation, describe_duration, escalation_reason
+from comms.core.escalation import DueNotice, decide_escalation, escalation_reason
 from comms.plan.models import EscalationLevel, SeverityPolicy
 
 OPENED = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
@@ -133,10 +133,3 @@ def test_reason_of_a_repeat_counts_the_reminder() -> None:
     notice = DueNotice(OPENED + timedelta(minutes=90), 3, 2)
     reason = escalation_reason(incident_id=7, severity="sev1", opened_at=OPENED, notice=notice, levels=3)
     assert reason.endswith("for 1 hour 30 minutes (level 3 of 3, reminder 2)")
-
-
-def test_durations_read_as_words() -> None:
-    """Durations are spelled out for people."""
-    assert [describe_duration(timedelta(minutes=m)) for m in (0, 1, 45, 60, 125)] == [
-        "0 minutes", "1 minute", "45 minutes", "1 hour", "2 hours 5 minutes",
-    ]
