@@ -1,7 +1,7 @@
 """Fault drills: SIGKILL-and-restart during a 100k dispatch, and a SendGrid failing 20 % of requests.
 
     python bench/fault_drills.py [--recipients 100000] [--kills 10] [--fault-recipients 100000]
-                                 [--only kill|faults] [--seed 11]
+                                 [--only kill|faults|day] [--day-recipients 100000] [--seed 11]
 
 1. Kill drill: the real worker (``python -m comms run --until-idle``) sends the advance notice to
    N end-users (email only) against the loopback SendGrid; it is SIGKILLed at ``--kills`` random
@@ -15,6 +15,11 @@
    duplicates (and which fault caused them), and every request's arrival against each Retry-After /
    X-RateLimit-Reset answered before it: for the same deliveries, and for any request (SendGrid's
    rate limit is per account, not per batch).
+
+3. Cutover-day drills (``bench/_day_drills.py``): SIGTERM mid-send (time to stop, nothing left in flight,
+   resumed once), a standby worker taking over from a SIGKILLed one (time to take over, lost, duplicated,
+   uncertain), ``comms cancel`` during a big send (rows sent after it), ``comms incident open`` while the
+   worker writes a 1M message's rows (time the command takes).
 
 Deliveries recorded uncertain are re-sent at the end, as ``comms retry --uncertain`` would.
 Exit status 1 on a correctness failure: a lost delivery, a recipient received twice without having
@@ -34,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+import _day_drills  # noqa: E402
 import _drills  # noqa: E402
 
 
@@ -43,7 +49,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--fault-recipients", type=int, default=100_000, help="recipients of the fault drill")
     parser.add_argument("--rate", type=float, default=0.2, help="share of requests that get a fault")
-    parser.add_argument("--only", choices=["kill", "faults"])
+    parser.add_argument("--only", choices=["kill", "faults", "day"])
+    parser.add_argument("--day-recipients", type=int, default=100_000, help="recipients of the cutover-day drills")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the dispatcher's retry warnings would drown the summary
@@ -131,6 +138,22 @@ def main() -> int:
             "any_request_early": len(drill.any_request_early),
             "ok": ok,
         }
+    if args.only in (None, "day"):
+        n = args.day_recipients
+        print(f"cutover-day drills: {n:,} recipients (1M for the materialization drill)")
+        drills = (
+            ("sigterm", lambda w: _day_drills.sigterm_drill(w, recipients=n)),
+            ("standby", lambda w: _day_drills.standby_drill(w, recipients=n)),
+            ("cancel", lambda w: _day_drills.cancel_drill(w, recipients=n)),
+            ("operator", lambda w: _day_drills.operator_during_materialize_drill(w, recipients=10 * n)),
+        )
+        for name, run in drills:
+            with tempfile.TemporaryDirectory(prefix=f"comms-day-{name}-") as tmp:
+                day = run(Path(tmp))
+            print(f"  {day.line()}")
+            failed |= not day.ok
+            summary[f"day_{name}"] = {**day.figures, "lost": day.lost, "ok": day.ok,
+                                      "duplicates_outside_uncertain": day.duplicates_outside_uncertain}
     print("SUMMARY " + json.dumps(summary))
     return 1 if failed else 0
 

@@ -23,6 +23,7 @@ from comms.cli.app import (
     handles_errors,
     print_json,
 )
+from comms.cli.sending import NoWaitOption, send_through_sender
 from comms.core.times import iso_utc, parse_start
 from comms.errors import InputError
 from comms.plan.loader import load_plan
@@ -108,7 +109,7 @@ def schedule(
     console.print(table)
 
 
-def _event(trigger: Trigger, cutover: str | None, plan: Path | None, **kwargs: object) -> None:
+def _event(trigger: Trigger, cutover: str | None, plan: Path | None, *, wait: bool = True, **kwargs: object) -> None:
     from comms.services.scheduling import apply_event
 
     services = _services()
@@ -120,8 +121,12 @@ def _event(trigger: Trigger, cutover: str | None, plan: Path | None, **kwargs: o
         + (f" at {outcome.stage} %" if outcome.stage is not None else "")
     )
     if outcome.fired:
-        services.dispatcher.dispatch_now(outcome.fired)
-        console.print(f"Sent its {len(outcome.fired)} message(s); see 'comms status'.")
+        report = send_through_sender(services, outcome.fired, wait=wait)
+        if report is None:
+            console.print(f"Queued its {len(outcome.fired)} message(s); see 'comms status'.")
+        else:
+            console.print(f"Sent its {len(outcome.fired)} message(s): {report.sent} deliveries in {report.requests} "
+                          f"requests ({report.retrying} retrying, {report.dead} dead); see 'comms status'.")
 
 
 PlanOverride = Annotated[Path | None, typer.Option("--plan", help="Plan folder (default: the scheduled one).")]
@@ -129,18 +134,19 @@ PlanOverride = Annotated[Path | None, typer.Option("--plan", help="Plan folder (
 
 @event_app.command("go")
 @handles_errors
-def event_go(cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None) -> None:
+def event_go(cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
     """Go decision: the cutover proceeds; held T0 messages are released."""
-    _event(Trigger.GO, cutover, plan, by=by)
+    _event(Trigger.GO, cutover, plan, wait=not no_wait, by=by)
 
 
 @event_app.command("no-go")
 @handles_errors
 def event_no_go(
-    reason: ReasonOption, cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None
+    reason: ReasonOption, cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """No-go: hold the cutover and send the postponement notice."""
-    _event(Trigger.NO_GO, cutover, plan, reason=reason, by=by)
+    _event(Trigger.NO_GO, cutover, plan, wait=not no_wait, reason=reason, by=by)
 
 
 @event_app.command("stage")
@@ -149,23 +155,24 @@ def event_stage(
     pct: Annotated[int, typer.Argument(help="Traffic percentage reached (10, 25, 50, 75, 100).")],
     cutover: CutoverOption = None,
     plan: PlanOverride = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """A traffic-switch stage was reached."""
-    _event(Trigger.STAGE, cutover, plan, stage=pct)
+    _event(Trigger.STAGE, cutover, plan, wait=not no_wait, stage=pct)
 
 
 @event_app.command("complete")
 @handles_errors
-def event_complete(cutover: CutoverOption = None, plan: PlanOverride = None) -> None:
+def event_complete(cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
     """The cutover succeeded: progress updates end, the follow-up phase starts."""
-    _event(Trigger.COMPLETE, cutover, plan)
+    _event(Trigger.COMPLETE, cutover, plan, wait=not no_wait)
 
 
 @event_app.command("rollback")
 @handles_errors
-def event_rollback(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None) -> None:
+def event_rollback(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
     """Rolled back: the success path is cancelled and the rollback notice goes out."""
-    _event(Trigger.ROLLBACK, cutover, plan, reason=reason)
+    _event(Trigger.ROLLBACK, cutover, plan, wait=not no_wait, reason=reason)
 
 
 @app.command()
@@ -176,16 +183,17 @@ def reschedule(
     tz: TzOption = None,
     cutover: CutoverOption = None,
     plan: PlanOverride = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Move T0: shift every pending message and tell the audiences already told the old time."""
-    _event(Trigger.RESCHEDULE, cutover, plan, reason=reason, new_start=parse_start(start, tz=tz))
+    _event(Trigger.RESCHEDULE, cutover, plan, wait=not no_wait, reason=reason, new_start=parse_start(start, tz=tz))
 
 
 @app.command()
 @handles_errors
-def cancel(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None) -> None:
+def cancel(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
     """Cancel the cutover: pending messages are cancelled and a cancellation notice goes out."""
-    _event(Trigger.CANCEL, cutover, plan, reason=reason)
+    _event(Trigger.CANCEL, cutover, plan, wait=not no_wait, reason=reason)
 
 
 @app.command()
@@ -194,19 +202,26 @@ def retry(
     uncertain: Annotated[bool, typer.Option("--uncertain", help="Re-send deliveries whose fate is unknown.")] = False,
     dead: Annotated[bool, typer.Option("--dead", help="Re-send deliveries that gave up.")] = False,
     cutover: CutoverOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Put uncertain or dead deliveries back in the queue and send them now."""
     states = [name for name, chosen in (("uncertain", uncertain), ("dead", dead)) if chosen]
     if not states:
         raise InputError("retry: choose --uncertain and/or --dead")
     from comms.delivery.recovery import retry_deliveries
+    from comms.store.sending_queries import occurrences_with_pending
 
     services = _services()
     row = _cutover(services, cutover)
     assert row.id is not None
     count = retry_deliveries(services.engine, cutover_id=row.id, states=states, now=services.clock())
-    report = services.dispatcher.run_until_idle()
-    console.print(f"Re-queued {count} deliveries; sent {report.sent}, {report.dead} dead.")
+    queued = occurrences_with_pending(services.engine, row.id)
+    report = send_through_sender(services, queued, wait=not no_wait)
+    if report is None:
+        console.print(f"Re-queued {count} deliveries for the worker.")
+        return
+    console.print(f"Re-queued {count} deliveries; sent {report.sent}, {report.dead} dead"
+                  + (f", {report.retrying} waiting for a retry." if report.retrying else "."))
 
 
 @app.command()

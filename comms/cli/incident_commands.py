@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from comms.cli.app import CutoverOption, JsonOption, app, console, handles_errors, print_json
+from comms.cli.sending import NoWaitOption, send_through_sender
 from comms.core.times import iso_utc
 
 if TYPE_CHECKING:  # the services load SQLAlchemy and the SDKs: imported inside the commands
@@ -44,10 +45,11 @@ def _sent(report: TickReport) -> str:
     return text
 
 
-def _dispatch(services: Services, outcome: IncidentOutcome, verb: str) -> None:
-    report = services.dispatcher.dispatch_now(outcome.occurrences)
+def _dispatch(services: Services, outcome: IncidentOutcome, verb: str, *, wait: bool = True) -> None:
+    report = send_through_sender(services, outcome.occurrences, wait=wait)
+    done = _sent(report) if report is not None else f"{len(outcome.occurrences)} message(s) queued"
     console.print(f"Incident #{outcome.incident_id} {verb} (state {outcome.state}, status {outcome.status}); "
-                  f"{_sent(report)}.")
+                  f"{done}.")
 
 
 @incident_app.command("open")
@@ -62,6 +64,7 @@ def incident_open(
         str | None, typer.Option("--message", help="The first update (default: 'We are investigating.').")
     ] = None,
     cutover: CutoverOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Open an incident: announce it to the severity's audiences and start its escalation."""
     from comms.services.incidents import open_incident
@@ -77,7 +80,7 @@ def incident_open(
         cutover_name=cutover,
         now=services.clock(),
     )
-    _dispatch(services, outcome, "opened")
+    _dispatch(services, outcome, "opened", wait=not no_wait)
 
 
 @incident_app.command("update")
@@ -86,6 +89,7 @@ def incident_update(
     incident_id: IncidentId,
     status: Annotated[str, typer.Option("--status", help="identified or monitoring.")],
     message: MessageOption,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Post an update to the incident's audiences (threaded in Slack, same status-page incident)."""
     from comms.services.incidents import update_incident
@@ -94,7 +98,7 @@ def incident_update(
     outcome = update_incident(
         services.engine, services.dispatcher.plans, incident_id, status=status, message=message, now=services.clock()
     )
-    _dispatch(services, outcome, "updated")
+    _dispatch(services, outcome, "updated", wait=not no_wait)
 
 
 @incident_app.command("ack")
@@ -102,6 +106,7 @@ def incident_update(
 def incident_ack(
     incident_id: IncidentId,
     by: Annotated[str, typer.Option("--by", help="Who takes the incident.")],
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Acknowledge the incident: escalation stops and the acknowledgement is announced."""
     from comms.services.incidents import acknowledge_incident
@@ -110,12 +115,12 @@ def incident_ack(
     outcome = acknowledge_incident(
         services.engine, services.dispatcher.plans, incident_id, by=by, now=services.clock()
     )
-    _dispatch(services, outcome, "acknowledged")
+    _dispatch(services, outcome, "acknowledged", wait=not no_wait)
 
 
 @incident_app.command("resolve")
 @handles_errors
-def incident_resolve(incident_id: IncidentId, message: MessageOption) -> None:
+def incident_resolve(incident_id: IncidentId, message: MessageOption, no_wait: NoWaitOption = False) -> None:
     """Resolve the incident: escalation stops, the resolution goes out, the status-page incident closes."""
     from comms.services.incidents import resolve_incident
 
@@ -123,7 +128,7 @@ def incident_resolve(incident_id: IncidentId, message: MessageOption) -> None:
     outcome = resolve_incident(
         services.engine, services.dispatcher.plans, incident_id, message=message, now=services.clock()
     )
-    _dispatch(services, outcome, "resolved")
+    _dispatch(services, outcome, "resolved", wait=not no_wait)
 
 
 @incident_app.command("list")
@@ -165,6 +170,7 @@ def send(
         list[str] | None, typer.Option("--var", help="A template value NAME=VALUE (repeat); sent as plain text.")
     ] = None,
     cutover: CutoverOption = None,
+    no_wait: NoWaitOption = False,
     json: JsonOption = False,
 ) -> None:
     """Send a message now, outside the timeline, through the same delivery log, retries and idempotency."""
@@ -182,11 +188,12 @@ def send(
         cutover_name=cutover,
         now=services.clock(),
     )
-    report = services.dispatcher.dispatch_now([outcome.occurrence_id])
+    report = send_through_sender(services, [outcome.occurrence_id], wait=not no_wait, quiet=json)
     if json:
+        counts = {"sent": report.sent, "retrying": report.retrying, "dead": report.dead} if report else {}
         print_json({"occurrence": outcome.key, "audiences": list(outcome.audiences),
-                    "channels": [c.value for c in outcome.channels], "sent": report.sent,
-                    "retrying": report.retrying, "dead": report.dead})
+                    "channels": [c.value for c in outcome.channels], "queued": report is None, **counts})
         return
+    done = _sent(report) if report is not None else "queued for the worker"
     console.print(f"Sent {escape(outcome.key)} to {', '.join(outcome.audiences)} on "
-                  f"{', '.join(c.value for c in outcome.channels)}: {_sent(report)}.")
+                  f"{', '.join(c.value for c in outcome.channels)}: {done}.")

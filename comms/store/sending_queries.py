@@ -20,6 +20,7 @@ __all__ = [
     "end_pending",
     "finish_if_done",
     "occurrence_state",
+    "occurrences_with_pending",
     "outcome_of",
     "pending_lanes",
 ]
@@ -114,3 +115,14 @@ def outcome_of(engine: Engine, occurrence_ids: Sequence[int], *, now: datetime) 
         ).scalar_one()
     counts = {str(state): int(count) for state, count in states.items()}
     return QueuedOutcome(counts, int(requests), settled=not unwritten and not ready)
+
+
+def occurrences_with_pending(engine: Engine, cutover_id: int) -> list[int]:
+    """Occurrences of the cutover that have pending deliveries (what a retry just queued)."""
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT DISTINCT occurrence_id FROM delivery WHERE cutover_id = ? AND state = 'pending' "
+            "ORDER BY occurrence_id",
+            (cutover_id,),
+        ).all()
+    return [int(row[0]) for row in rows]
