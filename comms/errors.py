@@ -109,13 +109,21 @@ def is_read_timeout(exc: BaseException) -> bool:
 
 
 class PermanentChannelError(ChannelError):
-    """A failure that retrying will not fix; ``remedy`` tells a person what to change."""
+    """A failure that retrying will not fix; ``remedy`` tells a person what to change.
 
-    def __init__(self, message: str, *, remedy: str, status: int | None = None) -> None:
+    ``channel_wide`` means no request on this channel can succeed until a person acts (a revoked or
+    wrong key, a missing scope: 401/403 by default): the sender holds the channel instead of killing
+    every delivery on it. Otherwise the failure is the request's own (a 400 over one address).
+    """
+
+    def __init__(
+        self, message: str, *, remedy: str, status: int | None = None, channel_wide: bool | None = None
+    ) -> None:
         super().__init__(f"{message} (fix: {remedy})")
         self.reason = message
         self.remedy = remedy
         self.status = status
+        self.channel_wide = status in (401, 403) if channel_wide is None else channel_wide
 
 
 class NotReadyError(CommsError):

@@ -347,4 +347,13 @@ def _map_api_error(exc: Any, method: str, channel: str, *, now: datetime) -> Cha
     if not code:
         return TransientChannelError(f"{where}: Slack answered {status} without an error code", status=status)
     needed = data.get("needed")
-    return PermanentChannelError(f"{where}: {code}", remedy=_remedy(code, channel, needed), status=status)
+    return PermanentChannelError(
+        f"{where}: {code}", remedy=_remedy(code, channel, needed), status=status, channel_wide=code in _TOKEN_CODES
+    )
+
+
+_TOKEN_CODES = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope",
+     "no_permission", "ekm_access_denied", "team_access_not_granted"}
+)
+"""Slack errors about the token itself: no post on any channel can succeed until it is fixed."""

@@ -201,20 +201,26 @@ def cancel(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverri
 def retry(
     uncertain: Annotated[bool, typer.Option("--uncertain", help="Re-send deliveries whose fate is unknown.")] = False,
     dead: Annotated[bool, typer.Option("--dead", help="Re-send deliveries that gave up.")] = False,
+    held: Annotated[
+        bool, typer.Option("--held", help="Release deliveries held after a channel-wide refusal (a bad key).")
+    ] = False,
     cutover: CutoverOption = None,
     no_wait: NoWaitOption = False,
 ) -> None:
     """Put uncertain or dead deliveries back in the queue and send them now."""
     states = [name for name, chosen in (("uncertain", uncertain), ("dead", dead)) if chosen]
-    if not states:
-        raise InputError("retry: choose --uncertain and/or --dead")
+    if not states and not held:
+        raise InputError("retry: choose --uncertain, --dead and/or --held")
     from comms.delivery.recovery import retry_deliveries
+    from comms.store.ledger import release_held
     from comms.store.sending_queries import occurrences_with_pending
 
     services = _services()
     row = _cutover(services, cutover)
     assert row.id is not None
-    count = retry_deliveries(services.engine, cutover_id=row.id, states=states, now=services.clock())
+    count = retry_deliveries(services.engine, cutover_id=row.id, states=states, now=services.clock()) if states else 0
+    if held:
+        count += release_held(services.engine, cutover_id=row.id, now=services.clock())
     queued = occurrences_with_pending(services.engine, row.id)
     report = send_through_sender(services, queued, wait=not no_wait)
     if report is None:

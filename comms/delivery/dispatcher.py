@@ -161,6 +161,10 @@ class Dispatcher:
         self.in_flight = 0
         """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
         self._pool: ThreadPoolExecutor | None = None
+        self._lane_limits: dict[Lane, int] = {}
+        """Smaller batches for a lane whose request was refused over some recipients (halved per refusal)."""
+        self._held_channels: set[str] = set()
+        """Channels held in this tick after a channel-wide refusal (one escalation, no more requests)."""
         self._slack_pacer = Pacer(slack_interval, monotonic=monotonic_for(clock), sleep=sleep)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -174,6 +178,7 @@ class Dispatcher:
             except Exception:
                 log.exception("tick hook %s failed; the next tick runs it again", hook)
         self.recover()
+        self._held_channels.clear()
         sending: dict[int, _Sending] = {}
         settled: set[int] = set()
         flights: dict[Future[_Answer], _Flight] = {}
@@ -264,12 +269,12 @@ class Dispatcher:
                 self._miss_rest(current, report)
         started = 0
         while len(flights) < self.max_in_flight:
+            self._drain(flights, report)  # a 429 that came back meanwhile holds its channel before the next claim
             turn = 0
             for current in list(sending.values()):
                 for lane in list(current.lanes):
                     if len(flights) >= self.max_in_flight or self.stop_requested.is_set():
                         break
-                    self._drain(flights, report)  # a 429 that came back meanwhile holds its channel first
                     if lane not in current.lanes or not self._has_room(lane, flights):
                         continue
                     flight = self._start_batch(current, lane)
@@ -293,6 +298,8 @@ class Dispatcher:
             self._complete(flights.pop(future), future, report)
 
     def _has_room(self, lane: Lane, flights: Mapping[Future[_Answer], _Flight]) -> bool:
+        if lane.channel in self._held_channels:
+            return False
         kind = ChannelKind(lane.channel)
         if kind not in SERIAL_KINDS or self.channels[kind].dry_run:
             return True
@@ -430,7 +437,7 @@ class Dispatcher:
             self.engine,
             lane,
             cutover_id=sending.cutover.id,
-            limit=channel.max_batch,
+            limit=min(channel.max_batch, self._lane_limits.get(lane, channel.max_batch)),
             token=new_claim_token(self.owner),
             now=self.clock(),
         )
@@ -488,6 +495,13 @@ class Dispatcher:
         elif answer.verdict is not None and answer.verdict.state != "not_sent":
             self._record_uncertain(flight, str(error))
             log.warning("no answer from %s for %s; recorded uncertain", flight.channel.kind.value, sending.task)
+        elif isinstance(error, PermanentChannelError) and error.channel_wide:
+            self._hold_channel(flight, error, report)
+        elif isinstance(error, PermanentChannelError) and error.status == 400 and len(claim.deliveries) > 1:
+            ledger.split_back(self.engine, claim, str(error), now=self.clock())  # find who, in halves
+            self._lane_limits[flight.lane] = max(1, len(claim.deliveries) // 2)
+            if flight.lane not in sending.lanes:
+                sending.lanes.append(flight.lane)
         elif isinstance(error, PermanentChannelError):
             self._record_failure(flight, error, retry_after=None, permanent=True, report=report)
         else:
@@ -502,7 +516,30 @@ class Dispatcher:
             return
         self._slack_pacer.wait(target)
 
+    def _hold_channel(self, flight: _Flight, error: PermanentChannelError, report: TickReport) -> None:
+        """No request on this channel can succeed until a person acts: hold it, escalate once with the remedy."""
+        first = flight.lane.channel not in self._held_channels
+        self._held_channels.add(flight.lane.channel)
+
+        def write(session: Session) -> str | None:
+            held = ledger.hold_channel_rows(session, flight.claim, flight.lane.channel, str(error), now=self.clock())
+            log.error("%s held (%s deliveries): %s", flight.lane.channel, held, error)
+            if not first:
+                return None
+            return (f"{flight.lane.channel} is held, {held} deliveries waiting: {error.reason}. "
+                    f"Fix: {error.remedy}; then run 'comms retry --held'.")
+
+        self._commit_with_escalation(flight, write, report)
+        for lane in [lane for lane in flight.sending.lanes if lane.channel == flight.lane.channel]:
+            flight.sending.lanes.remove(lane)
+
     def _record_success(self, flight: _Flight, receipt: Receipt, report: TickReport) -> None:
+        if flight.lane in self._lane_limits:  # the refused recipients are split off: grow back towards full batches
+            grown = self._lane_limits[flight.lane] * 2
+            if grown >= flight.channel.max_batch:
+                del self._lane_limits[flight.lane]
+            else:
+                self._lane_limits[flight.lane] = grown
         assert flight.sending.cutover.id is not None
         with Session(self.engine) as session:
             report.sent += ledger.record_sent(
@@ -520,7 +557,9 @@ class Dispatcher:
         self, flight: _Flight, exc: ChannelError, *, retry_after: float | None, permanent: bool, report: TickReport
     ) -> None:
         """Record the failure and, when rows died, their escalation in the same transaction."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        log.warning("send failed (%s): %s", "permanent" if permanent else "transient", exc)
+
+        def write(session: Session) -> str | None:
             outcome = ledger.record_failure(
                 session,
                 flight.claim,
@@ -531,12 +570,32 @@ class Dispatcher:
                 delay=self.retry.delay,
                 now=self.clock(),
             )
-            log.warning("send failed (%s): %s", "permanent" if permanent else "transient", exc)
-            if outcome.dead and self.on_failure:
-                occurrence = session.get(OccurrenceRow, flight.sending.occurrence.id)
-                cutover = session.get(CutoverRow, flight.sending.cutover.id)
-                if occurrence is not None and cutover is not None:
-                    self.on_failure(session, cutover, occurrence, f"{len(outcome.dead)} delivery(ies) dead: {exc}")
-            session.commit()
             report.dead += len(outcome.dead)
             report.retrying += outcome.retrying
+            return f"{len(outcome.dead)} delivery(ies) dead: {exc}" if outcome.dead else None
+
+        self._commit_with_escalation(flight, write, report)
+
+    def _commit_with_escalation(
+        self, flight: _Flight, write: Callable[[Session], str | None], report: TickReport
+    ) -> None:
+        """Run ``write`` and escalate what it returns in one transaction; if escalating fails, record alone."""
+        for escalate in (True, False):
+            dead, retrying = report.dead, report.retrying
+            with Session(self.engine, expire_on_commit=False) as session:
+                reason = write(session)
+                try:
+                    if reason and escalate and self.on_failure:
+                        occurrence = session.get(OccurrenceRow, flight.sending.occurrence.id)
+                        cutover = session.get(CutoverRow, flight.sending.cutover.id)
+                        if occurrence is not None and cutover is not None:
+                            self.on_failure(session, cutover, occurrence, reason)
+                    session.commit()
+                    return
+                except Exception:
+                    if not escalate:
+                        raise
+                    log.exception("could not escalate %s (%s); recording the failure alone", flight.sending.task,
+                                  reason)
+                    session.rollback()
+                    report.dead, report.retrying = dead, retrying

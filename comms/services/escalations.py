@@ -251,11 +251,11 @@ class DeliveryFailureEscalation:
         self.clock = clock
 
     def __call__(self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str) -> None:
-        try:
-            escalate_failure(tx, self.plans, cutover, occurrence, reason, now=self.clock())
-        except Exception:  # the dispatcher's own bookkeeping is committed; never let the hook undo it
-            tx.rollback()
-            log.exception("could not escalate the failure of %s (%s)", occurrence.key, reason)
+        """Escalate inside the dispatcher's transaction, so the failure and its escalation commit together.
+
+        An error propagates: the dispatcher then records the failure alone and logs the lost escalation.
+        """
+        escalate_failure(tx, self.plans, cutover, occurrence, reason, now=self.clock())
 
 
 def escalate_failure(

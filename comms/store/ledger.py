@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, or_, update
 from sqlmodel import Session, col, select
@@ -235,5 +235,60 @@ def release_unsent(engine: Engine, claim: str, *, now: datetime) -> int:
         connection.exec_driver_sql(
             "UPDATE attempt SET outcome = 'unsent', finished_at = ? WHERE claim = ? AND outcome = 'claimed'",
             (stamp, claim),
+        )
+    return int(result.rowcount)
+
+
+HELD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
+"""The next attempt time of deliveries held for a person to act (``comms retry --held`` releases them)."""
+HELD_PREFIX = "held: "
+
+
+def split_back(engine: Engine, claim: Claim, error: str, *, now: datetime) -> int:
+    """The provider refused the batch over some of its recipients: all back to pending, to be re-sent in halves."""
+    stamp = sqlite_stamp(now)
+    with engine.begin() as connection:
+        result = connection.exec_driver_sql(
+            "UPDATE delivery SET state = 'pending', claim = NULL, attempts = max(attempts - 1, 0), updated_at = ? "
+            "WHERE claim = ?",
+            (stamp, claim.token),
+        )
+        connection.exec_driver_sql(
+            "UPDATE attempt SET outcome = 'split', finished_at = ?, error = ? WHERE id = ?",
+            (stamp, error[:2000], claim.attempt_id),
+        )
+    return int(result.rowcount)
+
+
+def hold_channel_rows(session: Session, claim: Claim, channel: str, error: str, *, now: datetime) -> int:
+    """A channel-wide refusal (bad key, missing scope): this batch and every pending row of the channel wait.
+
+    They stay pending, with the reason and a next attempt time that never comes, until a person fixes
+    the cause and runs ``comms retry --held``. Returns how many rows are held.
+    """
+    reason = (HELD_PREFIX + error)[:2000]
+    held = session.execute(
+        update(DeliveryRow)
+        .where(col(DeliveryRow.claim) == claim.token)
+        .values(state="pending", claim=None, attempts=DeliveryRow.attempts - 1, last_error=reason, updated_at=now,
+                next_attempt_at=HELD_UNTIL)
+    )
+    others = session.execute(
+        update(DeliveryRow)
+        .where(col(DeliveryRow.channel) == channel, col(DeliveryRow.state) == "pending",
+               or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) < HELD_UNTIL))
+        .values(last_error=reason, next_attempt_at=HELD_UNTIL, updated_at=now)
+    )
+    _finish_attempt(session, claim, "held", now, error=error)
+    return int(held.rowcount) + int(others.rowcount)  # type: ignore[attr-defined]
+
+
+def release_held(engine: Engine, *, cutover_id: int, now: datetime) -> int:
+    """``comms retry --held``: held deliveries of the cutover are due again now."""
+    with engine.begin() as connection:
+        result = connection.exec_driver_sql(
+            "UPDATE delivery SET next_attempt_at = NULL, last_error = NULL, updated_at = ? "
+            "WHERE cutover_id = ? AND state = 'pending' AND next_attempt_at >= ?",
+            (sqlite_stamp(now), cutover_id, sqlite_stamp(HELD_UNTIL)),
         )
     return int(result.rowcount)

@@ -45,6 +45,10 @@ class FakeSendGrid(FakeServer):
         self.fast = fast
         self.accepted: list[dict[str, Any]] = []
         self.accepted_requests = 0
+        self.revoke_after: int | None = None
+        """After this many accepted requests every request is refused 401 (a key revoked mid-send)."""
+        self.refused_addresses: set[str] = set()
+        """Addresses answered with a 400 naming their field, as SendGrid does for an address it will not take."""
         self.accepted_recipients = 0
         self._ids = itertools.count(1)
         self._count_lock = threading.Lock()
@@ -76,6 +80,8 @@ class FakeSendGrid(FakeServer):
             return self._fast(request)
         self.record(request)
         auth = request.header("authorization")
+        if self.revoke_after is not None and self.accepted_requests >= self.revoke_after:
+            return Reply(401, sendgrid_errors((None, "The provided authorization grant is invalid, expired, or revoked")))
         if auth is None:
             return Reply(401, sendgrid_errors((None, "authorization required")), self._limits())
         if auth != f"Bearer {self.api_key}":
@@ -107,6 +113,13 @@ class FakeSendGrid(FakeServer):
             for path, message in problems:
                 self.violation(f"mail/send {path}: {message}")
             return Reply(400, sendgrid_errors(*problems), self._limits())
+        refused = [
+            (f"personalizations.{index}.to.0.email", "Does not contain a valid address.")
+            for index, p in enumerate(body["personalizations"])
+            if p.get("to") and p["to"][0]["email"].lower() in self.refused_addresses
+        ]
+        if refused:  # a valid request SendGrid refuses over some recipients (not a contract violation)
+            return Reply(400, sendgrid_errors(*refused), self._limits())
         recipients = sum(
             len(p.get("to", [])) + len(p.get("cc", [])) + len(p.get("bcc", [])) for p in body["personalizations"]
         )
