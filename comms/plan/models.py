@@ -134,6 +134,8 @@ class Audience(_Frozen):
     description: str
     timezone: str
     channels: AudienceChannels
+    priority: int = 0
+    """Whose copy wins when a person is in several audiences of one message: higher first, then the message's order."""
     source: Path = Field(exclude=True)
 
     @field_validator("timezone")
@@ -188,6 +190,8 @@ class Message(_Frozen):
     broadcast: bool = False
     with_metrics: bool = False
     statuspage: StatuspageAction | None = None
+    phase: Literal["before", "window", "after"] | None = None
+    """The cutover phase the message speaks about; derived from its offset or event when not given."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -232,7 +236,16 @@ class CutoverSpec(_Frozen):
     downtime_target: Duration = timedelta(minutes=5)
     traffic_stages: tuple[int, ...] = (10, 25, 50, 75, 100)
     status_page_url: str
+    go_window_opens: Offset = timedelta(hours=-6)
+    """The earliest instant (relative to T0) at which go may be given; it may be given until the window ends."""
     facts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("window")
+    @classmethod
+    def _positive_window(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("window must be longer than 0 (e.g. 12h): a zero-length window has no messages")
+        return value
 
     @field_validator("traffic_stages")
     @classmethod
@@ -248,6 +261,25 @@ class Schedule(_Frozen):
     cutover: CutoverSpec
     statuspage: StatuspageSettings = StatuspageSettings()
     messages: tuple[Message, ...]
+
+    @model_validator(mode="after")
+    def _recurrences_fire(self) -> Schedule:
+        for message in self.messages:
+            if message.every is None or message.start is None:
+                continue
+            until = self.cutover.window if message.until == "window_end" else message.until
+            assert isinstance(until, timedelta)
+            if message.start >= until:
+                raise ValueError(
+                    f"message {message.key!r}: a recurrence from {_t(message.start)} until {_t(until)} never fires "
+                    "('from' must come before 'until')"
+                )
+        return self
+
+
+def _t(offset: timedelta) -> str:
+    hours = offset.total_seconds() / 3600
+    return "T0" if hours == 0 else f"T{hours:+g}h"
 
 
 class EscalationLevel(_Frozen):

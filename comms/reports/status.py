@@ -3,7 +3,8 @@
 Delivery counts come from one GROUP BY over the delivery table, so the status of a cutover with a
 million recipients costs one index scan. A delivery is counted once, in the first bucket that fits:
 
-- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``in_flight``: its state;
+- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``covered``, ``in_flight``: its state
+  (``covered``: the person got this message through an audience whose copy won);
 - ``retrying``: pending after at least one failed attempt (waiting for its next try);
 - ``pending``: pending and not tried yet.
 
@@ -37,7 +38,9 @@ STATE_LABELS = {
     "postponed": "postponed",
     "cancelled": "cancelled",
 }
-DELIVERY_BUCKETS = ("sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled")
+DELIVERY_BUCKETS = (
+    "sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled", "covered"
+)
 
 
 @dataclass
@@ -52,6 +55,7 @@ class DeliveryCounts:
     uncertain: int = 0
     missed: int = 0
     cancelled: int = 0
+    covered: int = 0
 
     @property
     def total(self) -> int:
