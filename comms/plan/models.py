@@ -144,6 +144,12 @@ class Audience(_Frozen):
         load_zone(value)
         return value
 
+    @model_validator(mode="after")
+    def _reaches_someone(self) -> Audience:
+        if not self.channels.kinds():
+            raise ValueError("the audience reaches no one: give it at least one channel (email, slack, statuspage, webhook)")
+        return self
+
     def csv_path(self) -> Path | None:
         """The recipients CSV resolved against the audience file's folder, if any."""
         if self.channels.email and self.channels.email.recipients_csv:
@@ -262,24 +268,16 @@ class Schedule(_Frozen):
     statuspage: StatuspageSettings = StatuspageSettings()
     messages: tuple[Message, ...]
 
-    @model_validator(mode="after")
-    def _recurrences_fire(self) -> Schedule:
+    def never_firing(self) -> list[Message]:
+        """Recurring messages whose 'from' is not before their 'until' (or the window's end): they never fire."""
+        found = []
         for message in self.messages:
             if message.every is None or message.start is None:
                 continue
             until = self.cutover.window if message.until == "window_end" else message.until
-            assert isinstance(until, timedelta)
-            if message.start >= until:
-                raise ValueError(
-                    f"message {message.key!r}: a recurrence from {_t(message.start)} until {_t(until)} never fires "
-                    "('from' must come before 'until')"
-                )
-        return self
-
-
-def _t(offset: timedelta) -> str:
-    hours = offset.total_seconds() / 3600
-    return "T0" if hours == 0 else f"T{hours:+g}h"
+            if isinstance(until, timedelta) and message.start >= until:
+                found.append(message)
+        return found
 
 
 class EscalationLevel(_Frozen):
