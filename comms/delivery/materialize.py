@@ -149,6 +149,9 @@ def _materialize_one(
             sequence=occurrence.sequence,
             total=occurrence.total,
             extra=extra,
+            now=now,  # the facts of this send (reach, time until T0) as they are when it leaves
+            audiences=[a for a in occurrence.audiences_csv.split(",") if a],
+            channels=[Channel(c) for c in occurrence.channels_csv.split(",") if c],
         )
         body = content_to_json(
             renderer.render(occurrence.message, audience.key if audience else None, channel, context)
