@@ -113,6 +113,8 @@ class OccurrenceStatus:
     due_at: datetime | None
     next_retry_at: datetime | None
     channels: dict[str, DeliveryCounts]
+    why: str | None = None
+    """Why it was cancelled or missed instead of sent (a phase that was over, an event), when recorded."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -124,6 +126,7 @@ class OccurrenceStatus:
             "due_at": iso_utc(self.due_at) if self.due_at else None,
             "next_retry_at": iso_utc(self.next_retry_at) if self.next_retry_at else None,
             "channels": {name: counts.to_json() for name, counts in self.channels.items()},
+            "why": self.why,
         }
 
 
@@ -252,6 +255,7 @@ def cutover_status(engine: Engine, *, cutover_name: str | None, now: datetime, n
                     due_at=occurrence.due_at,
                     next_retry_at=retries.get(occurrence.id),
                     channels=dict(sorted(by_channel.items())),
+                    why=occurrence.ended_reason,
                 )
             )
         return CutoverStatus(

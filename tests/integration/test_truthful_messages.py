@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from comms.core import jsoncodec
 from comms.errors import InputError
 from comms.plan.models import Channel, Trigger
+from comms.reports.status import cutover_status
 from comms.services.scheduling import apply_event, schedule_cutover
 from comms.store.tables import DeliveryRow, EventRow, OccurrenceRow
 from tests.support.engine import T0, Harness, make_harness
@@ -212,3 +213,21 @@ def test_audience_priority_decides_whose_copy_wins(plan_copy: Path, tmp_path: Pa
         if r.recipient == "cto@example.com" and r.channel == "email"
     }
     assert rows == {("engineering", "sent"), ("executives", "covered")}
+
+
+def test_status_shows_why_a_message_was_retired_and_counts_covered(plan_copy: Path, tmp_path: Path) -> None:
+    """`comms status` data carries the retirement reason and counts the covered deliveries."""
+    engineering = plan_copy / "audiences" / "engineering.yaml"
+    engineering.write_text(
+        engineering.read_text().replace("- oncall@example.com", "- oncall@example.com\n      - cto@example.com")
+    )
+    h = make_harness(tmp_path, plan_root=plan_copy)
+    schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
+    h.at(timedelta(hours=-48))
+    h.run()
+    _event(h, Trigger.CANCEL, reason="called off")
+    view = cutover_status(h.services.engine, cutover_name=None, now=h.clock())
+    by_key = {o.key: o for o in view.occurrences}
+    assert by_key["advance-notice"].channels["email"].covered == 1
+    assert by_key["reminder"].state == "cancelled"
+    assert by_key["reminder"].why == "phase 'before' is over: the cutover is cancelled"
