@@ -86,3 +86,22 @@ def test_schedule_in_the_past_exits_2_and_stores_nothing(
     assert "is in the past" in " ".join(result.output.split())
     status = cli("status")
     assert status.exit_code == 2 and "comms schedule" in " ".join(status.output.split())
+
+
+def test_go_long_before_t0_exits_2_with_the_window_and_force_records_it(
+    cli: Cli, plan_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`comms event go` days before T0 exits 2 naming the go window; `--force --reason` records it (exit 0)."""
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setenv("COMMS_DATABASE_URL", f"sqlite:///{tmp_path}/comms.db")
+    monkeypatch.setenv("COMMS_OUTBOX_DIR", str(tmp_path / "outbox"))
+    start = (datetime.now(UTC) + timedelta(days=4, hours=12)).replace(microsecond=0)
+    assert cli("schedule", "--start", start.isoformat(), "--plan", plan_copy).exit_code == 0
+    refused = cli("event", "go")
+    output = " ".join(refused.output.split())
+    assert refused.exit_code == 2, refused.output
+    assert "'go' may be recorded from" in output and "--force --reason" in output
+    forced = cli("event", "go", "--force", "--reason", "dress rehearsal")
+    assert forced.exit_code == 0, forced.output
+    assert "cutover firestore-to-supabase is now go" in " ".join(forced.output.split())
