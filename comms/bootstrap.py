@@ -13,6 +13,7 @@ from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
 from comms.reports.metrics import communication_metrics
 from comms.services.escalations import DeliveryFailureEscalation, EscalationTimers
+from comms.services.phases import PhaseRetirement
 from comms.settings import Settings
 from comms.store.engine import OPERATOR_BUSY_TIMEOUT_S, WORKER_BUSY_TIMEOUT_S, Engine, make_engine
 
@@ -60,7 +61,7 @@ def bootstrap(
         plans=plans,
         metrics=communication_metrics,
         on_failure=DeliveryFailureEscalation(plans, clock=clock),
-        tick_hooks=[EscalationTimers(plans)],
+        tick_hooks=[PhaseRetirement(plans), EscalationTimers(plans)],
         max_in_flight=settings.max_in_flight,
     )
     return Services(settings=settings, engine=engine, channels=channels, dispatcher=dispatcher, clock=clock)

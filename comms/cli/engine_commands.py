@@ -55,6 +55,12 @@ app.add_typer(event_app, name="event")
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why; the audiences read it.")]
 ByOption = Annotated[str | None, typer.Option("--by", help="Who decided.")]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Record the event outside its window (needs --reason; audited).")
+]
+OverrideReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="With --force: why the event is recorded outside its window.")
+]
 
 
 @app.command()
@@ -67,9 +73,13 @@ def schedule(
     metrics_file: Annotated[
         Path | None, typer.Option("--metrics-file", help="YAML/JSON of the migration's KPIs for the T+1 week report.")
     ] = None,
+    accept_missed: Annotated[
+        bool,
+        typer.Option("--accept-missed", help="T0 is so close that some messages are too late: record them missed."),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Validate the plan, compute the timeline for T0 = --start, and store it."""
+    """Validate the plan, compute the timeline for T0 = --start, and store it (a T0 in the past is refused)."""
     from comms.reports.kpis import load_kpis, store_kpis
     from comms.services.scheduling import schedule_cutover
 
@@ -78,7 +88,9 @@ def schedule(
     if metrics_file is not None:
         load_kpis(metrics_file)  # a bad file fails before anything is stored
     services = _services(quiet=json)
-    outcome = schedule_cutover(services.engine, loaded, start=t0, now=services.clock(), name=name)
+    outcome = schedule_cutover(
+        services.engine, loaded, start=t0, now=services.clock(), name=name, accept_missed=accept_missed
+    )
     if metrics_file is not None:
         store_kpis(services.engine, outcome.cutover, metrics_file, now=services.clock())
     if json:
@@ -87,6 +99,7 @@ def schedule(
                 "cutover": outcome.cutover,
                 "created": outcome.created,
                 "start": iso_utc(outcome.start),
+                "missed": outcome.missed,
                 "occurrences": [
                     {
                         "key": o.key,
@@ -107,6 +120,8 @@ def schedule(
     for o in outcome.occurrences:
         table.add_row(o.key, iso_utc(o.due_at) if o.due_at else "-", o.trigger.value)
     console.print(table)
+    if outcome.missed:
+        console.print(f"Recorded missed (--accept-missed, one escalation): {', '.join(outcome.missed)}")
 
 
 def _event(trigger: Trigger, cutover: str | None, plan: Path | None, *, wait: bool = True, **kwargs: object) -> None:
@@ -134,9 +149,16 @@ PlanOverride = Annotated[Path | None, typer.Option("--plan", help="Plan folder (
 
 @event_app.command("go")
 @handles_errors
-def event_go(cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
-    """Go decision: the cutover proceeds; held T0 messages are released."""
-    _event(Trigger.GO, cutover, plan, wait=not no_wait, by=by)
+def event_go(
+    cutover: CutoverOption = None,
+    by: ByOption = None,
+    plan: PlanOverride = None,
+    force: ForceOption = False,
+    reason: OverrideReasonOption = None,
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Go decision: the cutover proceeds; held T0 messages are released (only inside the plan's go window)."""
+    _event(Trigger.GO, cutover, plan, wait=not no_wait, by=by, force=force, reason=reason)
 
 
 @event_app.command("no-go")
@@ -155,17 +177,25 @@ def event_stage(
     pct: Annotated[int, typer.Argument(help="Traffic percentage reached (10, 25, 50, 75, 100).")],
     cutover: CutoverOption = None,
     plan: PlanOverride = None,
+    force: ForceOption = False,
+    reason: OverrideReasonOption = None,
     no_wait: NoWaitOption = False,
 ) -> None:
-    """A traffic-switch stage was reached."""
-    _event(Trigger.STAGE, cutover, plan, wait=not no_wait, stage=pct)
+    """A traffic-switch stage was reached (only after T0)."""
+    _event(Trigger.STAGE, cutover, plan, wait=not no_wait, stage=pct, force=force, reason=reason)
 
 
 @event_app.command("complete")
 @handles_errors
-def event_complete(cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
-    """The cutover succeeded: progress updates end, the follow-up phase starts."""
-    _event(Trigger.COMPLETE, cutover, plan, wait=not no_wait)
+def event_complete(
+    cutover: CutoverOption = None,
+    plan: PlanOverride = None,
+    force: ForceOption = False,
+    reason: OverrideReasonOption = None,
+    no_wait: NoWaitOption = False,
+) -> None:
+    """The cutover succeeded (only after T0): messages of the window and before it end, the follow-up starts."""
+    _event(Trigger.COMPLETE, cutover, plan, wait=not no_wait, force=force, reason=reason)
 
 
 @event_app.command("rollback")

@@ -20,7 +20,11 @@ from comms.plan.models import Channel
 @handles_errors
 def validate(plan: PlanOption = Path(".")) -> None:
     """Check the plan: YAML, keys, zones, addresses, CSVs, references and every template render."""
+    from comms.plan.template_check import fixed_duration_warnings
+
     loaded = load_plan(plan, check_recipients=True)
+    for warning in fixed_duration_warnings(loaded):
+        console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
     console.print(
         f"[green]Plan is valid:[/] {len(loaded.audiences)} audiences, "
         f"{len(loaded.schedule.messages)} messages ({plan})."

@@ -116,16 +116,17 @@ def _print_status(view: CutoverStatus) -> None:
     )
     rows = []
     for item in view.occurrences:
+        state = f"{item.state} ({item.why})" if item.why else item.state
         offset = format_offset(item.due_at - view.start) if item.due_at else "-"
         retry = (iso_utc(item.next_retry_at) if item.next_retry_at else "",) if retries else ()
         if not item.channels:
-            rows.append((item.key, item.state, offset, "-", *("" for _ in buckets), *retry))
+            rows.append((item.key, state, offset, "-", *("" for _ in buckets), *retry))
         for index, (channel, counts) in enumerate(item.channels.items()):
             first = index == 0
             rows.append(
                 (
                     item.key if first else "",
-                    item.state if first else "",
+                    state if first else "",
                     offset if first else "",
                     channel,
                     *(getattr(counts, b) or "" for b in buckets),

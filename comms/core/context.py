@@ -6,11 +6,12 @@ that uses, say, ``event.stage`` in a message that no stage event sends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from comms.plan.models import Audience, Message, Plan, Trigger
+from comms.core.times import format_duration
+from comms.plan.models import Audience, Channel, Message, Plan, Trigger
 
 UTC_AUDIENCE: dict[str, str] = {"key": "status-page", "title": "Status page", "timezone": "UTC"}
 """The audience view of the public status page: one page for everyone, times in UTC."""
@@ -39,6 +40,47 @@ def audience_view(audience: Audience | None) -> dict[str, str]:
     return {"key": audience.key, "title": audience.title, "timezone": audience.timezone}
 
 
+def relative(delta: timedelta) -> str:
+    """A length of time as people say it, rounded to what matters: ``4 days 13 hours``, ``2 hours``, ``25 minutes``."""
+    seconds = max(0, round(delta.total_seconds()))
+    if seconds >= 86400:
+        return format_duration(timedelta(hours=round(seconds / 3600)), style="prose", largest="d", smallest="h")
+    if seconds >= 3600:
+        return format_duration(timedelta(minutes=round(seconds / 60)), style="prose", largest="h", smallest="m")
+    return format_duration(timedelta(minutes=max(1, round(seconds / 60))), style="prose", largest="m", smallest="m")
+
+
+def send_view(
+    plan: Plan,
+    *,
+    start: datetime,
+    now: datetime,
+    audiences: Sequence[str],
+    channels: Sequence[Channel],
+) -> dict[str, Any]:
+    """The ``send`` object: what this send really does and when, computed at send time.
+
+    ``reaches`` maps each audience of this send to the channels it is told on; ``statuspage`` says
+    whether the status page is updated; ``starts_in`` / ``ends_in`` are relative ("4 days 13 hours"),
+    None once T0 / the window's end has passed.
+    """
+    end = start + plan.cutover.window
+    reaches: dict[str, list[str]] = {}
+    for key in audiences:
+        found = plan.audiences.get(key)
+        if found is not None:
+            reaches[key] = [c.value for c in channels if c in found.channels.kinds()]
+    return {
+        "now": now,
+        "audiences": [key for key in audiences if key in plan.audiences],
+        "channels": [c.value for c in channels],
+        "reaches": reaches,
+        "statuspage": any(Channel.STATUSPAGE.value in kinds for kinds in reaches.values()),
+        "starts_in": relative(start - now) if now < start else None,
+        "ends_in": relative(end - now) if now < end else None,
+    }
+
+
 def build_context(
     plan: Plan,
     *,
@@ -51,13 +93,26 @@ def build_context(
     total: int | None = None,
     event: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+    audiences: Sequence[str] | None = None,
+    channels: Sequence[Channel] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the whole template context for one render."""
+    """Assemble the whole template context for one render.
+
+    ``now``, ``audiences`` and ``channels`` are the send's own (default: the due time and the message's).
+    """
     context: dict[str, Any] = {
         "cutover": cutover_view(plan, start, name=cutover_name),
         "audience": audience_view(audience),
         "message": {"key": message.key, "title": message.title},
         "occurrence": {"due_at": due_at, "sequence": sequence, "total": total},
+        "send": send_view(
+            plan,
+            start=start,
+            now=now or due_at or start,
+            audiences=message.audiences if audiences is None else audiences,
+            channels=message.channels if channels is None else channels,
+        ),
     }
     if event is not None:
         context["event"] = dict(event)
@@ -155,6 +210,7 @@ def sample_context(
     extra = sample_extra(message)
     if variables:
         extra["vars"] = {**extra.get("vars", {}), **variables}
+    audiences, channels = sample_targets(plan, message, severity=str(SAMPLE_INCIDENT["severity"]))
     return build_context(
         plan,
         start=start,
@@ -165,7 +221,36 @@ def sample_context(
         total=_recurrences(plan, message) if message.every else None,
         event=sample_event(message, plan),
         extra=extra,
+        now=due_at or start + _SAMPLE_EVENT_TIMES.get(message.event or Trigger.TIME, timedelta(0)),
+        audiences=audiences,
+        channels=channels,
     )
+
+
+_SAMPLE_EVENT_TIMES: dict[Trigger, timedelta] = {
+    Trigger.GO: timedelta(hours=-2),
+    Trigger.NO_GO: timedelta(hours=-2),
+    Trigger.STAGE: timedelta(hours=5),
+    Trigger.COMPLETE: timedelta(hours=9),
+    Trigger.ROLLBACK: timedelta(hours=6),
+    Trigger.RESCHEDULE: timedelta(days=-1),
+    Trigger.CANCEL: timedelta(days=-1),
+    Trigger.INCIDENT: timedelta(hours=6),
+    Trigger.ESCALATION: timedelta(hours=6, minutes=15),
+    Trigger.ADHOC: timedelta(days=-1),
+}
+"""When a sample send of an event-bound message happens, relative to T0 (the samples of ``sample_event``)."""
+
+
+def sample_targets(
+    plan: Plan, message: Message, *, severity: str
+) -> tuple[tuple[str, ...], tuple[Channel, ...]]:
+    """The audiences and channels a sample send reaches: an incident message's come from its severity."""
+    if message.event is Trigger.INCIDENT and plan.escalation is not None:
+        policy = plan.escalation.severities.get(severity)  # type: ignore[call-overload]
+        if policy is not None:
+            return policy.audiences, policy.channels
+    return message.audiences, message.channels
 
 
 def _recurrences(plan: Plan, message: Message) -> int:

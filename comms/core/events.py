@@ -10,9 +10,11 @@ planned ──go──▶ go ──stage N──▶ in_progress ──stage…10
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
-from comms.errors import StateError
+from comms.core.times import iso_utc
+from comms.errors import InputError, StateError
 from comms.plan.models import Plan, Trigger
 
 
@@ -115,3 +117,57 @@ def releases_held(state: CutoverState) -> bool:
 def is_finished(state: CutoverState) -> bool:
     """Whether the cutover has reached an end state (no more time-based sends except follow-ups)."""
     return state in (CutoverState.ROLLED_BACK, CutoverState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class EventWindow:
+    """When an event may be recorded: from ``opens`` until ``closes`` (None: no bound on that side)."""
+
+    opens: datetime | None
+    closes: datetime | None
+
+    def contains(self, now: datetime) -> bool:
+        """Whether ``now`` falls inside the window."""
+        return (self.opens is None or now >= self.opens) and (self.closes is None or now <= self.closes)
+
+    def describe(self) -> str:
+        """The window in words, for the refusal."""
+        if self.opens is not None and self.closes is not None:
+            return f"from {iso_utc(self.opens)} until {iso_utc(self.closes)}"
+        if self.opens is not None:
+            return f"from {iso_utc(self.opens)} on"
+        assert self.closes is not None
+        return f"until {iso_utc(self.closes)}"
+
+
+def event_window(plan: Plan, event: Trigger, *, start: datetime) -> EventWindow | None:
+    """When the plan lets ``event`` be recorded for T0 = ``start``; None when any time will do.
+
+    Go: from ``go_window_opens`` (T-6h by default, around the go decision) until the window ends.
+    Stages and complete: only once T0 has passed. No-go, rollback, reschedule, cancel: any time.
+    """
+    if event is Trigger.GO:
+        return EventWindow(start + plan.cutover.go_window_opens, start + plan.cutover.window)
+    if event in (Trigger.STAGE, Trigger.COMPLETE):
+        return EventWindow(start, None)
+    return None
+
+
+def check_event_time(
+    plan: Plan, event: Trigger, *, start: datetime, now: datetime, force: bool, reason: str | None
+) -> str | None:
+    """Refuse ``event`` at ``now`` outside its window (InputError) unless forced with a reason.
+
+    Returns the override to record in the audit trail (the window that was overridden), or None.
+    """
+    window = event_window(plan, event, start=start)
+    if window is None or window.contains(now):
+        return None
+    if force and (reason or "").strip():
+        return window.describe()
+    if force:
+        raise InputError(f"--force needs --reason: say why '{event.value}' is recorded outside its window")
+    raise InputError(
+        f"'{event.value}' may be recorded {window.describe()} (T0 is {iso_utc(start)}); it is now {iso_utc(now)}. "
+        "Use --force --reason R to record it anyway (the override is kept in the audit trail)"
+    )

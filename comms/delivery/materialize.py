@@ -20,8 +20,10 @@ from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import content_hash, content_to_json
 from comms.core.context import build_context
-from comms.plan.models import Audience, Channel, Plan
+from comms.core.phases import statuspage_status_to_send
+from comms.plan.models import Audience, Channel, Message, Plan
 from comms.rendering import Renderer
+from comms.store.covering import mark_covered, statuspage_sent
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.types import sqlite_stamp
 
@@ -77,17 +79,22 @@ def materialize(
     session.add(occurrence)
     session.commit()
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
-    audiences = [plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences]
+    audiences = one_copy_order(plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences)
     for channel in channels:
         if not channel_spec(channel).per_audience:  # the status page: once, whichever audiences it serves
             if any(channel in a.channels.kinds() for a in audiences):
-                yield from _materialize_one(session, plan, renderer, cutover, occurrence, None, channel, extra, now=now)
+                ended = _statuspage_backwards(session, plan, cutover, occurrence, message)
+                yield from _materialize_one(
+                    session, plan, renderer, cutover, occurrence, None, channel, extra, now=now, ended=ended
+                )
             continue
+        winners: list[str] = []
         for audience in audiences:
             if channel in audience.channels.kinds():
                 yield from _materialize_one(
-                    session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now
+                    session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now, covering=winners
                 )
+                winners.append(audience.key)
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
             yield from _materialize_one(
@@ -119,6 +126,8 @@ def _materialize_one(
     *,
     now: datetime,
     direct: list[str] | None = None,
+    covering: list[str] | None = None,
+    ended: tuple[str, str] | None = None,
 ) -> Iterator[int]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     assert occurrence.id is not None and cutover.id is not None
@@ -140,6 +149,9 @@ def _materialize_one(
             sequence=occurrence.sequence,
             total=occurrence.total,
             extra=extra,
+            now=now,  # the facts of this send (reach, time until T0) as they are when it leaves
+            audiences=[a for a in occurrence.audiences_csv.split(",") if a],
+            channels=[Channel(c) for c in occurrence.channels_csv.split(",") if c],
         )
         body = content_to_json(
             renderer.render(occurrence.message, audience.key if audience else None, channel, context)
@@ -163,12 +175,67 @@ def _materialize_one(
             "idempotency_key, recipient, recipient_name, state, last_error, attempts) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             [
-                (*constants, key_prefix + address.lower(), address, name, "dead" if problem else "pending", problem)
+                (*constants, key_prefix + address.lower(), address, name, *_initial_state(problem, ended))
                 for address, name, problem in chunk
             ],
         )
+        for winner in covering or ():  # one copy per person: an earlier audience's row covers this one
+            winner_prefix = delivery_key(cutover.name, occurrence.key, winner, channel.value, "")
+            mark_covered(
+                session,
+                [(key_prefix + address.lower(), winner_prefix + address.lower()) for address, _, _ in chunk],
+                reason=f"covered by the copy to audience '{winner}'",
+                now=now,
+            )
         session.commit()
         yield len(chunk)
+
+
+def one_copy_order(audiences: Iterable[Audience]) -> list[Audience]:
+    """The audiences in the order their copies win: higher ``priority`` first, then the message's order."""
+    return sorted(audiences, key=lambda audience: -audience.priority)
+
+
+def _initial_state(problem: str | None, ended: tuple[str, str] | None) -> tuple[str, str | None]:
+    if problem:
+        return "dead", problem
+    if ended is not None:
+        return ended
+    return "pending", None
+
+
+def _statuspage_backwards(
+    session: Session, plan: Plan, cutover: CutoverRow, occurrence: OccurrenceRow, message: Message
+) -> tuple[str, str] | None:
+    """Keep the status page moving forward: ('cancelled', why) when this send must not go at all.
+
+    When the message's status lags behind the furthest one reached, the furthest is sent instead
+    (written into the occurrence's ``statuspage_override``, which the envelope reads).
+    """
+    if message.statuspage is None or occurrence.incident_id is not None or cutover.id is None:
+        return None
+    context: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
+    override: dict[str, Any] = dict(context.get("statuspage_override") or {})
+    wanted = str(override.get("status", message.statuspage.status))
+    reached: list[str] = []
+    for sent_message, sent_context in statuspage_sent(session, cutover.id):
+        try:
+            action = plan.message(sent_message).statuspage
+        except KeyError:
+            continue
+        if action is not None:
+            sent_override = (jsoncodec.loads(sent_context) or {}).get("statuspage_override") or {}
+            reached.append(str(sent_override.get("status", action.status)))
+    status = statuspage_status_to_send(reached, wanted)
+    if status is None:
+        return "cancelled", f"the status page is already past '{wanted}' ({', '.join(reached)}); it only moves forward"
+    if status != wanted:
+        override["status"] = status
+        context["statuspage_override"] = override
+        occurrence.context_json = jsoncodec.dumps(context)
+        session.add(occurrence)
+        session.commit()
+    return None
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -218,6 +218,14 @@ def _check_references(
     schedule: Schedule, doc: YamlDocument, audiences: dict[str, Audience], problems: list[Problem], *, broken: set[str]
 ) -> None:
     display = _display(doc)
+    for message in schedule.never_firing():
+        problems.append(
+            Problem(
+                display,
+                f"message '{message.key}' never fires: its recurrence starts ('from') at or after its 'until'",
+                doc.line_of(("messages", message.key, "from")),
+            )
+        )
     for message in schedule.messages:
         for position, name in enumerate(message.audiences):
             if name not in audiences and name not in broken:

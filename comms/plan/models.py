@@ -134,6 +134,8 @@ class Audience(_Frozen):
     description: str
     timezone: str
     channels: AudienceChannels
+    priority: int = 0
+    """Whose copy wins when a person is in several audiences of one message: higher first, then the message's order."""
     source: Path = Field(exclude=True)
 
     @field_validator("timezone")
@@ -141,6 +143,12 @@ class Audience(_Frozen):
     def _known_zone(cls, value: str) -> str:
         load_zone(value)
         return value
+
+    @model_validator(mode="after")
+    def _reaches_someone(self) -> Audience:
+        if not self.channels.kinds():
+            raise ValueError("the audience reaches no one: give it at least one channel (email, slack, statuspage, webhook)")
+        return self
 
     def csv_path(self) -> Path | None:
         """The recipients CSV resolved against the audience file's folder, if any."""
@@ -188,6 +196,8 @@ class Message(_Frozen):
     broadcast: bool = False
     with_metrics: bool = False
     statuspage: StatuspageAction | None = None
+    phase: Literal["before", "window", "after"] | None = None
+    """The cutover phase the message speaks about; derived from its offset or event when not given."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -232,7 +242,16 @@ class CutoverSpec(_Frozen):
     downtime_target: Duration = timedelta(minutes=5)
     traffic_stages: tuple[int, ...] = (10, 25, 50, 75, 100)
     status_page_url: str
+    go_window_opens: Offset = timedelta(hours=-6)
+    """The earliest instant (relative to T0) at which go may be given; it may be given until the window ends."""
     facts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("window")
+    @classmethod
+    def _positive_window(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("window must be longer than 0 (e.g. 12h): a zero-length window has no messages")
+        return value
 
     @field_validator("traffic_stages")
     @classmethod
@@ -248,6 +267,17 @@ class Schedule(_Frozen):
     cutover: CutoverSpec
     statuspage: StatuspageSettings = StatuspageSettings()
     messages: tuple[Message, ...]
+
+    def never_firing(self) -> list[Message]:
+        """Recurring messages whose 'from' is not before their 'until' (or the window's end): they never fire."""
+        found = []
+        for message in self.messages:
+            if message.every is None or message.start is None:
+                continue
+            until = self.cutover.window if message.until == "window_end" else message.until
+            if isinstance(until, timedelta) and message.start >= until:
+                found.append(message)
+        return found
 
 
 class EscalationLevel(_Frozen):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 
 from comms.core.context import sample_context
+from comms.core.phases import Phase, phase_of
 from comms.errors import Problem
 from comms.plan.loader import display_path, sent_combinations
 from comms.plan.models import Plan
@@ -71,3 +73,49 @@ def _template_frame(exc: BaseException) -> tuple[str | None, int | None]:
             found = (filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
+
+
+_FIXED_DURATION = re.compile(
+    r"\b(?:starts?|begins?|ends?|opens?|closes?)\s+in\s+\d+\s+(?:hours?|days?|minutes?)\b"
+    r"|\b\d+\s+(?:hours?|days?|minutes?)\s+from\s+now\b"
+    r"|^(?:Subject:\s*)?In\s+\d+\s+(?:hours?|days?|minutes?)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def fixed_duration_warnings(plan: Plan) -> list[Problem]:
+    """Templates (and titles) of messages sent before T0 or in the window that state a fixed time until it.
+
+    A message may leave later than planned (a retry, a late schedule, an ad-hoc send): ``send.starts_in``
+    and ``send.ends_in`` are computed when it leaves and stay true.
+    """
+    root = plan.root / "templates"
+    warnings: list[Problem] = []
+    for message in plan.schedule.messages:
+        if phase_of(plan, message) is Phase.AFTER:
+            continue
+        hint = "send.starts_in" if phase_of(plan, message) is Phase.BEFORE else "send.ends_in"
+        found = _FIXED_DURATION.search(message.title)
+        if found:
+            warnings.append(
+                Problem(
+                    "schedules/cutover.yaml",
+                    f"message '{message.key}' title states a fixed duration ({found.group(0)!r}); "
+                    "it is no longer true if the message leaves late",
+                )
+            )
+        folder = root / message.key
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*.j2")):
+            text = path.read_text(encoding="utf-8")
+            for match in _FIXED_DURATION.finditer(text):
+                line = text.count("\n", 0, match.start()) + 1
+                warnings.append(
+                    Problem(
+                        display_path(path),
+                        f"states a fixed duration ({match.group(0)!r}); use {{{{ {hint} }}}}, computed when it leaves",
+                        line,
+                    )
+                )
+    return warnings

@@ -48,11 +48,35 @@ def read_yaml(path: Path, *, display: str) -> YamlDocument | Problem:
         return Problem(display, f"YAML syntax error: {reason}", line)
     except yaml.YAMLError as exc:
         return Problem(display, f"YAML error: {exc}")
+    duplicate = _first_duplicate_key(node)
+    if duplicate is not None:
+        key, line, first = duplicate
+        return Problem(display, f"duplicate key {key!r} (first given on line {first}); each key may appear once", line)
     lines: dict[Loc, int] = {}
     if node is not None:
         lines[()] = node.start_mark.line + 1
         _index(node, (), lines)
     return YamlDocument(path=path, data=data, lines=lines)
+
+
+def _first_duplicate_key(node: yaml.Node | None) -> tuple[str, int, int] | None:
+    """(key, its line, the line it was first given on) of the first key repeated in one mapping, or None."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if key in seen:
+                return key, line, seen[key]
+            seen[key] = line
+            found = _first_duplicate_key(value_node)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _first_duplicate_key(item)
+            if found is not None:
+                return found
+    return None
 
 
 def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:

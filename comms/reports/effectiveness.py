@@ -79,7 +79,7 @@ def _rates(tx: Transaction, cutover_id: int, by: Literal["channel", "audience"])
             missed=states["missed"],
             open=sum(states[s] for s in OPEN_STATES),
             cancelled=states["cancelled"],
-            rate=rate(states["sent"], sum(states.values()) - states["cancelled"]),
+            rate=rate(states["sent"], sum(states.values()) - states["cancelled"] - states["covered"]),
         )
         for name, states in sorted(counts.items())
     ]

@@ -3,7 +3,7 @@
 Every figure is an aggregate query (GROUP BY in SQLite), so a cutover with a million deliveries
 costs a few index scans, never a million rows in memory.
 
-- Delivery rate: sent deliveries over all deliveries except cancelled ones (a cancelled cutover's
+- Delivery rate: sent deliveries over all deliveries except cancelled and covered ones (a cancelled cutover's
   unsent rows were never meant to go out).
 - Lateness: per occurrence, its first successful send minus its ``due_at``. An occurrence that was
   due and sent nothing (missed, or every delivery dead) counts as not on time; one still sending
@@ -62,7 +62,7 @@ def communication_metrics(tx: Transaction, cutover: CutoverRow) -> dict[str, Any
     """Delivery counts and rates, on-time rate and lateness, escalations, plus the migration KPIs given by the user."""
     assert cutover.id is not None
     counts = reporting.delivery_state_counts(tx, cutover.id)
-    total = sum(count for state, count in counts.items() if state != "cancelled")
+    total = sum(count for state, count in counts.items() if state not in ("cancelled", "covered"))
     sent = counts.get("sent", 0)
     lateness = occurrence_lateness(tx, cutover.id)
     values = sorted(v for v in (item.seconds for item in lateness) if v is not None)

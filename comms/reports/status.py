@@ -3,7 +3,8 @@
 Delivery counts come from one GROUP BY over the delivery table, so the status of a cutover with a
 million recipients costs one index scan. A delivery is counted once, in the first bucket that fits:
 
-- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``in_flight``: its state;
+- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``covered``, ``in_flight``: its state
+  (``covered``: the person got this message through an audience whose copy won);
 - ``retrying``: pending after at least one failed attempt (waiting for its next try);
 - ``pending``: pending and not tried yet.
 
@@ -37,7 +38,9 @@ STATE_LABELS = {
     "postponed": "postponed",
     "cancelled": "cancelled",
 }
-DELIVERY_BUCKETS = ("sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled")
+DELIVERY_BUCKETS = (
+    "sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled", "covered"
+)
 
 
 @dataclass
@@ -52,6 +55,7 @@ class DeliveryCounts:
     uncertain: int = 0
     missed: int = 0
     cancelled: int = 0
+    covered: int = 0
 
     @property
     def total(self) -> int:
@@ -109,6 +113,8 @@ class OccurrenceStatus:
     due_at: datetime | None
     next_retry_at: datetime | None
     channels: dict[str, DeliveryCounts]
+    why: str | None = None
+    """Why it was cancelled or missed instead of sent (a phase that was over, an event), when recorded."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -120,6 +126,7 @@ class OccurrenceStatus:
             "due_at": iso_utc(self.due_at) if self.due_at else None,
             "next_retry_at": iso_utc(self.next_retry_at) if self.next_retry_at else None,
             "channels": {name: counts.to_json() for name, counts in self.channels.items()},
+            "why": self.why,
         }
 
 
@@ -248,6 +255,7 @@ def cutover_status(engine: Engine, *, cutover_name: str | None, now: datetime, n
                     due_at=occurrence.due_at,
                     next_retry_at=retries.get(occurrence.id),
                     channels=dict(sorted(by_channel.items())),
+                    why=occurrence.ended_reason,
                 )
             )
         return CutoverStatus(

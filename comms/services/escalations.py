@@ -259,11 +259,20 @@ class DeliveryFailureEscalation:
 
 
 def escalate_failure(
-    tx: Transaction, plans: PlanCache, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str, *, now: datetime
+    tx: Transaction,
+    plans: PlanCache,
+    cutover: CutoverRow,
+    occurrence: OccurrenceRow,
+    reason: str,
+    *,
+    now: datetime,
+    summary: str | None = None,
 ) -> int | None:
     """Record a failed occurrence and queue its notice (once); return the notice's id when one was queued.
 
-    The caller commits. A failed escalation notice is recorded and logged, never escalated again.
+    ``summary`` replaces the one-occurrence text when one notice stands for several (messages accepted
+    as missed at schedule time). The caller commits. A failed escalation notice is recorded and
+    logged, never escalated again.
     """
     assert cutover.id is not None and occurrence.id is not None
     kind = "missed" if reason == "missed" else "delivery_failure"
@@ -271,7 +280,7 @@ def escalate_failure(
     contacts = plan.escalation.delivery_failures if plan.escalation else None
     message = _escalation_message(plan)
     is_notice = occurrence.trigger == Trigger.ESCALATION.value or occurrence.message == ESCALATION_MESSAGE
-    what = _failure_text(occurrence, reason, missed=kind == "missed")
+    what = summary or _failure_text(occurrence, reason, missed=kind == "missed")
     detail = what
     if is_notice:
         detail += "; an escalation notice that fails is logged, not escalated again"

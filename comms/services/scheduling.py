@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from comms.core import jsoncodec
-from comms.core.events import CutoverState, PendingEffect, decide
+from comms.core.events import CutoverState, PendingEffect, check_event_time, decide
 from comms.core.timeline import Occurrence, build_timeline, occurrence_key
 from comms.core.times import iso_utc
 from comms.errors import InputError, StateError
+from comms.plan.cache import PlanCache
 from comms.plan.models import Plan, Trigger
+from comms.services.escalations import escalate_failure
+from comms.services.phases import retire_over_phases
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.repository import NewOccurrence
@@ -27,6 +30,8 @@ class ScheduleOutcome:
     created: bool
     start: datetime
     occurrences: list[Occurrence]
+    missed: list[str] = field(default_factory=list)
+    """Keys recorded missed at once (``accept_missed``)."""
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,26 @@ class EventOutcome:
 
 
 def schedule_cutover(
-    engine: Engine, plan: Plan, *, start: datetime, now: datetime, name: str | None = None
+    engine: Engine,
+    plan: Plan,
+    *,
+    start: datetime,
+    now: datetime,
+    name: str | None = None,
+    accept_missed: bool = False,
 ) -> ScheduleOutcome:
-    """Store the cutover and its time-based occurrences; idempotent for the same start."""
+    """Store the cutover and its time-based occurrences; idempotent for the same start.
+
+    A T0 in the past is refused; so is a T0 so close that messages are already past their lateness
+    bound, unless ``accept_missed``: those are then stored ``missed`` with one summary escalation.
+    """
     cutover_name = name or plan.cutover.name
     timeline = build_timeline(plan, start)
+    existing = _existing_start(engine, cutover_name)
+    if existing is None:
+        missed = _check_start(timeline, start=start, now=now, accept_missed=accept_missed)
+    else:
+        missed = []
     added = repo.add_cutover(
         engine,
         name=cutover_name,
@@ -60,7 +80,53 @@ def schedule_cutover(
             f"cutover {cutover_name!r} is already scheduled for {iso_utc(added.start)}; "
             f"use 'comms reschedule --cutover {cutover_name} --start {iso_utc(start)} --reason ...' to move it"
         )
-    return ScheduleOutcome(cutover_name, added.created, start, timeline)
+    if added.created and missed:
+        _record_accepted_missed(engine, plan, cutover_name, missed, now=now)
+    return ScheduleOutcome(cutover_name, added.created, start, timeline, [o.key for o in missed])
+
+
+def _existing_start(engine: Engine, name: str) -> datetime | None:
+    with transaction(engine) as tx:
+        row = repo.get_cutover_by_name(tx, name)
+        return row.start if row is not None else None
+
+
+def _check_start(
+    timeline: Sequence[Occurrence], *, start: datetime, now: datetime, accept_missed: bool
+) -> list[Occurrence]:
+    """The occurrences already past their lateness bound at ``now``; refuse a past T0, or misses not accepted."""
+    if start <= now:
+        raise InputError(f"--start: T0 {iso_utc(start)} is in the past (it is now {iso_utc(now)})")
+    missed = [o for o in timeline if o.due_at is not None and o.due_at + o.max_lateness < now]
+    if missed and not accept_missed:
+        listed = ", ".join(f"{o.key} (due {iso_utc(o.due_at)})" for o in missed if o.due_at is not None)
+        raise InputError(
+            f"--start: T0 {iso_utc(start)} is so close that {len(missed)} message(s) are already past their "
+            f"lateness bound and would be missed: {listed}. Choose a later T0, or pass --accept-missed to "
+            "record them missed (one escalation)"
+        )
+    return missed
+
+
+def _record_accepted_missed(
+    engine: Engine, plan: Plan, cutover_name: str, missed: Sequence[Occurrence], *, now: datetime
+) -> None:
+    keys = [o.key for o in missed]
+    reason = "already past its lateness bound when the cutover was scheduled (--accept-missed)"
+    plans = PlanCache()
+    plans.put(plan)
+    with transaction(engine) as tx:
+        cutover = repo.find_cutover(tx, cutover_name)
+        assert cutover.id is not None
+        rows = [r for r in repo.occurrences(tx, cutover.id) if r.key in keys]
+        repo.set_occurrence_states(tx, [r.id for r in rows if r.id is not None], "missed", at=now, reason=reason)
+        summary = (
+            f"{len(keys)} message(s) of {cutover_name} were already past their lateness bound when it was "
+            f"scheduled for T0 {iso_utc(cutover.start)} and were recorded missed (--accept-missed): {', '.join(keys)}"
+        )
+        if rows:
+            escalate_failure(tx, plans, cutover, rows[0], "missed", now=now, summary=summary)
+        tx.commit()
 
 
 def _new_occurrence(
@@ -98,8 +164,14 @@ def apply_event(
     reason: str | None = None,
     by: str | None = None,
     new_start: datetime | None = None,
+    force: bool = False,
 ) -> EventOutcome:
-    """Record an event, apply what it changes to pending occurrences, and queue its messages (due now)."""
+    """Record an event, apply what it changes to pending occurrences, and queue its messages (due now).
+
+    An event outside its window (``core.events.event_window``) is refused unless ``force`` with a
+    ``reason``; the override is recorded in the event's payload. Messages whose phase the event ends
+    are retired (``services.phases``).
+    """
     if event in (Trigger.NO_GO, Trigger.ROLLBACK, Trigger.RESCHEDULE, Trigger.CANCEL) and not (reason or "").strip():
         raise InputError(f"--reason: '{event.value}' needs a reason that the audiences will read")
     with transaction(engine) as tx:
@@ -107,6 +179,7 @@ def apply_event(
         assert cutover.id is not None
         state = CutoverState(cutover.state)
         transition = decide(plan, state=state, stage=cutover.stage, event=event, new_stage=stage)
+        overridden = check_event_time(plan, event, start=cutover.start, now=now, force=force, reason=reason)
         if event is Trigger.RESCHEDULE:
             if new_start is None:
                 raise InputError("--start: reschedule needs the new T0")
@@ -124,6 +197,8 @@ def apply_event(
             by=by,
             previous_start=cutover.start,
         )
+        if overridden is not None:
+            payload["override"] = {"window": overridden, "reason": reason, "by": by or "the comms lead"}
         event_row = repo.record_event(
             tx, cutover_id=cutover.id, kind=event.value, payload_json=jsoncodec.dumps(payload), at=now
         )
@@ -132,7 +207,9 @@ def apply_event(
         if moved_start is not None:
             due = {o.key: o.due_at for o in build_timeline(plan, moved_start) if o.due_at is not None}
             repo.shift_time_based(tx, cutover.id, due)
-        _apply_pending_effect(tx, cutover.id, transition.pending, now=now)
+        if moved_start is None:
+            retire_over_phases(tx, plan, cutover, state=transition.state, now=now)
+        _apply_pending_effect(tx, cutover.id, transition.pending, now=now, reason=f"'{event.value}' recorded")
         told = repo.told_audiences(tx, cutover.id)
         fired: list[int] = []
         for message_key, message_stage in transition.fire:
@@ -190,10 +267,14 @@ def _event_payload(
     return {"reason": reason}
 
 
-def _apply_pending_effect(tx: Transaction, cutover_id: int, effect: PendingEffect, *, now: datetime) -> None:
+def _apply_pending_effect(
+    tx: Transaction, cutover_id: int, effect: PendingEffect, *, now: datetime, reason: str
+) -> None:
     if effect is PendingEffect.NONE or effect is PendingEffect.RELEASE:
         return
     if effect is PendingEffect.HOLD:
         repo.hold_time_based(tx, cutover_id)
         return
-    repo.cancel_time_based(tx, cutover_id, recurring_only=effect is PendingEffect.CANCEL_RECURRING, now=now)
+    repo.cancel_time_based(
+        tx, cutover_id, recurring_only=effect is PendingEffect.CANCEL_RECURRING, now=now, reason=reason
+    )

@@ -139,16 +139,24 @@ def told_audiences(session: Session, cutover_id: int) -> set[str]:
     return set(session.exec(statement).all())
 
 
-def set_occurrence_states(session: Session, ids: Sequence[int], state: str, *, at: datetime) -> None:
-    """Move occurrences (and their open deliveries, when ending them) to ``state``."""
+def set_occurrence_states(
+    session: Session, ids: Sequence[int], state: str, *, at: datetime, reason: str | None = None
+) -> None:
+    """Move occurrences (and their open deliveries, when ending them) to ``state``, with why when given."""
     if not ids:
         return
-    session.execute(update(OccurrenceRow).where(col(OccurrenceRow.id).in_(ids)).values(state=state, finished_at=at))
+    values: dict[str, object] = {"state": state, "finished_at": at}
+    if reason is not None:
+        values["ended_reason"] = reason
+    session.execute(update(OccurrenceRow).where(col(OccurrenceRow.id).in_(ids)).values(**values))
     if state in ("cancelled", "missed"):
+        ended: dict[str, object] = {"state": state, "updated_at": at}
+        if reason is not None:
+            ended["last_error"] = reason
         session.execute(
             update(DeliveryRow)
             .where(col(DeliveryRow.occurrence_id).in_(ids), col(DeliveryRow.state) == "pending")
-            .values(state=state, updated_at=at)
+            .values(**ended)
         )
 
 
@@ -296,7 +304,9 @@ def hold_time_based(session: Session, cutover_id: int) -> None:
             session.add(row)
 
 
-def cancel_time_based(session: Session, cutover_id: int, *, recurring_only: bool, now: datetime) -> None:
+def cancel_time_based(
+    session: Session, cutover_id: int, *, recurring_only: bool, now: datetime, reason: str | None = None
+) -> None:
     """Cancel the open time-based occurrences (only recurring ones if asked), those being sent included.
 
     Their pending rows end ``cancelled`` and the sender's next claim finds nothing, so the rest of a big
@@ -305,7 +315,24 @@ def cancel_time_based(session: Session, cutover_id: int, *, recurring_only: bool
     rows = _time_based_open(session, cutover_id, ("pending", "held", "dispatching"))
     if recurring_only:
         rows = [row for row in rows if row.sequence is not None]
-    set_occurrence_states(session, [r.id for r in rows if r.id is not None], "cancelled", at=now)
+    set_occurrence_states(session, [r.id for r in rows if r.id is not None], "cancelled", at=now, reason=reason)
+
+
+def open_timeline_occurrences(session: Session, cutover_id: int) -> Sequence[OccurrenceRow]:
+    """The cutover's occurrences of its timeline (time- or event-triggered) still pending, held or being sent."""
+    timeline = [t.value for t in Trigger if t.in_timeline]
+    return session.exec(
+        select(OccurrenceRow).where(
+            OccurrenceRow.cutover_id == cutover_id,
+            col(OccurrenceRow.trigger).in_(timeline),
+            col(OccurrenceRow.state).in_(("pending", "held", "dispatching")),
+        )
+    ).all()
+
+
+def cutovers_in_states(session: Session, states: Sequence[str]) -> Sequence[CutoverRow]:
+    """The cutovers whose state is one of ``states``."""
+    return session.exec(select(CutoverRow).where(col(CutoverRow.state).in_(states))).all()
 
 
 def shift_time_based(session: Session, cutover_id: int, due_at: Mapping[str, datetime]) -> None:

@@ -3,7 +3,8 @@
 States:
 - cutover:    planned, go, in_progress, completed, rolled_back, postponed, cancelled
 - occurrence: pending, held, dispatching, done, missed, cancelled
-- delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled
+- delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled, covered (another audience's copy
+              reaches the same person)
 - attempt:    claimed, started, sent, transient, permanent, uncertain, released, unsent
 """
 
@@ -60,6 +61,8 @@ class OccurrenceRow(SQLModel, table=True):
     materialized: bool = False
     created_at: datetime = Field(sa_column=_utc(nullable=False))
     finished_at: datetime | None = Field(default=None, sa_column=_utc())
+    ended_reason: str | None = None
+    """Why the occurrence was cancelled or missed rather than sent (a phase that was over, an event)."""
 
 
 class ContentRow(SQLModel, table=True):

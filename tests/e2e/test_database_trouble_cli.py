@@ -19,6 +19,8 @@ from comms.store.engine import make_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0).isoformat()
+FORCED = ("--force", "--reason", "database drill")
+"""Go is given 30 days before T0 here, outside its window: these tests are about the database."""
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def test_locked_database_answers_within_seconds(
 ) -> None:
     """`comms event go` blocked by another process's lock exits 1 in about a second with a plain sentence."""
     started = time.monotonic()
-    result = _comms(env, "event", "go")
+    result = _comms(env, "event", "go", *FORCED)
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert _one_error_line(result) == (
@@ -107,7 +109,7 @@ def test_worker_outwaits_a_lock_an_operator_would_not(env: dict[str, str], tmp_p
 
 def test_read_only_database(env: dict[str, str], scheduled: Path) -> None:
     """A write to a database opened read-only exits 1 saying it is read-only and how to fix it."""
-    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "event", "go")
+    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "event", "go", *FORCED)
     assert result.returncode == 1
     assert _one_error_line(result).startswith(f"the database {scheduled} is read-only for this process")
 
@@ -115,14 +117,14 @@ def test_read_only_database(env: dict[str, str], scheduled: Path) -> None:
 def test_database_folder_under_a_file(env: dict[str, str], tmp_path: Path) -> None:
     """A database in a folder that cannot exist (a file is in its way) exits 1 naming what blocks it."""
     (tmp_path / "notes.txt").write_text("not a folder")
-    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///{tmp_path}/notes.txt/comms.db"}, "event", "go")
+    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///{tmp_path}/notes.txt/comms.db"}, "event", "go", *FORCED)
     assert result.returncode == 1
     assert f"{tmp_path}/notes.txt is a file, not a folder" in _one_error_line(result)
 
 
 def test_unparsable_database_url(env: dict[str, str], tmp_path: Path) -> None:
     """COMMS_DATABASE_URL=nonsense:// exits 2 naming the variable; nothing is created."""
-    result = _comms({**env, "COMMS_DATABASE_URL": "nonsense://"}, "event", "go", cwd=tmp_path)
+    result = _comms({**env, "COMMS_DATABASE_URL": "nonsense://"}, "event", "go", *FORCED, cwd=tmp_path)
     assert result.returncode == 2
     assert _one_error_line(result).startswith("COMMS_DATABASE_URL 'nonsense://' cannot be used")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -156,7 +158,7 @@ def test_check_refuses_a_bad_provider_host(env: dict[str, str]) -> None:
 
 def test_verbose_shows_the_database_error_underneath(env: dict[str, str], scheduled: Path) -> None:
     """With -v the driver's traceback is logged for a bug report, and the plain sentence still ends it."""
-    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "-v", "event", "go")
+    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "-v", "event", "go", *FORCED)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "attempt to write a readonly database" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: the database {scheduled} is read-only")

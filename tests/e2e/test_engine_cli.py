@@ -79,9 +79,9 @@ def test_event_out_of_order_is_refused(env: dict[str, str]) -> None:
 
 def test_go_then_stage_records_and_sends(env: dict[str, str]) -> None:
     """Go and a stage are recorded and their messages written at once."""
-    _run("schedule", "--start", _start(1), "--plan", str(REPO_ROOT))
+    _run("schedule", "--start", _start(1), "--plan", str(REPO_ROOT), "--accept-missed")
     assert _run("event", "go")[0] == 0
-    code, output = _run("event", "stage", "10")
+    code, output = _run("event", "stage", "10", "--force", "--reason", "rehearsal before T0")
     assert code == 0 and "in_progress at 10 %" in output
     assert list(Path(env["COMMS_OUTBOX_DIR"]).rglob("traffic-stage_10*"))
 

@@ -86,7 +86,7 @@ def test_simulate_writes_webhook_deliveries_to_the_outbox(cli, webhook_plan, no_
     request = json.loads(written.read_text())
     assert request["url"] == "https://hooks.example.com/cutover" and "X-Comms-Signature" not in request["headers"]
     assert request["json"]["subject"] == "Webhook: Firestore to Supabase migration"
-    assert "starts in 48 hours" in request["json"]["text"]  # no webhook.text.j2: the email's text
+    assert "starts in 2 days" in request["json"]["text"]  # no webhook.text.j2: the email's text, sent at T-48h
     assert request["json"]["due_at"] == "2026-12-03T22:00:00Z"
 
 

@@ -149,6 +149,7 @@ def test_complete_ends_progress_updates(harness: Harness) -> None:
     harness.at(timedelta(hours=-2))
     harness.run()
     _event(harness, Trigger.GO)
+    harness.at(timedelta(hours=4))
     for stage in (10, 25, 50, 75, 100):
         _event(harness, Trigger.STAGE, stage=stage)
     _event(harness, Trigger.COMPLETE)
@@ -159,6 +160,7 @@ def test_complete_ends_progress_updates(harness: Harness) -> None:
 
 def test_complete_after_rollback_is_refused(harness: Harness) -> None:
     """An event that makes no sense in the current state is refused and changes nothing."""
+    harness.at(timedelta(hours=-2))
     _event(harness, Trigger.GO)
     _event(harness, Trigger.ROLLBACK, reason="x")
     before = _occurrence_states(harness)

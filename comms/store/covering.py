@@ -1,0 +1,46 @@
+"""The writes behind two delivery rules: one copy per person (``covered``), and a status page that moves forward.
+
+Both run inside the materializing chunk's transaction (the caller commits), so the sender never
+claims a row that is about to be covered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session
+
+from comms.store.types import sqlite_stamp
+
+__all__ = ["mark_covered", "statuspage_sent"]
+
+_COVER = (
+    "UPDATE delivery SET state = 'covered', last_error = ?, updated_at = ? "
+    "WHERE idempotency_key = ? AND state = 'pending' "
+    "AND EXISTS (SELECT 1 FROM delivery AS winner WHERE winner.idempotency_key = ?)"
+)
+
+
+def mark_covered(session: Session, pairs: Sequence[tuple[str, str]], *, reason: str, now: datetime) -> None:
+    """For each (row key, winner key): the pending row becomes ``covered`` when the winner's row exists.
+
+    Both lookups go through the UNIQUE idempotency key, so a chunk costs two index probes a row.
+    """
+    if not pairs:
+        return
+    stamp = sqlite_stamp(now)
+    session.connection().exec_driver_sql(_COVER, [(reason, stamp, key, winner) for key, winner in pairs])
+
+
+_SENT = (
+    "SELECT o.message, o.context_json FROM delivery AS d JOIN occurrence AS o ON o.id = d.occurrence_id "
+    "WHERE d.cutover_id = ? AND d.channel = 'statuspage' AND d.state IN ('sent', 'uncertain', 'in_flight') "
+    "AND o.incident_id IS NULL ORDER BY d.id"
+)
+
+
+def statuspage_sent(session: Session, cutover_id: int) -> list[tuple[str, str | None]]:
+    """(message, context JSON) of every status-page send of the cutover's timeline that left (or may have)."""
+    rows = session.connection().exec_driver_sql(_SENT, (cutover_id,)).all()
+    return [(str(message), context) for message, context in rows]
