@@ -162,3 +162,15 @@ class LeaseRow(SQLModel, table=True):
     heartbeat_at: datetime = Field(sa_column=_utc(nullable=False))
     expires_at: datetime = Field(sa_column=_utc(nullable=False))
     wakes: int = 0
+
+
+class AckTokenUseRow(SQLModel, table=True):
+    """An ack link that was used: its token's digest (never the token), so it acknowledges only once."""
+
+    __tablename__ = "ack_token_use"
+    id: int | None = Field(default=None, primary_key=True)
+    token_digest: str = Field(unique=True)
+    incident_id: int = Field(index=True)
+    level: int
+    recipient: str
+    used_at: datetime = Field(sa_column=_utc(nullable=False))
