@@ -45,9 +45,19 @@ class ConsoleServer:
 
 
 def start_console(
-    tmp_path: Path, *, now: datetime | None = None, t0: datetime | None = None, sendgrid_public_key: str | None = None
+    tmp_path: Path,
+    *,
+    now: datetime | None = None,
+    t0: datetime | None = None,
+    sendgrid_public_key: str | None = None,
+    slack_api_url: str | None = None,
+    slack_token: str | None = None,
 ) -> ConsoleServer:
-    """Schedule the default plan's cutover (T0 a day after ``now``) and serve the console on it."""
+    """Schedule the default plan's cutover (T0 a day after ``now``) and serve the console on it.
+
+    Channels without credentials write to the outbox; ``slack_api_url`` and ``slack_token`` send Slack
+    to a loopback fake instead.
+    """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -60,7 +70,8 @@ def start_console(
         database_url=f"sqlite:///{tmp_path}/comms.db",
         outbox_dir=tmp_path / "outbox",
         sendgrid_api_key=None,
-        slack_token=None,
+        slack_token=slack_token,
+        slack_base_url=slack_api_url or "https://slack.com/api/",
         statuspage_api_key=None,
         webhook_secret=None,
         console_token=CONSOLE_TOKEN,
