@@ -53,6 +53,8 @@ def serve(
         slack_signing_secret=(
             settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         ),
+        sendgrid_public_key=(settings.sendgrid_webhook_public_key.get_secret_value()
+                             if settings.sendgrid_webhook_public_key else None),
         secure_cookies=(settings.public_url or "").startswith("https://"),
     )
     console.print(f"comms console on http://{host}:{port}/ (Ctrl-C stops it)", markup=False, highlight=False)

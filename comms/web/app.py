@@ -9,7 +9,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from comms.bootstrap import Services
-from comms.web import acks, pages, slack_actions
+from comms.web import acks, pages, sendgrid_events, slack_actions
 from comms.web.context import Console, page_environment
 from comms.web.security import MAX_BODY_BYTES, BodyLimit, ConsoleGuard
 
@@ -54,12 +54,13 @@ def create_app(
         pages=page_environment(),
         ack_secret=ack_secret.encode("utf-8") if ack_secret else None,
         slack_signing_secret=slack_signing_secret,
-        sendgrid_public_key=sendgrid_public_key,
+        sendgrid_webhook=sendgrid_events.event_webhook(sendgrid_public_key) if sendgrid_public_key else None,
     )
     routes = [
         *pages.ROUTES,
         *acks.ROUTES,
         *slack_actions.ROUTES,
+        *sendgrid_events.ROUTES,
         Mount("/static", app=StaticFiles(packages=[("comms.web", "static")]), name="static"),
     ]
     app = Starlette(

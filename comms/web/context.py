@@ -26,7 +26,8 @@ class Console:
     pages: Environment
     ack_secret: bytes | None
     slack_signing_secret: str | None
-    sendgrid_public_key: str | None
+    sendgrid_webhook: Any
+    """sendgrid's EventWebhook verifier (None: COMMS_SENDGRID_WEBHOOK_PUBLIC_KEY is not set)."""
 
     @property
     def plans(self) -> PlanCache:
