@@ -124,6 +124,8 @@ def apply_event(
             by=by,
             previous_start=cutover.start,
         )
+        if by and "by" not in payload:
+            payload["by"] = by
         event_row = repo.record_event(
             tx, cutover_id=cutover.id, kind=event.value, payload_json=jsoncodec.dumps(payload), at=now
         )

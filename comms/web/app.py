@@ -9,7 +9,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from comms.bootstrap import Services
-from comms.web import acks, pages, sendgrid_events, slack_actions
+from comms.web import acks, actions, pages, sendgrid_events, slack_actions
 from comms.web.context import Console, page_environment
 from comms.web.security import MAX_BODY_BYTES, BodyLimit, ConsoleGuard
 
@@ -59,6 +59,7 @@ def create_app(
     routes = [
         *pages.ROUTES,
         *acks.ROUTES,
+        *actions.ROUTES,
         *slack_actions.ROUTES,
         *sendgrid_events.ROUTES,
         Mount("/static", app=StaticFiles(packages=[("comms.web", "static")]), name="static"),
