@@ -219,3 +219,17 @@ def test_the_cutover_page_shows_what_sendgrid_said(console: ConsoleServer) -> No
     assert "1 (100 %)" in page.text
     assert data["provider_events"]["delivered"] == 1
     assert sum(row["delivered"] for row in data["provider_events"]["by_audience"].values()) == 1
+
+
+def test_the_audit_export_carries_each_deliverys_last_provider_event(console: ConsoleServer) -> None:
+    """After a bounce, the delivery's audit row names the bounce and its outcome; others have none."""
+    from comms.reports.audit import iter_audit_rows
+
+    key = _email_keys(console)[0]
+    _post(console, [_event(key, "bounce", _now(console))])
+    with Session(console.services.engine) as session:
+        delivery_id = session.exec(select(DeliveryRow).where(DeliveryRow.idempotency_key == key)).one().id
+    rows = {row.delivery_id: row for row in iter_audit_rows(console.services.engine, cutover_name=None)}
+    assert (rows[delivery_id].provider_event, rows[delivery_id].provider_outcome) == ("bounce", "bounced")
+    assert rows[delivery_id].provider_event_at is not None
+    assert all(row.provider_event is None for row_id, row in rows.items() if row_id != delivery_id)
