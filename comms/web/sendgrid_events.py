@@ -22,8 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from comms.core.delivery_events import DeliveryEvent
+from comms.delivery.sender import send_queued
 from comms.errors import SettingsError
-from comms.store.provider_events import record_delivery_events
+from comms.services.bounce_escalation import escalate_bounce_rates
+from comms.store.provider_events import EventTally, record_delivery_events
 from comms.web.context import Console
 
 log = logging.getLogger(__name__)
@@ -74,12 +76,21 @@ async def sendgrid_events(request: Request) -> Response:
     if not isinstance(batch, list):
         return JSONResponse({"error": "the body is not a list of events"}, status_code=400)
     events, unkeyed = parse_events(batch)
-    tally = await run_in_threadpool(
-        record_delivery_events, console.services.engine, events, provider=PROVIDER, now=console.now()
-    )
+    tally = await run_in_threadpool(_record, console, events)
     return JSONResponse(
         {"applied": tally.applied, "unchanged": tally.unchanged + unkeyed[1], "unknown": tally.unknown + unkeyed[0]}
     )
+
+
+def _record(console: Console, events: list[DeliveryEvent]) -> EventTally:
+    """Store the events; when some changed a delivery, raise the bounce-rate escalations now due (sent by the one sender)."""
+    services = console.services
+    tally = record_delivery_events(services.engine, events, provider=PROVIDER, now=console.now())
+    if tally.applied:
+        notices = escalate_bounce_rates(services.engine, console.plans, now=console.now())
+        if notices:
+            send_queued(services.dispatcher, notices, ttl=services.settings.lease_seconds, wait=False)
+    return tally
 
 
 def parse_events(batch: list[Any]) -> tuple[list[DeliveryEvent], tuple[int, int]]:

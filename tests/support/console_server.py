@@ -52,6 +52,7 @@ def start_console(
     sendgrid_public_key: str | None = None,
     slack_api_url: str | None = None,
     slack_token: str | None = None,
+    plan_root: Path = REPO_ROOT,
 ) -> ConsoleServer:
     """Schedule the default plan's cutover (T0 a day after ``now``) and serve the console on it.
 
@@ -81,7 +82,7 @@ def start_console(
         public_url=url,
     )
     services = bootstrap(settings, clock=clock, sleep=clock.sleep)
-    plan = load_plan(REPO_ROOT, check_templates=False)
+    plan = load_plan(plan_root, check_templates=False)
     schedule_cutover(services.engine, plan, start=t0 or now + timedelta(days=1), now=now)
     app = create_app(
         services,
