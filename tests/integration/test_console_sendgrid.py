@@ -233,3 +233,17 @@ def test_the_audit_export_carries_each_deliverys_last_provider_event(console: Co
     assert (rows[delivery_id].provider_event, rows[delivery_id].provider_outcome) == ("bounce", "bounced")
     assert rows[delivery_id].provider_event_at is not None
     assert all(row.provider_event is None for row_id, row in rows.items() if row_id != delivery_id)
+
+
+def test_the_report_shows_what_sendgrid_said(console: ConsoleServer) -> None:
+    """After delivered and bounce events, the effectiveness report (JSON and HTML) shows them per audience."""
+    from comms.reports.effectiveness import effectiveness_report
+    from comms.reports.effectiveness_html import render_report_html
+
+    first, second = _email_keys(console)[:2]
+    _post(console, [_event(first, "delivered", _now(console)), _event(second, "bounce", _now(console))])
+    report = effectiveness_report(console.services.engine, cutover_name=None, now=console.services.clock())
+    outcomes = report.to_json()["provider_outcomes"]
+    assert sum(row.get("delivered", 0) for row in outcomes.values()) == 1
+    assert sum(row.get("bounced", 0) for row in outcomes.values()) == 1
+    assert "What the email provider reported, by audience" in render_report_html(report)
