@@ -7,9 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, text
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from comms.errors import StoreError
 from comms.store.tables import AckTokenUseRow, DeliveryRow
 
 
@@ -29,7 +30,7 @@ def store_answers(engine: Engine) -> bool:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception:  # any driver error means "not healthy"; the caller answers 503
+    except (SQLAlchemyError, StoreError, OSError):  # the database does not answer: the caller answers 503
         return False
     return True
 

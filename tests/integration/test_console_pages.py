@@ -110,3 +110,19 @@ def test_pages_forbid_framing_and_inline_scripts(console: ConsoleServer) -> None
         answer = client.get("/login")
     assert "default-src 'self'" in answer.headers["content-security-policy"]
     assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_healthz_is_503_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    """With the database file's folder gone and read-only, /healthz answers 503, never a traceback."""
+    server = start_console(tmp_path)
+    try:
+        server.services.engine.dispose()
+        (tmp_path / "comms.db").unlink()
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / f"comms.db{suffix}").unlink(missing_ok=True)
+        (tmp_path / "comms.db").mkdir()  # a folder where the database file was: SQLite cannot open it
+        with _client(server) as client:
+            answer = client.get("/healthz")
+    finally:
+        server.stop()
+    assert answer.status_code == 503
