@@ -43,7 +43,10 @@ def serve(
             )
         token = secrets.token_urlsafe(24)
         console.print(
-            f"No COMMS_CONSOLE_TOKEN: log in with this one-time token: {token}", markup=False, highlight=False
+            f"No COMMS_CONSOLE_TOKEN: log in with this one-time token: {token}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
     services = bootstrap(settings)
     web = create_app(
@@ -53,8 +56,9 @@ def serve(
         slack_signing_secret=(
             settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         ),
-        sendgrid_public_key=(settings.sendgrid_webhook_public_key.get_secret_value()
-                             if settings.sendgrid_webhook_public_key else None),
+        sendgrid_public_key=(
+            settings.sendgrid_webhook_public_key.get_secret_value() if settings.sendgrid_webhook_public_key else None
+        ),
         secure_cookies=(settings.public_url or "").startswith("https://"),
     )
     console.print(f"comms console on http://{host}:{port}/ (Ctrl-C stops it)", markup=False, highlight=False)
