@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from comms.channels.base import Channel
 from comms.clock import Clock, utc_now
+from comms.delivery.ack_links import AckLinkedEmail
 from comms.delivery.dispatcher import Dispatcher, RetryPolicy, Sleeper
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
@@ -50,7 +52,7 @@ def bootstrap(
     if channels is None:
         from comms.channels.factory import build_channels
 
-        channels = build_channels(settings, clock=clock, sleep=sleep)
+        channels = with_ack_links(build_channels(settings, clock=clock, sleep=sleep), settings, clock=clock)
     plans = PlanCache()
     dispatcher = Dispatcher(
         engine,
@@ -65,3 +67,18 @@ def bootstrap(
         max_in_flight=settings.max_in_flight,
     )
     return Services(settings=settings, engine=engine, channels=channels, dispatcher=dispatcher, clock=clock)
+
+
+def with_ack_links(
+    channels: Mapping[ChannelKind, Channel], settings: Settings, *, clock: Clock
+) -> dict[ChannelKind, Channel]:
+    """The channels, the email one filling in each escalation recipient's ack link (``comms.delivery.ack_links``)."""
+    result = dict(channels)
+    email = result.get(ChannelKind.EMAIL)
+    if email is not None:
+        secret = settings.ack_secret.get_secret_value().encode("utf-8") if settings.ack_secret else None
+        result[ChannelKind.EMAIL] = AckLinkedEmail(
+            email, secret=secret or None, public_url=settings.public_url,
+            valid_for=timedelta(hours=settings.ack_link_hours), clock=clock,
+        )
+    return result

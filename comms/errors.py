@@ -4,8 +4,9 @@
      ├── InputError                 bad CLI argument or value a person typed      (exit 2)
      │    ├── PlanError             the plan files are invalid: a list of Problems (exit 2)
      │    ├── StateError            an action that makes no sense in the current state (exit 2)
-     │    └── SettingsError         a COMMS_* setting has a value comms cannot use    (exit 2)
-     │         └── DatabaseUrlError COMMS_DATABASE_URL names no database comms can open (exit 2; also a StoreError)
+     │    ├── SettingsError         a COMMS_* setting has a value comms cannot use    (exit 2)
+     │    │    └── DatabaseUrlError COMMS_DATABASE_URL names no database comms can open (exit 2; also a StoreError)
+     │    └── AckLinkError          an ack link that is forged, garbled or expired     (exit 2)
      ├── NotFoundError              a named cutover, incident or message does not exist (exit 2)
      ├── ChannelError               a channel adapter could not deliver               (exit 1)
      │    ├── TransientChannelError worth retrying, after ``retry_after`` seconds
@@ -69,6 +70,10 @@ class StateError(InputError):
 
 class SettingsError(InputError):
     """A setting from the environment (or ``.env``) is invalid; the message names the variable."""
+
+
+class AckLinkError(InputError):
+    """An escalation's ack link (or token) is forged, garbled or past its expiry."""
 
 
 class NotFoundError(CommsError):

@@ -56,6 +56,18 @@ class Settings(BaseSettings):
 
     webhook_secret: SecretStr | None = None
 
+    console_token: SecretStr | None = None
+    """The console's login secret (``comms serve``); without it the console binds 127.0.0.1 only."""
+    ack_secret: SecretStr | None = None
+    """Signs the ack links in escalation emails; without it the emails say how to ack from the CLI."""
+    slack_signing_secret: SecretStr | None = None
+    sendgrid_webhook_public_key: SecretStr | None = None
+    """SendGrid's Event Webhook verification key, base64 exactly as SendGrid shows it."""
+    public_url: str | None = None
+    """The console's public base URL, the start of links in messages (https://comms.example.com)."""
+    ack_link_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    """How long an ack link stays valid after its email is sent."""
+
     max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     retry_max_seconds: float = Field(default=600.0, ge=0)
@@ -71,6 +83,16 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL with a host, such as https://api.example.com")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, such as https://comms.example.com")
+        return value.rstrip("/")
 
     @field_validator("cache_dir", mode="before")
     @classmethod

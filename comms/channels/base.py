@@ -43,6 +43,8 @@ class Recipient:
     address: str
     delivery_key: str
     name: str | None = None
+    substitutions: tuple[tuple[str, str], ...] = ()
+    """Marks in the content replaced for this recipient alone (an escalation's ack link)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import tempfile
+from dataclasses import replace
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -109,19 +110,21 @@ class OutboxChannel:
                 f"{len(envelope.recipients)} recipients in one {self.kind.value} envelope",
                 remedy=f"split the recipients into batches of at most {self.max_batch} (max_batch)",
             )
-        path = self.path_for(envelope)
-        data = self._writer.data(envelope)
-        try:
-            _write_atomic(path, data)
-        except OSError as exc:
-            raise TransientChannelError(f"outbox: could not write {path}: {exc}") from exc
-        relative = path.relative_to(self.directory).as_posix()
-        log.info("outbox wrote %s (%d recipient(s))", relative, len(envelope.recipients))
-        return Receipt(provider_id=f"outbox:{relative}", thread_ref=self._writer.thread_ref(envelope))
+        written: list[str] = []
+        for part in _personal_envelopes(envelope):
+            path = self.path_for(part)
+            data = self._writer.data(part)
+            try:
+                _write_atomic(path, data)
+            except OSError as exc:
+                raise TransientChannelError(f"outbox: could not write {path}: {exc}") from exc
+            written.append(path.relative_to(self.directory).as_posix())
+        log.info("outbox wrote %s (%d recipient(s))", ", ".join(written), len(envelope.recipients))
+        return Receipt(provider_id=f"outbox:{written[0]}", thread_ref=self._writer.thread_ref(envelope))
 
     def reconcile(self, envelope: Envelope) -> Reconciliation:
         """Sent when the envelope's file exists (and, for keyed files, carries its delivery key)."""
-        path = self.path_for(envelope)
+        path = self.path_for(_personal_envelopes(envelope)[0])
         if not path.is_file():
             return Reconciliation("not_sent")
         if self._writer.keyed and envelope.recipients:
@@ -238,6 +241,17 @@ class StatuspageFile:
     def data(self, envelope: Envelope) -> bytes:
         method, path, body = build_incident_request(envelope, self._page_id)
         return json_bytes({"method": method, "url": f"{self._base_url}{path}", "json": body})
+
+
+def _personal_envelopes(envelope: Envelope) -> list[Envelope]:
+    """The envelope, or one per recipient when recipients carry their own substitutions (an ack link)."""
+    content = envelope.content
+    if not isinstance(content, EmailContent) or not any(r.substitutions for r in envelope.recipients):
+        return [envelope]
+    return [
+        replace(envelope, recipients=(r,), content=content.substituted(dict(r.substitutions)))
+        for r in envelope.recipients
+    ]
 
 
 def _batch_id(envelope: Envelope) -> str:

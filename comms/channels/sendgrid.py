@@ -196,7 +196,10 @@ class SendGridChannel:
             to: dict[str, str] = {"email": address}
             if recipient.name:
                 to["name"] = _safe_name(recipient.name)
-            personalizations.append({"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}})
+            personalization: dict[str, Any] = {"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}}
+            if recipient.substitutions:
+                personalization["substitutions"] = dict(recipient.substitutions)
+            personalizations.append(personalization)
         body: dict[str, Any] = {
             "personalizations": personalizations,
             "from": self._from,

@@ -18,6 +18,9 @@ SLACK_SECTION_LIMIT = 3000
 SLACK_HEADER_LIMIT = 150
 SLACK_MAX_BLOCKS = 50
 
+ACK_ACTION_ID = "comms_ack"
+"""The action id of the "Acknowledge" button on escalation posts (``POST /slack/interactions`` looks for it)."""
+
 SLACK_PARTS: Mapping[str, tuple[str, ...]] = {"body": ("slack.j2",)}
 """The template file of a Slack message: one mrkdwn body."""
 
@@ -41,10 +44,35 @@ def build_slack_content(title: str, body: str, context: Mapping[str, Any]) -> Sl
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": paragraph}})
     cutover = context["cutover"]
     footer = f"{escape_slack(cutover['title'])} · T0 {format_utc(cutover['start'])}"
-    blocks = blocks[: SLACK_MAX_BLOCKS - 1]
+    button = ack_button(context)
+    blocks = blocks[: SLACK_MAX_BLOCKS - (2 if button else 1)]
+    if button:
+        blocks.append(button)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
     fallback = f"{title}\n{body}"
     return SlackContent(text=fallback, blocks=tuple(blocks))
+
+
+def ack_button(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The actions block with an "Acknowledge" button, on an incident's escalation notice; None otherwise."""
+    escalation = context.get("escalation")
+    if not isinstance(escalation, Mapping) or not escalation.get("ack"):
+        return None
+    incident = escalation.get("incident") or {}
+    value = f"{incident.get('id')}:{escalation.get('level')}"
+    return {
+        "type": "actions",
+        "block_id": ACK_ACTION_ID,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ACK_ACTION_ID,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Acknowledge", "emoji": False},
+                "value": value,
+            }
+        ],
+    }
 
 
 def _paragraphs(body: str) -> list[str]:

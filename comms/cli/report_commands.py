@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from comms.cli.app import CutoverOption, JsonOption, app, console, err_console, handles_errors, print_json
+from comms.core.delivery_events import COUNTED_OUTCOMES
 from comms.core.times import format_offset, iso_utc
 from comms.errors import InputError
 
@@ -135,6 +136,9 @@ def _print_status(view: CutoverStatus) -> None:
             )
     console.print(_table("Deliveries by occurrence and channel", headers, rows))
     console.print("Totals: " + ", ".join(f"{getattr(totals, b)} {BUCKET_TITLES.get(b, b)}" for b in DELIVERY_BUCKETS))
+    if view.provider_outcomes:
+        provider = view.provider_counts()
+        console.print("SendGrid reported: " + ", ".join(f"{provider[name]} {name}" for name in COUNTED_OUTCOMES))
     if view.incidents is None:
         console.print("Incidents: not available in this installation.")
     elif view.incidents:

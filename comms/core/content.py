@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+ACK_MARK = re.compile(r"%comms-ack-(html|text)-(\d+)-(\d+)%")
+"""Where an escalation email's ack link goes, per recipient (``%comms-ack-<part>-<incident>-<level>%``)."""
+
+
+def ack_marks(incident_id: int, level: int) -> dict[str, str]:
+    """The marks an escalation notice's templates print where each recipient's ack link belongs."""
+    return {part: f"%comms-ack-{part}-{incident_id}-{level}%" for part in ("html", "text")}
 
 
 @dataclass(frozen=True)
@@ -15,6 +25,15 @@ class EmailContent:
     subject: str
     html: str
     text: str
+
+    def substituted(self, values: Mapping[str, str]) -> EmailContent:
+        """The email with each mark in ``values`` replaced (one recipient's own links)."""
+        if not values:
+            return self
+        pattern = re.compile("|".join(re.escape(mark) for mark in values))
+        def fill(text: str) -> str:
+            return pattern.sub(lambda m: values[m.group(0)], text)
+        return EmailContent(subject=fill(self.subject), html=fill(self.html), text=fill(self.text))
 
 
 @dataclass(frozen=True)

@@ -304,11 +304,21 @@ class SeverityPolicy(_Frozen):
     repeat_every: Duration | None = None
 
 
+class BounceRatePolicy(_Frozen):
+    """When the provider's bounces and drops for one audience are too many: tell the delivery_failures contacts."""
+
+    threshold: float = Field(gt=0, le=1)
+    """The share of an audience's reported deliveries bounced or dropped above which one notice goes out."""
+    min_reported: int = Field(default=20, ge=1)
+    """How many deliveries the provider must have reported on before the rate means anything."""
+
+
 class EscalationMatrix(_Frozen):
-    """Per severity, the escalation policy; plus the contacts told of failed deliveries."""
+    """Per severity, the escalation policy; plus the contacts told of failed deliveries (and of bounce rates)."""
 
     severities: dict[Literal["sev1", "sev2", "sev3"], SeverityPolicy]
     delivery_failures: EscalationLevel | None = None
+    bounce_rate: BounceRatePolicy | None = None
 
 
 class Plan(_Frozen):

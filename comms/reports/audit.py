@@ -37,6 +37,9 @@ AUDIT_COLUMNS = (
     "provider_id",
     "last_error",
     "content_sha256",
+    "provider_event",
+    "provider_event_at",
+    "provider_outcome",
 )
 FORMATS = ("csv", "json")
 YIELD_PER = 1000
@@ -58,6 +61,10 @@ class AuditRow:
     provider_id: str | None
     last_error: str | None
     content_sha256: str
+    provider_event: str | None = None
+    """The provider's last event for the delivery (SendGrid's Event Webhook), and its outcome so far."""
+    provider_event_at: str | None = None
+    provider_outcome: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The row as a dict in ``AUDIT_COLUMNS`` order."""
@@ -79,6 +86,9 @@ def _row(record: AuditRecord) -> AuditRow:
         provider_id=record.provider_id,
         last_error=record.last_error,
         content_sha256=record.content_sha256,
+        provider_event=record.provider_event,
+        provider_event_at=iso_utc(record.provider_event_at) if record.provider_event_at else None,
+        provider_outcome=record.provider_outcome,
     )
 
 

@@ -24,7 +24,7 @@ from comms.reports.effectiveness_model import (
     Timeliness,
 )
 from comms.reports.metrics import OccurrenceLateness, communication_metrics, occurrence_lateness, percentile, rate
-from comms.store import reporting
+from comms.store import provider_events, reporting
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.tables import CutoverRow
@@ -62,6 +62,7 @@ def effectiveness_report(engine: Engine, *, cutover_name: str | None, now: datet
             dead_total=dead_total,
             incidents=_incidents(tx, cutover.id),
             failure_escalations=_failure_escalations(tx, cutover.id),
+            provider_outcomes=provider_events.outcome_counts(tx, cutover.id),
         )
 
 

@@ -208,7 +208,14 @@ def _tables(report: EffectivenessReport) -> list[Table]:
         key: [(r.key, r.total, r.sent, r.dead, r.uncertain, r.missed, r.open, r.cancelled, r.rate) for r in lines]
         for key, lines in (("channel", report.by_channel), ("audience", report.by_audience))
     }
+    provider = []
+    for audience, outcomes in sorted(report.provider_outcomes.items()):
+        reported = sum(outcomes.values())
+        counted = [outcomes.get(name, 0) for name in ("delivered", "bounced", "dropped", "deferred")]
+        provider.append((audience, reported, *(f"{n} ({n / reported:.0%})" if reported else "0" for n in counted)))
     return [
+        _table("provider", ("audience", "reported", "delivered", "bounced", "dropped", "deferred"), provider,
+               range(1, 6)),
         _table("by-channel", ("channel", *_RATE_HEADERS), rates["channel"], range(1, 9)),
         _table("by-audience", ("audience", *_RATE_HEADERS), rates["audience"], range(1, 9)),
         _table(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,6 +141,8 @@ class EffectivenessReport:
     dead_total: int
     incidents: list[IncidentEscalation] | None
     failure_escalations: list[FailureEscalation] | None
+    provider_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per audience, deliveries by what the provider said of them (SendGrid's Event Webhook outcomes)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO-8601 UTC)."""

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
+from comms.core.delivery_events import COUNTED_OUTCOMES
 from comms.core.events import CutoverState, releases_held
 from comms.core.times import format_duration, format_offset, iso_utc
 from comms.reports.metrics import ESCALATION_KINDS
-from comms.store import reporting
+from comms.store import provider_events, reporting
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.tables import CutoverRow, OccurrenceRow
@@ -190,6 +191,21 @@ class CutoverStatus:
     totals: DeliveryCounts
     incidents: list[IncidentLine] | None = None
     escalations: list[EscalationLine] | None = field(default=None)
+    provider_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per audience, deliveries by the provider's word on them (SendGrid's events: delivered, bounced...)."""
+
+    def provider_counts(self) -> dict[str, Any]:
+        """Delivered, bounced, dropped and deferred deliveries (by SendGrid's events), with per-audience rates."""
+        totals = {name: 0 for name in COUNTED_OUTCOMES}
+        audiences: dict[str, dict[str, Any]] = {}
+        for audience, outcomes in sorted(self.provider_outcomes.items()):
+            reported = sum(outcomes.values())
+            counted = {name: outcomes.get(name, 0) for name in COUNTED_OUTCOMES}
+            for name, count in counted.items():
+                totals[name] += count
+            rates = {f"{name}_rate": round(count / reported, 4) if reported else 0.0 for name, count in counted.items()}
+            audiences[audience] = {**counted, "reported": reported, **rates}
+        return {**totals, "by_audience": audiences}
 
     @property
     def state_label(self) -> str:
@@ -211,6 +227,7 @@ class CutoverStatus:
             "occurrences": [item.to_json() for item in self.occurrences],
             "incidents": None if self.incidents is None else [item.to_json() for item in self.incidents],
             "escalations": None if self.escalations is None else [item.to_json() for item in self.escalations],
+            "provider_events": self.provider_counts(),
         }
 
 
@@ -269,6 +286,7 @@ def cutover_status(engine: Engine, *, cutover_name: str | None, now: datetime, n
             totals=totals,
             incidents=_open_incidents(tx, cutover.id),
             escalations=_escalations(tx, cutover.id),
+            provider_outcomes=provider_events.outcome_counts(tx, cutover.id),
         )
 
 

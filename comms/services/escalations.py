@@ -23,6 +23,7 @@ from typing import Any
 
 from comms.clock import Clock
 from comms.core import jsoncodec
+from comms.core.content import ack_marks
 from comms.core.escalation import DueNotice, decide_escalation, escalation_reason
 from comms.core.times import format_duration
 from comms.plan.cache import PlanCache
@@ -216,7 +217,8 @@ def _notify_level(
         audiences, channels, direct = notice_targets(plan, level, message)
         view = incident_context(incident)
         context: dict[str, Any] = {
-            "escalation": {"level": notice.level, "repeat": notice.repeat, "reason": reason, "incident": view},
+            "escalation": {"level": notice.level, "repeat": notice.repeat, "reason": reason, "incident": view,
+                           "ack": ack_marks(incident_id, notice.level)},
             "incident": view,
         }
         if direct:

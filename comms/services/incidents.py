@@ -112,8 +112,9 @@ def open_incident(
     update: str | None = None,
     cutover_name: str | None = None,
     now: datetime,
+    by: str | None = None,
 ) -> IncidentOutcome:
-    """Record a new incident, queue ``incident-opened`` and the escalation levels due at once."""
+    """Record a new incident, queue ``incident-opened`` and the escalation levels due at once (``by``: who, for the history)."""
     summary = _required(summary, "--summary", "say what is wrong; every audience of the severity reads it")
     first_update = (update or "").strip() or FIRST_UPDATE
     names = [name.strip() for name in components if name.strip()]
@@ -139,7 +140,7 @@ def open_incident(
             "impact": policy.statuspage_impact,
             "component_status": policy.component_status,
         }
-        fired = _announce(tx, plan, policy, incident, message, "opened", f"{severity} opened: {summary}",
+        fired = _announce(tx, plan, policy, incident, message, "opened", _by(f"{severity} opened: {summary}", by),
                           now=now, statuspage_override=override)
         tx.commit()
         assert incident.id is not None
@@ -149,7 +150,8 @@ def open_incident(
 
 
 def update_incident(
-    engine: Engine, plans: PlanCache, incident_id: int, *, status: str, message: str, now: datetime
+    engine: Engine, plans: PlanCache, incident_id: int, *, status: str, message: str, now: datetime,
+    by: str | None = None,
 ) -> IncidentOutcome:
     """Post an update (identified, monitoring) to the incident's audiences, in its Slack threads and status-page incident."""
     if status not in UPDATE_STATUSES:
@@ -162,7 +164,7 @@ def update_incident(
             raise StateError(f"incident #{incident_id} was resolved at {_when(incident.resolved_at)}; "
                              "open a new one with 'comms incident open' if the problem is back")
         incident_store.record_incident_update(tx, incident, status=status, update=text, now=now)
-        fired = _announce(tx, plan, policy, incident, _message(plan, UPDATED), "updated", f"{status}: {text}",
+        fired = _announce(tx, plan, policy, incident, _message(plan, UPDATED), "updated", _by(f"{status}: {text}", by),
                           now=now, statuspage_override={"status": status})
         tx.commit()
         return IncidentOutcome(incident_id, incident.state, incident.status, fired)
@@ -188,7 +190,7 @@ def acknowledge_incident(
 
 
 def resolve_incident(
-    engine: Engine, plans: PlanCache, incident_id: int, *, message: str, now: datetime
+    engine: Engine, plans: PlanCache, incident_id: int, *, message: str, now: datetime, by: str | None = None
 ) -> IncidentOutcome:
     """Resolve the incident: escalation stops, the resolution goes out and the status-page incident closes."""
     text = _required(message, "--message", "say what fixed it")
@@ -197,7 +199,7 @@ def resolve_incident(
         if incident.state == "resolved":
             raise StateError(f"incident #{incident_id} was already resolved at {_when(incident.resolved_at)}")
         incident_store.record_resolution(tx, incident, update=text, now=now)
-        fired = _announce(tx, plan, policy, incident, _message(plan, RESOLVED), "resolved", text, now=now)
+        fired = _announce(tx, plan, policy, incident, _message(plan, RESOLVED), "resolved", _by(text, by), now=now)
         tx.commit()
         return IncidentOutcome(incident_id, incident.state, incident.status, fired)
 
@@ -242,6 +244,11 @@ def list_incidents(
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _by(detail: str, by: str | None) -> str:
+    """A history step's detail, naming who took the step when known."""
+    return f"{detail} (by {by.strip()})" if by and by.strip() else detail
 
 
 def _when(instant: datetime | None) -> str:

@@ -199,6 +199,8 @@ def apply_event(
         )
         if overridden is not None:
             payload["override"] = {"window": overridden, "reason": reason, "by": by or "the comms lead"}
+        if by and "by" not in payload:
+            payload["by"] = by
         event_row = repo.record_event(
             tx, cutover_id=cutover.id, kind=event.value, payload_json=jsoncodec.dumps(payload), at=now
         )

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 
 from comms.store.reporting import as_utc
 from comms.store.repository import find_cutover
-from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow, ProviderEventRow
 
 
 class AuditRecord(NamedTuple):
@@ -37,6 +37,9 @@ class AuditRecord(NamedTuple):
     provider_id: str | None
     last_error: str | None
     content_sha256: str
+    provider_event: str | None = None
+    provider_event_at: datetime | None = None
+    provider_outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,19 @@ def _columns() -> tuple[Any, ...]:
         col(DeliveryRow.provider_id),
         col(DeliveryRow.last_error),
         col(ContentRow.sha256),
+        col(ProviderEventRow.last_event),
+        col(ProviderEventRow.last_event_at),
+        col(ProviderEventRow.outcome),
     )
 
 
 def _record(values: Sequence[Any]) -> AuditRecord:
-    delivery_id, sent_at, updated_at, *rest = values
-    return AuditRecord(int(delivery_id), as_utc(sent_at), as_utc(updated_at), *rest)
+    (delivery_id, sent_at, updated_at, occurrence, message, audience, channel, recipient, state, attempts,
+     provider_id, last_error, sha256, event, event_at, outcome) = values
+    return AuditRecord(
+        int(delivery_id), as_utc(sent_at), as_utc(updated_at), occurrence, message, audience, channel, recipient,
+        state, attempts, provider_id, last_error, sha256, event, as_utc(event_at), outcome,
+    )
 
 
 def iter_audit_records(engine: Engine, *, cutover_name: str | None, yield_per: int) -> Iterator[AuditRecord]:
@@ -79,6 +89,7 @@ def iter_audit_records(engine: Engine, *, cutover_name: str | None, yield_per: i
             sa_select(*_columns())
             .join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))
             .join(ContentRow, col(ContentRow.id) == col(DeliveryRow.content_id))
+            .outerjoin(ProviderEventRow, col(ProviderEventRow.delivery_id) == col(DeliveryRow.id))
             .where(col(DeliveryRow.cutover_id) == cutover.id)
             .order_by(col(DeliveryRow.id))
             .execution_options(yield_per=yield_per)
@@ -95,6 +106,7 @@ def stored_content(engine: Engine, delivery_id: int) -> StoredContent | None:
             .join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))
             .join(ContentRow, col(ContentRow.id) == col(DeliveryRow.content_id))
             .join(CutoverRow, col(CutoverRow.id) == col(DeliveryRow.cutover_id))
+            .outerjoin(ProviderEventRow, col(ProviderEventRow.delivery_id) == col(DeliveryRow.id))
             .where(col(DeliveryRow.id) == delivery_id)
         ).first()
     if values is None:

@@ -165,3 +165,38 @@ class LeaseRow(SQLModel, table=True):
     heartbeat_at: datetime = Field(sa_column=_utc(nullable=False))
     expires_at: datetime = Field(sa_column=_utc(nullable=False))
     wakes: int = 0
+
+
+class AckTokenUseRow(SQLModel, table=True):
+    """An ack link that was used: its token's digest (never the token), so it acknowledges only once."""
+
+    __tablename__ = "ack_token_use"
+    id: int | None = Field(default=None, primary_key=True)
+    token_digest: str = Field(unique=True)
+    incident_id: int = Field(index=True)
+    level: int
+    recipient: str
+    used_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class ProviderEventRow(SQLModel, table=True):
+    """A delivery's last provider event (SendGrid's Event Webhook) and the strongest outcome seen."""
+
+    __tablename__ = "provider_event"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", unique=True)
+    cutover_id: int = Field(foreign_key="cutover.id", index=True)
+    last_event: str
+    last_event_at: datetime = Field(sa_column=_utc(nullable=False))
+    outcome: str
+    reason: str | None = None
+    updated_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class ProviderEventTallyRow(SQLModel, table=True):
+    """Provider events that named no delivery comms knows (counted, never an error), per provider."""
+
+    __tablename__ = "provider_event_tally"
+    provider: str = Field(primary_key=True)
+    unknown_keys: int = 0
+    updated_at: datetime = Field(sa_column=_utc(nullable=False))

@@ -264,6 +264,25 @@ class FakeSlack(FakeServer):
         channel.messages.append(message)
         return _ok(channel=channel.id, ts=ts, message=message)
 
+    def _chat_update(self, args: dict[str, Any], request: RecordedRequest) -> Reply:
+        channel = self.channel(str(args["channel"]))
+        if channel is None:
+            return _error("channel_not_found")
+        message = next((m for m in channel.messages if m["ts"] == str(args.get("ts"))), None)
+        if message is None:
+            return _error("message_not_found")
+        blocks = _json_arg(args.get("blocks"))
+        if blocks is not None:
+            problem = _block_problem(blocks)
+            if problem:
+                self.violation(f"chat.update: {problem}")
+                return _error("invalid_blocks")
+            message["blocks"] = blocks
+        if args.get("text") is not None:
+            message["text"] = str(args["text"])
+        message["edited"] = {"user": "U00000001", "ts": self._next_ts()}
+        return _ok(channel=channel.id, ts=message["ts"], text=message["text"], message=message)
+
     def _conversations_history(self, args: dict[str, Any], request: RecordedRequest) -> Reply:
         channel = self.channels.get(str(args["channel"]))
         if channel is None:
