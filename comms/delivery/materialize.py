@@ -22,6 +22,7 @@ from comms.core.content import content_hash, content_to_json
 from comms.core.context import build_context
 from comms.plan.models import Audience, Channel, Plan
 from comms.rendering import Renderer
+from comms.store import ledger
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.types import sqlite_stamp
 
@@ -158,10 +159,8 @@ def _materialize_one(
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
-        session.connection().exec_driver_sql(
-            "INSERT OR IGNORE INTO delivery (cutover_id, occurrence_id, content_id, audience, channel, updated_at, "
-            "idempotency_key, recipient, recipient_name, state, last_error, attempts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        ledger.insert_deliveries(
+            session.connection(),
             [
                 (*constants, key_prefix + address.lower(), address, name, "dead" if problem else "pending", problem)
                 for address, name, problem in chunk
