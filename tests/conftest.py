@@ -109,10 +109,23 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """The URL of an empty PostgreSQL database of this test, dropped afterwards."""
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database that ``comms db upgrade``'s migrations brought to the current schema, copied for each test."""
+    from comms.store.engine import make_engine
+    from comms.store.schema import upgrade
+
     name = postgres_server.new_database()
+    engine = make_engine(postgres_server.url(name), check_schema=False)
+    upgrade(engine)
+    engine.dispose()
+    return name
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Iterator[str]:
+    """The URL of a PostgreSQL database of this test at the current schema (no rows), dropped afterwards."""
+    name = postgres_server.new_database(template=postgres_template)
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
 

@@ -133,8 +133,16 @@ def claim_step(
     occurrence_id: int | None = None,
 ) -> int | None:
     """Insert a step unless its UNIQUE key is taken (ON CONFLICT DO NOTHING); its id, or None when someone else has it."""
-    values = {"cutover_id": cutover_id, "incident_id": incident_id, "kind": kind, "at": at, "detail": detail,
-              "level": level, "repeat": repeat, "occurrence_id": occurrence_id}
+    values = {
+        "cutover_id": cutover_id,
+        "incident_id": incident_id,
+        "kind": kind,
+        "at": at,
+        "detail": detail,
+        "level": level,
+        "repeat": repeat,
+        "occurrence_id": occurrence_id,
+    }
     result = session.execute(insert_ignoring_duplicates(session, EscalationStepRow).values(**values))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None

@@ -80,7 +80,9 @@ _TAKE = stamped(
 )
 _RENEW = {
     "sqlite": stamped(
-        "UPDATE lease SET heartbeat_at = :now, expires_at = :until WHERE name = :name AND owner = :owner", "now", "until"
+        "UPDATE lease SET heartbeat_at = :now, expires_at = :until WHERE name = :name AND owner = :owner",
+        "now",
+        "until",
     ),
     # Another worker settles the claims of an expired lease: a holder that stalled past expiry has lost it.
     "postgresql": stamped(

@@ -182,7 +182,9 @@ def record_failure(
         session.add(row)
     if retry_after and not permanent and rows:
         hold_channel(session, rows[0].channel, until=now + timedelta(seconds=retry_after))
-    _finish_attempt(session, claim, "permanent" if permanent else "transient", now, error=error, retry_after=retry_after)
+    _finish_attempt(
+        session, claim, "permanent" if permanent else "transient", now, error=error, retry_after=retry_after
+    )
     return FailureOutcome(retrying=len(rows) - len(dead), dead=dead)
 
 

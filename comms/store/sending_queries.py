@@ -24,6 +24,7 @@ __all__ = [
     "pending_lanes",
 ]
 
+
 @dataclass(frozen=True)
 class QueuedOutcome:
     """Where the rows of some occurrences stand: counts by state, requests made, and whether all is settled."""

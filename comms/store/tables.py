@@ -83,7 +83,12 @@ class DeliveryRow(SQLModel, table=True):
         # A lane's next batch: ready rows of one occurrence x audience x channel, oldest retry first.
         Index("ix_delivery_lane", "occurrence_id", "audience", "channel", "state", "next_attempt_at"),
         # The rows of a batch in flight, found again by its claim token (only claimed rows are indexed).
-        Index("ix_delivery_claim", "claim", sqlite_where=text("claim IS NOT NULL")),
+        Index(
+            "ix_delivery_claim",
+            "claim",
+            sqlite_where=text("claim IS NOT NULL"),
+            postgresql_where=text("claim IS NOT NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True)

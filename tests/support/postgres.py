@@ -93,10 +93,10 @@ class PostgresServer:
         """The SQLAlchemy URL (psycopg 3 over TCP on 127.0.0.1) of ``database``."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """Create an empty database; return its name."""
+    def new_database(self, *, template: str | None = None) -> str:
+        """Create a database (empty, or a copy of ``template``); return its name."""
         name = f"comms_test_{os.getpid()}_{next(self._names)}"
-        self._admin(f'CREATE DATABASE "{name}"')
+        self._admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
 
     def drop_database(self, name: str) -> None:
