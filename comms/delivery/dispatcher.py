@@ -25,7 +25,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
-from comms.channels.pacing import Pacer, monotonic_for
 from comms.clock import Clock
 from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
@@ -33,6 +32,7 @@ from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
 from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink
 from comms.delivery.recovery import new_claim_token, recover
+from comms.delivery.shared_pacing import pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
@@ -161,7 +161,7 @@ class Dispatcher:
         self.in_flight = 0
         """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
         self._pool: ThreadPoolExecutor | None = None
-        self._slack_pacer = Pacer(slack_interval, monotonic=monotonic_for(clock), sleep=sleep)
+        self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -152,8 +152,7 @@ def _materialize_one(
             body_json=body,
             sha256=content_hash(body),
         )
-        session.add(content_row)
-        session.flush()
+        content_row = ledger.add_content(session, content_row)  # another worker may have stored it first
     assert content_row.id is not None
     targets = ((address, None, None) for address in direct) if direct else channel_spec(channel).targets(audience)
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, or_, text, update
 from sqlmodel import Session, col, select
 
-from comms.store.dialect import stamped
-from comms.store.tables import AttemptRow, DeliveryRow
+from comms.store.dialect import insert_ignoring_duplicates, stamped
+from comms.store.tables import AttemptRow, ContentRow, DeliveryRow
 
 RetryDelay = Callable[[int, float | None], float]
 """Seconds until the next attempt after ``attempts`` failed ones, given the provider's Retry-After."""
@@ -117,6 +117,19 @@ def insert_deliveries(connection: Connection, rows: Sequence[DeliveryValues]) ->
     """Insert delivery rows, skipping any whose idempotency key exists (a resumed materialization)."""
     if rows:
         connection.exec_driver_sql(_INSERT_DELIVERIES[connection.dialect.name], list(rows))
+
+
+def add_content(session: Session, row: ContentRow) -> ContentRow:
+    """Store a rendered content unless another worker stored the same one first; return the stored row."""
+    values = row.model_dump(exclude={"id"})
+    session.execute(insert_ignoring_duplicates(session, ContentRow).values(**values))
+    return session.exec(
+        select(ContentRow).where(
+            ContentRow.occurrence_id == row.occurrence_id,
+            ContentRow.audience == row.audience,
+            ContentRow.channel == row.channel,
+        )
+    ).one()
 
 
 def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, token: str, now: datetime) -> Claim | None:

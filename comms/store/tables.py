@@ -167,3 +167,11 @@ class LeaseRow(SQLModel, table=True):
     heartbeat_at: datetime = Field(sa_column=_utc(nullable=False))
     expires_at: datetime = Field(sa_column=_utc(nullable=False))
     wakes: int = 0
+
+
+class PacingRow(SQLModel, table=True):
+    """A rate limit every worker shares: the next free slot of one key (``slack:#channel``)."""
+
+    __tablename__ = "pacing"
+    key: str = Field(primary_key=True)
+    next_at: datetime = Field(sa_column=_utc(nullable=False))
