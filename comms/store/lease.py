@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 SENDER_LEASE = "sender"
+WAKE_CHANNEL = "comms_wake"
+"""The PostgreSQL notification channel a wake is sent on (``comms.store.wake_channel`` listens)."""
 _TYPE = UTCDateTime()
 
 
@@ -172,6 +174,8 @@ def wake(engine: Engine) -> None:
     with engine.begin() as connection:
         _ensure_row(connection)
         connection.execute(text("UPDATE lease SET wakes = wakes + 1 WHERE name = :name"), {"name": SENDER_LEASE})
+        if is_postgresql(connection):  # listening workers wake when this commits (comms.store.wake_channel)
+            connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
 def wake_count(engine: Engine) -> int:

@@ -104,3 +104,26 @@ def test_a_content_another_worker_stored_first_is_reused(tmp_path: Path, databas
         session.commit()
         second = ledger.add_content(session, ContentRow(**key, body_json='{"a": 2}', sha256="second"))
         assert (second.id, second.sha256) == (first.id, "first")
+
+
+def test_a_wake_reaches_a_listening_worker_at_once(postgres_url: str) -> None:
+    """On PostgreSQL lease.wake is also a NOTIFY: a listener sees it without polling the counter."""
+    from comms.store import wake_channel
+
+    engine = make_engine(postgres_url)
+    listener = wake_channel.listener(engine)
+    assert listener is not None
+    try:
+        assert not listener.wait(0.05)
+        lease.wake(engine)
+        assert listener.wait(10.0)
+        assert lease.wake_count(engine) == 1
+    finally:
+        listener.close()
+
+
+def test_sqlite_workers_poll_the_wake_counter(tmp_path: Path) -> None:
+    """SQLite has no LISTEN: no listener, the counter is the wake."""
+    from comms.store import wake_channel
+
+    assert wake_channel.listener(make_engine(f"sqlite:///{tmp_path}/comms.db")) is None
