@@ -108,6 +108,7 @@ def one_run(
     latency: tuple[float, float],
     lease: float,
     kill: bool,
+    max_in_flight: int | None = None,
 ) -> Run:
     """Send the message with ``workers`` workers (killing one mid-send when ``kill``); count what arrived."""
     name = server.new_database()
@@ -125,6 +126,8 @@ def one_run(
                 COMMS_DATABASE_URL=url,
                 COMMS_LEASE_SECONDS=str(lease),
             )
+            if max_in_flight is not None:
+                env["COMMS_MAX_IN_FLIGHT"] = str(max_in_flight)
             _comms(env, workdir, "db", "upgrade")
             _comms(env, workdir, "schedule", "--start", _common.due_now_start().isoformat(), "--plan", str(plan))
             started = time.monotonic()
