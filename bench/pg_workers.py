@@ -10,7 +10,8 @@ dir); each run gets a fresh database brought to the schema by ``comms db upgrade
 
 1. Throughput: W workers (``comms run --tick 0.5``) share the message; the time from their start until
    every delivery is sent, for each W.
-2. Failover: two workers; one is SIGKILLed once the fake has accepted a quarter of the requests. Measured:
+2. Failover: two workers; once the fake has accepted a quarter of the requests, the first worker seen with
+   requests in flight is SIGKILLed. Measured:
    the time until the survivor has settled every claim the dead worker left in flight (reconciled, else
    ``uncertain``; the dead lease expires after ``--lease`` seconds), recipients lost (must be 0), and
    recipients received twice (must all be among the rows marked ``uncertain``). ``comms retry
@@ -89,14 +90,15 @@ def _comms(env: dict[str, str], cwd: Path, *args: str) -> None:
         raise RuntimeError(f"comms {' '.join(args)}: {done.stderr}{done.stdout}")
 
 
-def _worker(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+def _worker(env: dict[str, str], cwd: Path, number: int) -> subprocess.Popen[bytes]:
+    log = (cwd / f"worker-{number}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "comms", "run", "--tick", "0.5"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "comms", "run", "--tick", "0.5"], env=env, cwd=cwd, stdout=log, stderr=log
     )
+
+
+def _worker_logs(cwd: Path) -> str:
+    return "\n".join(f"{path.name}: {path.read_text()[-1500:]}" for path in sorted(cwd.glob("worker-*.log")))
 
 
 def one_run(
@@ -131,13 +133,19 @@ def one_run(
             _comms(env, workdir, "db", "upgrade")
             _comms(env, workdir, "schedule", "--start", _common.due_now_start().isoformat(), "--plan", str(plan))
             started = time.monotonic()
-            procs = [_worker(env, workdir) for _ in range(workers)]
+            procs = [_worker(env, workdir, number) for number in range(workers)]
             total_requests = -(-recipients // 1000)
             killed_at: float | None = None
             if kill:
                 while fake.accepted_requests < total_requests // 4 and time.monotonic() - started < 600:
                     time.sleep(0.005)
                 victim = procs[0]
+                while time.monotonic() - started < 600:  # the worker with requests out, so the kill leaves claims
+                    busy = [proc for proc in procs if _in_flight_of(url, proc.pid)]
+                    if busy:
+                        victim = busy[0]
+                        break
+                    time.sleep(0.005)
                 victim.send_signal(signal.SIGKILL)
                 victim.wait(timeout=30)
                 killed_at = time.monotonic()
@@ -149,6 +157,8 @@ def one_run(
                 states = _states(url)
                 if sum(states.values()) >= recipients and not states.get("pending") and not states.get("in_flight"):
                     break
+                if all(proc.poll() is not None for proc in procs):
+                    raise RuntimeError(f"every worker stopped before the message was sent: {_worker_logs(workdir)}")
                 time.sleep(0.05)
             run.seconds = time.monotonic() - started
             for proc in procs:

@@ -110,6 +110,23 @@ _HOLDERS = stamped(
 )
 
 
+COMMAND_ROLE = "command"
+"""The role of a command that sends its own rows when no worker is there (``delivery.sender.send_queued``)."""
+
+_LIVE_WORKER = stamped(
+    "SELECT 1 FROM lease WHERE name LIKE :prefix AND owner <> :owner AND owner <> '' AND role <> :command "
+    "AND expires_at > :now LIMIT 1",
+    "now",
+)
+
+
+def _live_worker(connection: Connection, owner: str, now: datetime) -> bool:
+    found = connection.execute(
+        _LIVE_WORKER, {"prefix": f"{SENDER_LEASE}/%", "owner": owner, "command": COMMAND_ROLE, "now": now}
+    ).first()
+    return found is not None
+
+
 def _row_name(connection: Connection, owner: str) -> str:
     """The lease row of ``owner``: the one ``sender`` row on SQLite, a row of its own per worker on PostgreSQL."""
     return f"{SENDER_LEASE}/{owner}" if is_postgresql(connection) else SENDER_LEASE
@@ -122,11 +139,15 @@ def _ensure_row(connection: Connection, name: str = SENDER_LEASE) -> None:
 def acquire(engine: Engine, owner: str, *, role: str, now: datetime, ttl: float) -> LeaseHolder | None:
     """Take the lease if it is free, expired or already ours; return None if another live owner holds it.
 
-    On PostgreSQL every worker holds a lease row of its own, so acquiring always succeeds there.
+    On PostgreSQL every worker holds a lease row of its own, so a worker's acquire always succeeds there; a
+    command's (``role="command"``) fails while a live worker holds one, so the command wakes the workers
+    instead of sending beside them.
     """
     until = now + timedelta(seconds=ttl)
     with engine.begin() as connection:
         name = _row_name(connection, owner)
+        if is_postgresql(connection) and role == COMMAND_ROLE and _live_worker(connection, owner, now):
+            return None
         _ensure_row(connection, name)
         taken = connection.execute(_TAKE, {"owner": owner, "role": role, "now": now, "until": until, "name": name})
         if not taken.rowcount:

@@ -127,3 +127,13 @@ def test_sqlite_workers_poll_the_wake_counter(tmp_path: Path) -> None:
     from comms.store import wake_channel
 
     assert wake_channel.listener(make_engine(f"sqlite:///{tmp_path}/comms.db")) is None
+
+
+def test_a_command_leaves_the_sending_to_live_workers(postgres_url: str) -> None:
+    """With a live worker a command's acquire fails (it wakes the workers); with none it takes a lease itself."""
+    engine = make_engine(postgres_url)
+    assert lease.acquire(engine, "cli:9:c", role="command", now=T0, ttl=10) is not None
+    lease.release(engine, "cli:9:c")
+    assert lease.acquire(engine, "host-a:1:x", role="worker", now=T0, ttl=10) is not None
+    assert lease.acquire(engine, "cli:9:d", role="command", now=T0, ttl=10) is None
+    assert lease.acquire(engine, "cli:9:e", role="command", now=T0 + timedelta(seconds=11), ttl=10) is not None
