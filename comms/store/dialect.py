@@ -8,7 +8,6 @@ LOCKED`` (several workers share a lane) and sorts NULLs first as SQLite does.
 from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, Insert, TextClause, bindparam, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
 from comms.store.types import UTCDateTime
@@ -31,6 +30,10 @@ def is_postgresql(bind: Connection | Engine) -> bool:
 def insert_ignoring_duplicates(bind: Connection | Engine | Session, table: type[SQLModel]) -> Insert:
     """An INSERT into ``table`` that skips a row whose UNIQUE key is taken (SQLite OR IGNORE, PG ON CONFLICT)."""
     name = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
-    if name == "postgresql":
+    if name == "postgresql":  # imported here: a SQLite run never pays for the PostgreSQL dialect
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table).on_conflict_do_nothing()
