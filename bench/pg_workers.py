@@ -16,6 +16,9 @@ dir); each run gets a fresh database brought to the schema by ``comms db upgrade
    ``uncertain``; the dead lease expires after ``--lease`` seconds), recipients lost (must be 0), and
    recipients received twice (must all be among the rows marked ``uncertain``). ``comms retry
    --uncertain`` runs at the end, as an operator would.
+3. Faults: two workers while ``--fault-rate`` of the requests get a 5xx, a 429 with Retry-After or
+   X-RateLimit-Reset, a dropped connection or a slow answer; checked: nobody lost, doubles only among
+   uncertain, and no request (from either worker) before a Retry-After the fake answered earlier.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -54,6 +58,9 @@ class Run:
     lost: int = 0
     duplicates: int = 0
     duplicates_outside_uncertain: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    same_deliveries_early: int = 0
+    any_request_early: int = 0
 
 
 def _states(url: str) -> dict[str, int]:
@@ -111,13 +118,19 @@ def one_run(
     lease: float,
     kill: bool,
     max_in_flight: int | None = None,
+    faults: float = 0.0,
 ) -> Run:
     """Send the message with ``workers`` workers (killing one mid-send when ``kill``); count what arrived."""
     name = server.new_database()
     url = server.url(name)
     run = Run(workers=workers, recipients=recipients)
     plan = _common.make_plan(workdir, recipients)
-    fake = DrillSendGrid(FaultPlan(rate=1.0, kinds=("slow",), slow=latency, seed=3))
+    plan_of_faults = (
+        FaultPlan(rate=faults, kinds=("5xx", "429-retry-after", "429-reset", "drop", "slow"), slow=latency, seed=3)
+        if faults
+        else FaultPlan(rate=1.0, kinds=("slow",), slow=latency, seed=3)
+    )
+    fake = DrillSendGrid(plan_of_faults)
     try:
         with fake:
             env = _common.comms_env(
@@ -130,6 +143,8 @@ def one_run(
             )
             if max_in_flight is not None:
                 env["COMMS_MAX_IN_FLIGHT"] = str(max_in_flight)
+            if faults:
+                env.update(COMMS_RETRY_BASE_SECONDS="0.5", COMMS_MAX_ATTEMPTS="20")
             _comms(env, workdir, "db", "upgrade")
             _comms(env, workdir, "schedule", "--start", _common.due_now_start().isoformat(), "--plan", str(plan))
             started = time.monotonic()
@@ -187,6 +202,9 @@ def one_run(
             run.duplicates = len(doubled)
             run.duplicates_outside_uncertain = len(doubled - uncertain)
             run.requests = len(fake.seen)
+            run.by_kind = dict(Counter(seen.kind for seen in fake.seen))
+            same, anything = fake.retry_after_violations()
+            run.same_deliveries_early, run.any_request_early = len(same), len(anything)
     finally:
         server.drop_database(name)
     return run
@@ -196,7 +214,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--only", choices=["throughput", "failover"])
+    parser.add_argument("--only", choices=["throughput", "failover", "faults"])
+    parser.add_argument("--fault-rate", type=float, default=0.2, help="share of requests the faults drill fails")
     parser.add_argument("--latency", default="0.1:0.2", help="seconds each answer waits, uniform MIN:MAX")
     parser.add_argument("--lease", type=float, default=10.0, help="COMMS_LEASE_SECONDS of the workers")
     args = parser.parse_args()
@@ -257,6 +276,29 @@ def main() -> int:
             print("SUMMARY " + json.dumps({"drill": "failover", **asdict(run)}))
             ok = ok and run.lost == 0 and run.duplicates_outside_uncertain == 0
             ok = ok and run.takeover_seconds is not None and run.takeover_seconds < 30
+        if args.only in (None, "faults"):
+            workdir = Path(tempfile.mkdtemp(prefix="comms-pgw-"))
+            try:
+                run = one_run(
+                    server,
+                    workdir,
+                    workers=2,
+                    recipients=args.recipients,
+                    latency=(low, high),
+                    lease=args.lease,
+                    kill=False,
+                    faults=args.fault_rate,
+                )
+            finally:
+                cleanup(workdir)
+            print(
+                f"  faults ({args.fault_rate:.0%} of requests, 2 workers): {run.by_kind}; all done in "
+                f"{run.seconds:.1f} s; lost {run.lost}; duplicates {run.duplicates} "
+                f"({run.duplicates_outside_uncertain} outside uncertain); requests before a Retry-After they "
+                f"were told: {run.same_deliveries_early} for the same deliveries, {run.any_request_early} any"
+            )
+            print("SUMMARY " + json.dumps({"drill": "faults", **asdict(run)}))
+            ok = ok and run.lost == 0 and run.duplicates_outside_uncertain == 0 and run.any_request_early == 0
     finally:
         server.stop()
     return 0 if ok else 1

@@ -32,7 +32,7 @@ from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
 from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink
 from comms.delivery.recovery import new_claim_token, recover
-from comms.delivery.shared_pacing import pacer_for
+from comms.delivery.shared_pacing import hold_for, pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
@@ -162,6 +162,7 @@ class Dispatcher:
         """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
         self._pool: ThreadPoolExecutor | None = None
         self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
+        self._provider_hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -498,6 +499,8 @@ class Dispatcher:
 
     def _pace(self, channel: Channel, target: str) -> None:
         """Slack accepts about one post per second per channel: wait out the rest of that second."""
+        if self._provider_hold is not None:
+            self._provider_hold.wait(channel.kind.value)
         if channel.kind is not ChannelKind.SLACK or channel.dry_run:
             return
         self._slack_pacer.wait(target)

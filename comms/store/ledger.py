@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, or_, text, update
 from sqlmodel import Session, col, select
 
-from comms.store.dialect import insert_ignoring_duplicates, stamped
+from comms.store import pacing_slots
+from comms.store.dialect import insert_ignoring_duplicates, is_postgresql, stamped
 from comms.store.tables import AttemptRow, ContentRow, DeliveryRow
 
 RetryDelay = Callable[[int, float | None], float]
@@ -227,6 +228,8 @@ def hold_channel(session: Session, channel: str, *, until: datetime) -> None:
         )
         .values(next_attempt_at=until)
     )
+    if is_postgresql(session.get_bind()):  # batches other workers claimed already wait too
+        pacing_slots.hold_provider(session, channel, until=until)
 
 
 def _finish_attempt(

@@ -3,18 +3,20 @@
 Slack takes about one post per second per channel however many workers post; each worker reserves the
 next slot of the channel's row in one statement (the row lock orders concurrent reservations) and waits
 until it. With SQLite there is one sender, and its in-process pacer is enough (``is_shared`` False).
+A provider's 429 is a row too (``hold:<channel>``): every worker waits it out before its next request.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, column
+from sqlalchemy import Connection, Engine, column, text
+from sqlmodel import Session
 
 from comms.store.dialect import is_postgresql, stamped
 from comms.store.types import UTCDateTime
 
-__all__ = ["is_shared", "reserve_slot"]
+__all__ = ["hold_provider", "is_shared", "provider_held_until", "reserve_slot"]
 
 _RESERVE = stamped(
     "INSERT INTO pacing (key, next_at) VALUES (:key, :after) "
@@ -37,3 +39,27 @@ def reserve_slot(engine: Engine, key: str, *, interval: float, now: datetime) ->
         next_at = connection.execute(_RESERVE, {"key": key, "now": now, "after": now + step}).scalar_one()
     slot: datetime = next_at - step
     return slot
+
+
+_HOLD = stamped(
+    "INSERT INTO pacing (key, next_at) VALUES (:key, :until) "
+    "ON CONFLICT (key) DO UPDATE SET next_at = GREATEST(pacing.next_at, :until)",
+    "until",
+)
+_HELD = text("SELECT next_at FROM pacing WHERE key = :key").columns(column("next_at", UTCDateTime()))
+
+
+def _hold_key(channel: str) -> str:
+    return f"hold:{channel}"
+
+
+def hold_provider(connection: Connection | Session, channel: str, *, until: datetime) -> None:
+    """A provider asked the account to wait (429): every worker's next request on ``channel`` waits ``until``."""
+    connection.execute(_HOLD, {"key": _hold_key(channel), "until": until})
+
+
+def provider_held_until(engine: Engine, channel: str) -> datetime | None:
+    """Until when the provider of ``channel`` asked every worker to wait, if it did."""
+    with engine.connect() as connection:
+        until: datetime | None = connection.execute(_HELD, {"key": _hold_key(channel)}).scalar()
+    return until

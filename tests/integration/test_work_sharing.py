@@ -137,3 +137,20 @@ def test_a_command_leaves_the_sending_to_live_workers(postgres_url: str) -> None
     assert lease.acquire(engine, "host-a:1:x", role="worker", now=T0, ttl=10) is not None
     assert lease.acquire(engine, "cli:9:d", role="command", now=T0, ttl=10) is None
     assert lease.acquire(engine, "cli:9:e", role="command", now=T0 + timedelta(seconds=11), ttl=10) is not None
+
+
+def test_a_429_one_worker_was_answered_holds_the_other_workers_requests(postgres_url: str) -> None:
+    """ledger.hold_channel writes the provider's hold where every worker's next request waits it out."""
+    from comms.delivery.shared_pacing import ProviderHold, hold_for
+    from comms.store import ledger
+
+    engine = make_engine(postgres_url)
+    with Session(engine) as session:
+        ledger.hold_channel(session, "email", until=T0 + timedelta(seconds=3))
+        ledger.hold_channel(session, "email", until=T0 + timedelta(seconds=2))  # a shorter hold never shortens it
+        session.commit()
+    slept: list[float] = []
+    other_worker = ProviderHold(make_engine(postgres_url), clock=lambda: T0 + timedelta(seconds=1), sleep=slept.append)
+    assert other_worker.wait("email") == 2.0 and slept == [2.0]
+    assert other_worker.wait("slack") == 0.0
+    assert isinstance(hold_for(engine, clock=lambda: T0, sleep=slept.append), ProviderHold)
