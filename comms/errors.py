@@ -16,6 +16,7 @@
      │    ├── DatabaseReadOnlyError the file, its folder or its mount is read-only
      │    ├── DatabaseFullError     the disk (or a size limit) is full
      │    ├── DatabaseUnavailableError the database cannot be opened (folder missing or unwritable)
+ │    ├── SchemaMismatchError   the database's schema is older or newer than this comms (names the remedy)
      │    └── DatabaseUrlError      (see SettingsError)
      ├── NotReadyError              `comms check` found the cutover not ready         (exit 1)
      └── SenderError                no sender can take the work now: the lease is held (--exclusive),
@@ -161,6 +162,10 @@ class DatabaseFullError(StoreError):
 
 class DatabaseUnavailableError(StoreError):
     """The database cannot be opened: its folder is missing or unwritable, or the path is not a database file."""
+
+
+class SchemaMismatchError(StoreError):
+    """The database's schema is not the one this comms was written for: older (run 'comms db upgrade') or newer."""
 
 
 class DatabaseUrlError(SettingsError, StoreError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 from comms.cli import app
 from comms.plan.loader import load_plan
 from comms.plan.models import Plan
+from tests.support.postgres import PostgresServer, find_bin_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PLAN_FOLDERS = ("audiences", "schedules", "templates")
@@ -94,3 +95,44 @@ def cli() -> Cli:
         return runner.invoke(app, argv, env={"COLUMNS": "400", **(env or {})})
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test session (initdb + pg_ctl into a temp dir), stopped at the end."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server installed (.ci/run installs the postgresql package)")
+    server = PostgresServer(bin_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database that ``comms db upgrade``'s migrations brought to the current schema, copied for each test."""
+    from comms.store.engine import make_engine
+    from comms.store.schema import upgrade
+
+    name = postgres_server.new_database()
+    engine = make_engine(postgres_server.url(name), check_schema=False)
+    upgrade(engine)
+    engine.dispose()
+    return name
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Iterator[str]:
+    """The URL of a PostgreSQL database of this test at the current schema (no rows), dropped afterwards."""
+    name = postgres_server.new_database(template=postgres_template)
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of a backend-parametrised test: a SQLite file under tmp_path, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/comms.db"
+    return str(request.getfixturevalue("postgres_url"))

@@ -25,7 +25,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
-from comms.channels.pacing import Pacer, monotonic_for
 from comms.clock import Clock
 from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
@@ -33,6 +32,7 @@ from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
 from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink
 from comms.delivery.recovery import new_claim_token, recover
+from comms.delivery.shared_pacing import hold_for, pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
@@ -165,7 +165,8 @@ class Dispatcher:
         """Smaller batches for a lane whose request was refused over some recipients (halved per refusal)."""
         self._held_channels: set[str] = set()
         """Channels held in this tick after a channel-wide refusal (one escalation, no more requests)."""
-        self._slack_pacer = Pacer(slack_interval, monotonic=monotonic_for(clock), sleep=sleep)
+        self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
+        self._provider_hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -512,6 +513,8 @@ class Dispatcher:
 
     def _pace(self, channel: Channel, target: str) -> None:
         """Slack accepts about one post per second per channel: wait out the rest of that second."""
+        if self._provider_hold is not None:
+            self._provider_hold.wait(channel.kind.value)
         if channel.kind is not ChannelKind.SLACK or channel.dry_run:
             return
         self._slack_pacer.wait(target)

@@ -23,6 +23,7 @@ from comms.core.context import build_context
 from comms.core.phases import statuspage_status_to_send
 from comms.plan.models import Audience, Channel, Message, Plan
 from comms.rendering import Renderer
+from comms.store import ledger
 from comms.store.covering import mark_covered, statuspage_sent
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.types import sqlite_stamp
@@ -163,17 +164,14 @@ def _materialize_one(
             body_json=body,
             sha256=content_hash(body),
         )
-        session.add(content_row)
-        session.flush()
+        content_row = ledger.add_content(session, content_row)  # another worker may have stored it first
     assert content_row.id is not None
     targets = ((address, None, None) for address in direct) if direct else channel_spec(channel).targets(audience)
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
-        session.connection().exec_driver_sql(
-            "INSERT OR IGNORE INTO delivery (cutover_id, occurrence_id, content_id, audience, channel, updated_at, "
-            "idempotency_key, recipient, recipient_name, state, last_error, attempts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        ledger.insert_deliveries(
+            session.connection(),
             [
                 (*constants, key_prefix + address.lower(), address, name, *_initial_state(problem, ended))
                 for address, name, problem in chunk

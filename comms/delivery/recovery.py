@@ -2,7 +2,7 @@
 
 A claim token names its lease owner (``<owner>/<nonce>``, see ``comms.store.lease``). Claims belong to a
 lease, not a PID: whoever sends settles, on every tick, the claims of every owner that is neither itself
-nor the live lease holder. A batch whose attempt was only ``claimed`` never left: back to pending. One
+nor a live lease holder. A batch whose attempt was only ``claimed`` never left: back to pending. One
 whose request had started is asked about at the provider (``Channel.reconcile``): sent, not sent (back to
 pending), or nobody can tell (``uncertain``, shown, and re-sent only by ``comms retry --uncertain``).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, update
@@ -44,11 +44,11 @@ def claim_owner(claim: str) -> str:
     return claim.rpartition("/")[0] or claim
 
 
-def claim_is_live(claim: str | None, *, owner: str, live_holder: str | None) -> bool:
-    """Whether a claim belongs to this sender or to the live lease holder (so its request may still be out)."""
+def claim_is_live(claim: str | None, *, owner: str, live_owners: Collection[str]) -> bool:
+    """Whether a claim belongs to this sender or to a live lease holder (so its request may still be out)."""
     if not claim:
         return False
-    return claim_owner(claim) in {owner, live_holder}
+    return claim_owner(claim) == owner or claim_owner(claim) in live_owners
 
 
 def recover(
@@ -59,9 +59,9 @@ def recover(
     claims = ledger.in_flight_claims(engine)
     if not claims:
         return counts
-    live = lease.holder(engine, now=clock())
+    live = lease.live_owners(engine, now=clock())
     for claim in claims:
-        if claim_is_live(claim, owner=owner, live_holder=live.owner if live else None):
+        if claim_is_live(claim, owner=owner, live_owners=live):
             continue
         if ledger.attempt_outcome(engine, claim) == "claimed":
             counts["pending"] += ledger.release_unsent(engine, claim, now=clock())

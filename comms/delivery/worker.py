@@ -1,6 +1,7 @@
 """The long-running worker: APScheduler wakes the dispatcher; the database says what is due.
 
-A regular tick, a short poll of the lease's wake counter (a command queued work), and one precise
+A regular tick, a short poll of the lease's wake counter (a command queued work; on PostgreSQL also a
+LISTEN for the wake's notification), and one precise
 date job for the next due row; after a restart the jobs are rebuilt from the rows (there is nothing
 else to rebuild them from). The worker runs until the dispatcher's stop flag is set (a signal, or a
 lost lease); the tick in progress then ends after the requests in flight.
@@ -16,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from comms.delivery.dispatcher import Dispatcher
 from comms.errors import StoreError
-from comms.store import lease
+from comms.store import lease, wake_channel
 from comms.store.engine import Engine
 from comms.store.repository import next_due_at, next_future_due_at
 from comms.store.transaction import transaction
@@ -40,6 +41,8 @@ class Worker:
         """The database refused an outcome: the worker stopped sending rather than report over it."""
         self._lock = threading.Lock()
         self._wakes = lease.wake_count(engine)
+        self._listener = wake_channel.listener(engine)
+        """On PostgreSQL a wake arrives as a notification at once; the counter poll stays as the fallback."""
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -52,6 +55,8 @@ class Worker:
         )
         self.scheduler.add_job(self._check_wake, "interval", seconds=self.wake_seconds, id="wake")
         self.scheduler.start()
+        if self._listener is not None:
+            threading.Thread(target=self._listen, name="comms-wake", daemon=True).start()
         try:
             while not self.dispatcher.stop_requested.wait(0.5):
                 pass
@@ -61,6 +66,17 @@ class Worker:
     def stop(self) -> None:
         """Ask the worker to stop after the requests in flight."""
         self.dispatcher.stop_requested.set()
+
+    def _listen(self) -> None:
+        assert self._listener is not None
+        try:
+            while not self.dispatcher.stop_requested.is_set():
+                if self._listener.wait(1.0):
+                    self._tick()
+        except Exception:  # the connection broke: the wake counter poll carries on
+            log.warning("stopped listening for wakes; polling the wake counter instead", exc_info=True)
+        finally:
+            self._listener.close()
 
     def _check_wake(self) -> None:
         try:

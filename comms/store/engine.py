@@ -1,4 +1,7 @@
-"""Creating the SQLAlchemy engine: SQLite in WAL mode with foreign keys on, tables created.
+"""Creating the SQLAlchemy engine: SQLite in WAL mode with foreign keys on, or PostgreSQL; schema checked.
+
+The schema comes from the migrations (``comms.store.schema``): opening a database checks that its schema
+is this code's, and creates a new SQLite database at the current schema.
 
 The engine raises the StoreError family (comms.errors) for the database trouble a person can act on:
 a ``handle_error`` listener translates the driver's errors on every connect, statement and commit.
@@ -8,12 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import URL, Connection, Engine, event, inspect, make_url
+from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 import comms.store.incident_tables  # noqa: F401  (registers the incident and escalation tables)
-from comms.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from comms.store import (
+    schema,
+    tables,  # noqa: F401  (registers the tables on SQLModel.metadata)
+)
 from comms.store.errors import folder_error, translate_statement_error, url_error
 
 OPERATOR_BUSY_TIMEOUT_S = 1.0
@@ -22,12 +28,12 @@ OPERATOR_BUSY_TIMEOUT_S = 1.0
 WORKER_BUSY_TIMEOUT_S = 30.0
 """How long the worker waits: its writes record what a provider already accepted, so it must not give up early."""
 
-__all__ = ["Engine", "make_engine"]
+__all__ = ["Engine", "make_engine", "upgrade_database"]
 """``Engine`` is re-exported so that code outside the store can name it without importing SQLAlchemy."""
 
 
-def make_engine(url: str, *, busy_timeout: float = OPERATOR_BUSY_TIMEOUT_S) -> Engine:
-    """Open (and create if needed) the database at ``url``.
+def make_engine(url: str, *, busy_timeout: float = OPERATOR_BUSY_TIMEOUT_S, check_schema: bool = True) -> Engine:
+    """Open (and create if needed) the database at ``url``; with ``check_schema`` refuse a schema not this code's.
 
     ``busy_timeout`` (seconds) bounds the wait for another connection's write lock on SQLite. SQLite's
     busy handler retries the lock throughout that time (after 1, 2, 5, 10, 15, 20, 25 ... 100 ms), so a
@@ -47,12 +53,8 @@ def make_engine(url: str, *, busy_timeout: float = OPERATOR_BUSY_TIMEOUT_S) -> E
     event.listen(engine, "handle_error", translate_statement_error)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    SQLModel.metadata.create_all(engine)
-    with engine.begin() as connection:  # columns and indexes added since a database was created
-        _add_missing_columns(connection)
-        for table in SQLModel.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(connection, checkfirst=True)
+    if check_schema:
+        schema.check(engine)
     return engine
 
 
@@ -75,12 +77,10 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
-def _add_missing_columns(connection: Connection) -> None:
-    """Add nullable columns that a newer release declares to tables an older one created."""
-    inspector = inspect(connection)
-    for table in SQLModel.metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present and column.nullable:
-                kind = column.type.compile(dialect=connection.dialect)
-                connection.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+def upgrade_database(url: str) -> schema.SchemaUpgrade:
+    """``comms db upgrade``: bring the database at ``url`` to this code's schema (create it if it is empty)."""
+    engine = make_engine(url, check_schema=False)
+    try:
+        return schema.upgrade(engine)
+    finally:
+        engine.dispose()

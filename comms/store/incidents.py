@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from comms.store.dialect import insert_ignoring_duplicates
 from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.repository import find_cutover
 from comms.store.tables import CutoverRow
@@ -131,10 +132,18 @@ def claim_step(
     repeat: int | None = None,
     occurrence_id: int | None = None,
 ) -> int | None:
-    """Insert a step unless its UNIQUE key is taken (INSERT OR IGNORE); its id, or None when someone else has it."""
-    values = {"cutover_id": cutover_id, "incident_id": incident_id, "kind": kind, "at": at, "detail": detail,
-              "level": level, "repeat": repeat, "occurrence_id": occurrence_id}
-    result = session.execute(insert(EscalationStepRow).prefix_with("OR IGNORE").values(**values))
+    """Insert a step unless its UNIQUE key is taken (ON CONFLICT DO NOTHING); its id, or None when someone else has it."""
+    values = {
+        "cutover_id": cutover_id,
+        "incident_id": incident_id,
+        "kind": kind,
+        "at": at,
+        "detail": detail,
+        "level": level,
+        "repeat": repeat,
+        "occurrence_id": occurrence_id,
+    }
+    result = session.execute(insert_ignoring_duplicates(session, EscalationStepRow).values(**values))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
     return int(result.inserted_primary_key[0])  # type: ignore[attr-defined,index]

@@ -5,21 +5,24 @@ A batch is claimed (``in_flight`` with a token naming its lease owner, attempts 
 request goes, so a crash tells batches that never left (back to pending) from those that may have
 (reconciled, else uncertain). Its outcome is committed right after, found again by the token
 (``ix_delivery_claim`` indexes only rows in flight). The success and claim paths run once per request
-at up to a million recipients, so they are plain SQL through the driver: at 1000 rows a batch the ORM
-cost more than SQLite itself. The failure paths are rare and use the ORM.
+at up to a million recipients, so they are plain SQL (``text()``, compiled once; the delivery insert goes
+through the driver): at 1000 rows a batch the ORM cost more than SQLite itself. The failure paths are
+rare and use the ORM. On PostgreSQL a claim locks its rows with ``FOR UPDATE SKIP LOCKED``, so several
+workers share a lane without claiming a row twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, or_, update
+from sqlalchemy import Connection, Engine, or_, text, update
 from sqlmodel import Session, col, select
 
-from comms.store.tables import AttemptRow, DeliveryRow
-from comms.store.types import sqlite_stamp
+from comms.store import pacing_slots
+from comms.store.dialect import insert_ignoring_duplicates, is_postgresql, stamped
+from comms.store.tables import AttemptRow, ContentRow, DeliveryRow
 
 RetryDelay = Callable[[int, float | None], float]
 """Seconds until the next attempt after ``attempts`` failed ones, given the provider's Retry-After."""
@@ -64,37 +67,78 @@ class FailureOutcome:
     dead: list[DeliveryRow]
 
 
-_CLAIM = """
-UPDATE delivery SET state = 'in_flight', claim = ?, attempts = attempts + 1, updated_at = ?
+_CLAIM_SQL = """
+UPDATE delivery SET state = 'in_flight', claim = :token, attempts = attempts + 1, updated_at = :now
 WHERE id IN (
     SELECT id FROM delivery
-    WHERE occurrence_id = ? AND audience = ? AND channel = ? AND state = 'pending'
-      AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-    ORDER BY next_attempt_at, id LIMIT ?
+    WHERE occurrence_id = :occurrence_id AND audience = :audience AND channel = :channel AND state = 'pending'
+      AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+    ORDER BY next_attempt_at{nulls}, id LIMIT :limit{lock}
 )
 RETURNING id, recipient, recipient_name, idempotency_key
 """
+_CLAIM = {
+    "sqlite": stamped(_CLAIM_SQL.format(nulls="", lock=""), "now"),
+    # Several workers share a lane: each locks the rows it claims and skips those another is claiming.
+    "postgresql": stamped(_CLAIM_SQL.format(nulls=" NULLS FIRST", lock=" FOR UPDATE SKIP LOCKED"), "now"),
+}
 
-_ATTEMPT = """
-INSERT INTO attempt (cutover_id, occurrence_id, channel, audience, recipients, started_at, outcome, claim)
-VALUES (?, ?, ?, ?, ?, ?, 'claimed', ?)
-"""
+_ATTEMPT = stamped(
+    "INSERT INTO attempt (cutover_id, occurrence_id, channel, audience, recipients, started_at, outcome, claim) "
+    "VALUES (:cutover_id, :occurrence_id, :channel, :audience, :recipients, :now, 'claimed', :token) RETURNING id",
+    "now",
+)
 
-_SENT = """
-UPDATE delivery SET state = 'sent', provider_id = ?, sent_at = ?, claim = NULL, last_error = NULL, updated_at = ?
-WHERE claim = ?
-"""
+_SENT = stamped(
+    "UPDATE delivery SET state = 'sent', provider_id = :provider_id, sent_at = :now, claim = NULL, last_error = NULL, "
+    "updated_at = :now WHERE claim = :token",
+    "now",
+)
 
-_ATTEMPT_SENT = "UPDATE attempt SET outcome = 'sent', finished_at = ?, provider_id = ? WHERE id = ?"
+_ATTEMPT_SENT = stamped(
+    "UPDATE attempt SET outcome = 'sent', finished_at = :now, provider_id = :provider_id WHERE id = :attempt_id", "now"
+)
+
+_DELIVERY_COLUMNS = (
+    "cutover_id, occurrence_id, content_id, audience, channel, updated_at, idempotency_key, recipient, "
+    "recipient_name, state, last_error, attempts"
+)
+_INSERT_DELIVERIES = {
+    "sqlite": f"INSERT OR IGNORE INTO delivery ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+    "postgresql": f"INSERT INTO delivery ({_DELIVERY_COLUMNS}) "
+    "VALUES (%s, %s, %s, %s, %s, %s::timestamp, %s, %s, %s, %s, %s, 0) ON CONFLICT (idempotency_key) DO NOTHING",
+}
+
+DeliveryValues = tuple[int, int, int, str, str, str, str, str, str | None, str, str | None]
+"""One delivery row to write: cutover, occurrence, content ids, audience, channel, updated_at (as
+``sqlite_stamp`` gives it), idempotency key, recipient, recipient name, state, last error."""
+
+
+def insert_deliveries(connection: Connection, rows: Sequence[DeliveryValues]) -> None:
+    """Insert delivery rows, skipping any whose idempotency key exists (a resumed materialization)."""
+    if rows:
+        connection.exec_driver_sql(_INSERT_DELIVERIES[connection.dialect.name], list(rows))
+
+
+def add_content(session: Session, row: ContentRow) -> ContentRow:
+    """Store a rendered content unless another worker stored the same one first; return the stored row."""
+    values = row.model_dump(exclude={"id"})
+    session.execute(insert_ignoring_duplicates(session, ContentRow).values(**values))
+    return session.exec(
+        select(ContentRow).where(
+            ContentRow.occurrence_id == row.occurrence_id,
+            ContentRow.audience == row.audience,
+            ContentRow.channel == row.channel,
+        )
+    ).one()
 
 
 def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, token: str, now: datetime) -> Claim | None:
     """Claim up to ``limit`` ready deliveries of the lane (oldest retry first), or None when none is ready."""
-    stamp = sqlite_stamp(now)
+    where = {"occurrence_id": lane.occurrence_id, "audience": lane.audience, "channel": lane.channel}
     with engine.begin() as connection:
-        returned = connection.exec_driver_sql(
-            _CLAIM,
-            (token, stamp, lane.occurrence_id, lane.audience, lane.channel, stamp, limit),
+        returned = connection.execute(
+            _CLAIM[connection.dialect.name], {"token": token, "now": now, "limit": limit, **where}
         ).all()
         if not returned:
             return None
@@ -102,27 +146,26 @@ def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, toke
             (ClaimedDelivery(row[0], row[1], row[2], row[3], lane.channel, lane.audience) for row in returned),
             key=lambda delivery: delivery.id,
         )
-        attempt = connection.exec_driver_sql(
-            _ATTEMPT, (cutover_id, lane.occurrence_id, lane.channel, lane.audience, len(deliveries), stamp, token)
-        )
-        attempt_id = attempt.lastrowid
-    assert attempt_id is not None
-    return Claim(token, deliveries, attempt_id)
+        attempt_id = connection.execute(
+            _ATTEMPT,
+            {"cutover_id": cutover_id, "recipients": len(deliveries), "now": now, "token": token, **where},
+        ).scalar_one()
+    return Claim(token, deliveries, int(attempt_id))
+
+
+_STARTED = stamped("UPDATE attempt SET outcome = 'started', started_at = :now WHERE id = :attempt_id", "now")
 
 
 def mark_started(engine: Engine, claim: Claim, *, now: datetime) -> None:
     """The batch's request is about to leave: from now on a crash leaves it uncertain, not pending."""
     with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "UPDATE attempt SET outcome = 'started', started_at = ? WHERE id = ?", (sqlite_stamp(now), claim.attempt_id)
-        )
+        connection.execute(_STARTED, {"now": now, "attempt_id": claim.attempt_id})
 
 
 def record_sent(connection: Connection, claim: Claim, *, provider_id: str | None, now: datetime) -> int:
     """Mark the claimed batch sent (inside the caller's transaction); return how many rows it marked."""
-    stamp = sqlite_stamp(now)
-    result = connection.exec_driver_sql(_SENT, (provider_id, stamp, stamp, claim.token))
-    connection.exec_driver_sql(_ATTEMPT_SENT, (stamp, provider_id, claim.attempt_id))
+    result = connection.execute(_SENT, {"provider_id": provider_id, "now": now, "token": claim.token})
+    connection.execute(_ATTEMPT_SENT, {"now": now, "provider_id": provider_id, "attempt_id": claim.attempt_id})
     return int(result.rowcount)
 
 
@@ -153,7 +196,9 @@ def record_failure(
         session.add(row)
     if retry_after and not permanent and rows:
         hold_channel(session, rows[0].channel, until=now + timedelta(seconds=retry_after))
-    _finish_attempt(session, claim, "permanent" if permanent else "transient", now, error=error, retry_after=retry_after)
+    _finish_attempt(
+        session, claim, "permanent" if permanent else "transient", now, error=error, retry_after=retry_after
+    )
     return FailureOutcome(retrying=len(rows) - len(dead), dead=dead)
 
 
@@ -183,6 +228,8 @@ def hold_channel(session: Session, channel: str, *, until: datetime) -> None:
         )
         .values(next_attempt_at=until)
     )
+    if is_postgresql(session.get_bind()):  # batches other workers claimed already wait too
+        pacing_slots.hold_provider(session, channel, until=until)
 
 
 def _finish_attempt(
@@ -198,18 +245,18 @@ def _finish_attempt(
 def release_claim(engine: Engine, claim: Claim) -> None:
     """Undo a claim whose request never left (building it failed): the batch is pending as before."""
     with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "UPDATE delivery SET state = 'pending', claim = NULL, attempts = attempts - 1 WHERE claim = ?",
-            (claim.token,),
+        connection.execute(
+            text("UPDATE delivery SET state = 'pending', claim = NULL, attempts = attempts - 1 WHERE claim = :token"),
+            {"token": claim.token},
         )
-        connection.exec_driver_sql("DELETE FROM attempt WHERE id = ?", (claim.attempt_id,))
+        connection.execute(text("DELETE FROM attempt WHERE id = :attempt_id"), {"attempt_id": claim.attempt_id})
 
 
 def in_flight_claims(engine: Engine) -> list[str]:
     """The distinct claim tokens of rows in flight (through the partial claim index)."""
     with engine.connect() as connection:
-        rows = connection.exec_driver_sql(
-            "SELECT DISTINCT claim FROM delivery WHERE claim IS NOT NULL AND state = 'in_flight'"
+        rows = connection.execute(
+            text("SELECT DISTINCT claim FROM delivery WHERE claim IS NOT NULL AND state = 'in_flight'")
         ).all()
     return [str(row[0]) for row in rows]
 
@@ -217,25 +264,27 @@ def in_flight_claims(engine: Engine) -> list[str]:
 def attempt_outcome(engine: Engine, claim: str) -> str | None:
     """The outcome of the attempt a claim made (``claimed`` means its request never left), if recorded."""
     with engine.connect() as connection:
-        row = connection.exec_driver_sql(
-            "SELECT outcome FROM attempt WHERE claim = ? ORDER BY id DESC LIMIT 1", (claim,)
+        row = connection.execute(
+            text("SELECT outcome FROM attempt WHERE claim = :claim ORDER BY id DESC LIMIT 1"), {"claim": claim}
         ).first()
     return str(row[0]) if row else None
 
 
+_UNSENT = stamped(
+    "UPDATE delivery SET state = 'pending', claim = NULL, "
+    "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = :now WHERE claim = :claim",
+    "now",
+)
+_ATTEMPT_UNSENT = stamped(
+    "UPDATE attempt SET outcome = 'unsent', finished_at = :now WHERE claim = :claim AND outcome = 'claimed'", "now"
+)
+
+
 def release_unsent(engine: Engine, claim: str, *, now: datetime) -> int:
     """A dead sender claimed this batch but its request never left: pending again, attempt marked unsent."""
-    stamp = sqlite_stamp(now)
     with engine.begin() as connection:
-        result = connection.exec_driver_sql(
-            "UPDATE delivery SET state = 'pending', claim = NULL, attempts = max(attempts - 1, 0), updated_at = ? "
-            "WHERE claim = ?",
-            (stamp, claim),
-        )
-        connection.exec_driver_sql(
-            "UPDATE attempt SET outcome = 'unsent', finished_at = ? WHERE claim = ? AND outcome = 'claimed'",
-            (stamp, claim),
-        )
+        result = connection.execute(_UNSENT, {"now": now, "claim": claim})
+        connection.execute(_ATTEMPT_UNSENT, {"now": now, "claim": claim})
     return int(result.rowcount)
 
 
@@ -244,19 +293,25 @@ HELD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
 HELD_PREFIX = "held: "
 
 
+_SPLIT = stamped(
+    "UPDATE delivery SET state = 'pending', claim = NULL, "
+    "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = :now WHERE claim = :claim",
+    "now",
+)
+_ATTEMPT_SPLIT = stamped("UPDATE attempt SET outcome = 'split', finished_at = :now, error = :error WHERE id = :id", "now")
+_RELEASE_HELD = stamped(
+    "UPDATE delivery SET next_attempt_at = NULL, last_error = NULL, updated_at = :now "
+    "WHERE cutover_id = :cutover AND state = 'pending' AND next_attempt_at >= :held",
+    "now",
+    "held",
+)
+
+
 def split_back(engine: Engine, claim: Claim, error: str, *, now: datetime) -> int:
     """The provider refused the batch over some of its recipients: all back to pending, to be re-sent in halves."""
-    stamp = sqlite_stamp(now)
     with engine.begin() as connection:
-        result = connection.exec_driver_sql(
-            "UPDATE delivery SET state = 'pending', claim = NULL, attempts = max(attempts - 1, 0), updated_at = ? "
-            "WHERE claim = ?",
-            (stamp, claim.token),
-        )
-        connection.exec_driver_sql(
-            "UPDATE attempt SET outcome = 'split', finished_at = ?, error = ? WHERE id = ?",
-            (stamp, error[:2000], claim.attempt_id),
-        )
+        result = connection.execute(_SPLIT, {"now": now, "claim": claim.token})
+        connection.execute(_ATTEMPT_SPLIT, {"now": now, "error": error[:2000], "id": claim.attempt_id})
     return int(result.rowcount)
 
 
@@ -286,9 +341,5 @@ def hold_channel_rows(session: Session, claim: Claim, channel: str, error: str, 
 def release_held(engine: Engine, *, cutover_id: int, now: datetime) -> int:
     """``comms retry --held``: held deliveries of the cutover are due again now."""
     with engine.begin() as connection:
-        result = connection.exec_driver_sql(
-            "UPDATE delivery SET next_attempt_at = NULL, last_error = NULL, updated_at = ? "
-            "WHERE cutover_id = ? AND state = 'pending' AND next_attempt_at >= ?",
-            (sqlite_stamp(now), cutover_id, sqlite_stamp(HELD_UNTIL)),
-        )
+        result = connection.execute(_RELEASE_HELD, {"now": now, "cutover": cutover_id, "held": HELD_UNTIL})
     return int(result.rowcount)

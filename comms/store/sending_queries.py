@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import BindParameter, Engine, bindparam, text
 
-from comms.store.types import sqlite_stamp
+from comms.store.dialect import stamped
 
 __all__ = [
     "QueuedOutcome",
@@ -25,6 +25,7 @@ __all__ = [
     "pending_lanes",
 ]
 
+
 @dataclass(frozen=True)
 class QueuedOutcome:
     """Where the rows of some occurrences stand: counts by state, requests made, and whether all is settled."""
@@ -35,25 +36,25 @@ class QueuedOutcome:
     """Every occurrence is written (or ended), nothing is in flight and nothing pending is ready now."""
 
 
-_LANES = """
+_LANES = text("""
 SELECT audience, channel, content_id, count(*) FROM delivery
-WHERE occurrence_id = ? AND state = 'pending'
+WHERE occurrence_id = :occurrence_id AND state = 'pending'
 GROUP BY audience, channel, content_id
 ORDER BY min(id)
-"""
+""")
 
 
 def pending_lanes(engine: Engine, occurrence_id: int) -> list[tuple[str, str, int, int]]:
     """(audience, channel, content id, pending count) of every lane of the occurrence with pending rows."""
     with engine.connect() as connection:
-        rows = connection.exec_driver_sql(_LANES, (occurrence_id,)).all()
+        rows = connection.execute(_LANES, {"occurrence_id": occurrence_id}).all()
     return [(str(a), str(c), int(i), int(n)) for a, c, i, n in rows]
 
 
 def content_json(engine: Engine, content_id: int) -> str:
     """The stored JSON of one rendered content."""
     with engine.connect() as connection:
-        row = connection.exec_driver_sql("SELECT body_json FROM content WHERE id = ?", (content_id,)).first()
+        row = connection.execute(text("SELECT body_json FROM content WHERE id = :id"), {"id": content_id}).first()
     if row is None:
         raise LookupError(f"content {content_id} does not exist")
     return str(row[0])
@@ -62,57 +63,64 @@ def content_json(engine: Engine, content_id: int) -> str:
 def occurrence_state(engine: Engine, occurrence_id: int) -> str:
     """The occurrence's state as stored now (an event in another process may have changed it)."""
     with engine.connect() as connection:
-        row = connection.exec_driver_sql("SELECT state FROM occurrence WHERE id = ?", (occurrence_id,)).first()
+        row = connection.execute(text("SELECT state FROM occurrence WHERE id = :id"), {"id": occurrence_id}).first()
     return str(row[0]) if row else "cancelled"
+
+
+_END_PENDING = stamped(
+    "UPDATE delivery SET state = :state, last_error = :reason, updated_at = :now "
+    "WHERE occurrence_id = :occurrence_id AND state = 'pending'",
+    "now",
+)
 
 
 def end_pending(engine: Engine, occurrence_id: int, *, state: str, reason: str, now: datetime) -> int:
     """Move the occurrence's pending deliveries to ``state`` (missed, cancelled) with why; return how many."""
     with engine.begin() as connection:
-        result = connection.exec_driver_sql(
-            "UPDATE delivery SET state = ?, last_error = ?, updated_at = ? WHERE occurrence_id = ? AND state = 'pending'",
-            (state, reason, sqlite_stamp(now), occurrence_id),
+        result = connection.execute(
+            _END_PENDING, {"state": state, "reason": reason, "now": now, "occurrence_id": occurrence_id}
         )
     return int(result.rowcount)
+
+
+_FINISH = stamped(
+    "UPDATE occurrence SET state = 'done', finished_at = :now "
+    "WHERE id = :id AND state = 'dispatching' AND materialized = TRUE AND NOT EXISTS ("
+    "SELECT 1 FROM delivery WHERE occurrence_id = :id AND state IN ('pending', 'in_flight'))",
+    "now",
+)
 
 
 def finish_if_done(engine: Engine, occurrence_id: int, *, now: datetime) -> bool:
     """Mark a dispatching occurrence done once it is fully written and no row is pending or in flight."""
     with engine.begin() as connection:
-        result = connection.exec_driver_sql(
-            "UPDATE occurrence SET state = 'done', finished_at = ? "
-            "WHERE id = ? AND state = 'dispatching' AND materialized = 1 AND NOT EXISTS ("
-            "SELECT 1 FROM delivery WHERE occurrence_id = ? AND state IN ('pending', 'in_flight'))",
-            (sqlite_stamp(now), occurrence_id, occurrence_id),
-        )
+        result = connection.execute(_FINISH, {"now": now, "id": occurrence_id})
     return bool(result.rowcount)
+
+
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_STATES = text("SELECT state, count(*) FROM delivery WHERE occurrence_id IN :ids GROUP BY state").bindparams(_IDS)
+_REQUESTS = text("SELECT count(*) FROM attempt WHERE occurrence_id IN :ids").bindparams(_IDS)
+_UNWRITTEN = text(
+    "SELECT count(*) FROM occurrence WHERE id IN :ids AND state IN ('pending', 'dispatching') AND materialized = FALSE"
+).bindparams(_IDS)
+_READY = stamped(
+    "SELECT count(*) FROM delivery WHERE occurrence_id IN :ids AND (state = 'in_flight' OR "
+    "(state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)))",
+    "now",
+).bindparams(_IDS)
 
 
 def outcome_of(engine: Engine, occurrence_ids: Sequence[int], *, now: datetime) -> QueuedOutcome:
     """Counts by delivery state of the occurrences, their requests, and whether they are settled now."""
     if not occurrence_ids:
         return QueuedOutcome(settled=True)
-    marks = ", ".join("?" for _ in occurrence_ids)
-    ids = tuple(occurrence_ids)
+    ids = {"ids": list(occurrence_ids)}
     with engine.connect() as connection:
-        states: dict[str, int] = dict(
-            connection.exec_driver_sql(  # type: ignore[arg-type]
-                f"SELECT state, count(*) FROM delivery WHERE occurrence_id IN ({marks}) GROUP BY state", ids
-            ).all()
-        )
-        requests = connection.exec_driver_sql(
-            f"SELECT count(*) FROM attempt WHERE occurrence_id IN ({marks})", ids
-        ).scalar_one()
-        unwritten = connection.exec_driver_sql(
-            f"SELECT count(*) FROM occurrence WHERE id IN ({marks}) AND state IN ('pending', 'dispatching') "
-            "AND materialized = 0",
-            ids,
-        ).scalar_one()
-        ready = connection.exec_driver_sql(
-            f"SELECT count(*) FROM delivery WHERE occurrence_id IN ({marks}) AND (state = 'in_flight' OR "
-            "(state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)))",
-            (*ids, sqlite_stamp(now)),
-        ).scalar_one()
+        states: dict[str, int] = dict(connection.execute(_STATES, ids).all())  # type: ignore[arg-type]
+        requests = connection.execute(_REQUESTS, ids).scalar_one()
+        unwritten = connection.execute(_UNWRITTEN, ids).scalar_one()
+        ready = connection.execute(_READY, {**ids, "now": now}).scalar_one()
     counts = {str(state): int(count) for state, count in states.items()}
     return QueuedOutcome(counts, int(requests), settled=not unwritten and not ready)
 

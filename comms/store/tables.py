@@ -86,7 +86,12 @@ class DeliveryRow(SQLModel, table=True):
         # A lane's next batch: ready rows of one occurrence x audience x channel, oldest retry first.
         Index("ix_delivery_lane", "occurrence_id", "audience", "channel", "state", "next_attempt_at"),
         # The rows of a batch in flight, found again by its claim token (only claimed rows are indexed).
-        Index("ix_delivery_claim", "claim", sqlite_where=text("claim IS NOT NULL")),
+        Index(
+            "ix_delivery_claim",
+            "claim",
+            sqlite_where=text("claim IS NOT NULL"),
+            postgresql_where=text("claim IS NOT NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True)
@@ -200,3 +205,11 @@ class ProviderEventTallyRow(SQLModel, table=True):
     provider: str = Field(primary_key=True)
     unknown_keys: int = 0
     updated_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class PacingRow(SQLModel, table=True):
+    """A rate limit every worker shares: the next free slot of one key (``slack:#channel``)."""
+
+    __tablename__ = "pacing"
+    key: str = Field(primary_key=True)
+    next_at: datetime = Field(sa_column=_utc(nullable=False))

@@ -18,8 +18,8 @@ from tests.support.engine import T0, Harness, make_harness
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Harness:
-    h = make_harness(tmp_path, max_attempts=3)
+def harness(tmp_path: Path, database_url: str) -> Harness:
+    h = make_harness(tmp_path, max_attempts=3, database_url=database_url)
     schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
     h.at(timedelta(hours=-48))
     return h
@@ -168,7 +168,7 @@ def test_progress_is_reported_per_occurrence(harness: Harness) -> None:
     assert progress.events[-1] == ("finished", "advance-notice", 0)
 
 
-def test_repeated_csv_address_is_delivered_once(tmp_path: Path) -> None:
+def test_repeated_csv_address_is_delivered_once(tmp_path: Path, database_url: str) -> None:
     """A CSV naming an address twice (in any case) yields one delivery row and one send to it."""
     import shutil
 
@@ -181,7 +181,7 @@ def test_repeated_csv_address_is_delivered_once(tmp_path: Path) -> None:
     rows = csv.read_text(encoding="utf-8").splitlines()
     first_address = rows[1].split(",")[0]
     csv.write_text("\n".join([*rows, rows[1], f"{first_address.upper()},Shouting Twin"]) + "\n", encoding="utf-8")
-    h = make_harness(tmp_path, plan_root=root)
+    h = make_harness(tmp_path, plan_root=root, database_url=database_url)
     schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
     h.at(timedelta(hours=-48))
     h.run()

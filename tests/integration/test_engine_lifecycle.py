@@ -57,8 +57,8 @@ def _walk_success(h: Harness) -> None:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Harness:
-    h = make_harness(tmp_path)
+def harness(tmp_path: Path, database_url: str) -> Harness:
+    h = make_harness(tmp_path, database_url=database_url)
     _schedule(h)
     return h
 

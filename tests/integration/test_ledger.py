@@ -18,9 +18,9 @@ from tests.support.engine import T0, Harness, make_harness
 
 
 @pytest.fixture
-def lane(tmp_path: Path) -> tuple[Harness, Lane]:
-    """The advance notice materialized; its end-users e-mail lane."""
-    h = make_harness(tmp_path)
+def lane(tmp_path: Path, database_url: str) -> tuple[Harness, Lane]:
+    """The advance notice materialized; its end-users e-mail lane (on SQLite and on PostgreSQL)."""
+    h = make_harness(tmp_path, database_url=database_url)
     schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
     h.at(timedelta(hours=-48))
     with Session(h.services.engine, expire_on_commit=False) as session:

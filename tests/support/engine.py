@@ -35,12 +35,14 @@ class Harness:
         self.services.dispatcher.run_until_idle()
 
 
-def make_harness(tmp_path: Path, *, max_attempts: int = 4, plan_root: Path = REPO_ROOT) -> Harness:
-    """A fresh database under tmp_path, a clock at T-49h and one recording channel per kind."""
+def make_harness(
+    tmp_path: Path, *, max_attempts: int = 4, plan_root: Path = REPO_ROOT, database_url: str | None = None
+) -> Harness:
+    """A fresh database (a SQLite file under tmp_path unless given), a clock at T-49h, a recording channel per kind."""
     plan = load_plan(plan_root, check_templates=False)
     clock = FakeClock(T0 - timedelta(hours=49))
     channels = recording_channels()
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/comms.db", max_attempts=max_attempts,
+    settings = Settings(database_url=database_url or f"sqlite:///{tmp_path}/comms.db", max_attempts=max_attempts,
                         retry_base_seconds=5.0, retry_max_seconds=300.0)
     services = bootstrap(settings, clock=clock, sleep=clock.sleep, channels=channels)
     return Harness(plan=plan, services=services, clock=clock, channels=channels)

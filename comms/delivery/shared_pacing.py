@@ -1,0 +1,74 @@
+"""Pacing that holds across workers: with several senders on one database, slots are reserved in it.
+
+``pacer_for`` gives the dispatcher its Slack pacer: the in-process ``Pacer`` when one sender is all there
+can be (SQLite), else a ``SharedPacer`` whose slots every worker reserves in the database, so two workers
+together still post at most once per interval to a channel. ``hold_for`` likewise makes a provider's
+429 (Retry-After) hold every worker's next request, not only the pending rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+
+from comms.channels.pacing import Pacer, monotonic_for
+from comms.clock import Clock
+from comms.store import pacing_slots
+from comms.store.engine import Engine
+
+__all__ = ["ProviderHold", "SharedPacer", "hold_for", "pacer_for"]
+
+
+class SharedPacer:
+    """Spaces calls with the same key ``interval`` seconds apart across every worker of the database."""
+
+    def __init__(
+        self, engine: Engine, scope: str, interval: float, *, clock: Clock, sleep: Callable[[float], None]
+    ) -> None:
+        self.engine = engine
+        self.scope = scope
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait(self, key: Hashable = None) -> float:
+        """Block until this caller's slot for ``key``; return how many seconds it waited."""
+        now = self._clock()
+        slot = pacing_slots.reserve_slot(self.engine, f"{self.scope}:{key}", interval=self.interval, now=now)
+        delay = (slot - now).total_seconds()
+        if delay > 0:
+            self._sleep(delay)
+        return max(delay, 0.0)
+
+    def __repr__(self) -> str:
+        return f"SharedPacer({self.scope!r}, interval={self.interval})"
+
+
+def pacer_for(
+    engine: Engine, scope: str, interval: float, *, clock: Clock, sleep: Callable[[float], None]
+) -> Pacer | SharedPacer:
+    """The pacer of ``scope`` (``slack``): shared through the database when several workers may send."""
+    if pacing_slots.is_shared(engine):
+        return SharedPacer(engine, scope, interval, clock=clock, sleep=sleep)
+    return Pacer(interval, monotonic=monotonic_for(clock), sleep=sleep)
+
+
+class ProviderHold:
+    """Waits out a provider's 429 that any worker was answered (the hold row ``ledger.hold_channel`` writes)."""
+
+    def __init__(self, engine: Engine, *, clock: Clock, sleep: Callable[[float], None]) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait(self, channel: str) -> float:
+        """Block until the provider of ``channel`` accepts requests again; return how many seconds it waited."""
+        until = pacing_slots.provider_held_until(self.engine, channel)
+        delay = (until - self._clock()).total_seconds() if until is not None else 0.0
+        if delay > 0:
+            self._sleep(delay)
+        return max(delay, 0.0)
+
+
+def hold_for(engine: Engine, *, clock: Clock, sleep: Callable[[float], None]) -> ProviderHold | None:
+    """The shared provider hold when several workers may send; None with one sender (it holds in-process)."""
+    return ProviderHold(engine, clock=clock, sleep=sleep) if pacing_slots.is_shared(engine) else None
