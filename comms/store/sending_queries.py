@@ -128,9 +128,11 @@ def outcome_of(engine: Engine, occurrence_ids: Sequence[int], *, now: datetime) 
 def occurrences_with_pending(engine: Engine, cutover_id: int) -> list[int]:
     """Occurrences of the cutover that have pending deliveries (what a retry just queued)."""
     with engine.connect() as connection:
-        rows = connection.exec_driver_sql(
-            "SELECT DISTINCT occurrence_id FROM delivery WHERE cutover_id = ? AND state = 'pending' "
-            "ORDER BY occurrence_id",
-            (cutover_id,),
+        rows = connection.execute(
+            text(
+                "SELECT DISTINCT occurrence_id FROM delivery WHERE cutover_id = :cutover AND state = 'pending' "
+                "ORDER BY occurrence_id"
+            ),
+            {"cutover": cutover_id},
         ).all()
     return [int(row[0]) for row in rows]

@@ -83,7 +83,7 @@ def start_console(
     )
     services = bootstrap(settings, clock=clock, sleep=clock.sleep)
     plan = load_plan(plan_root, check_templates=False)
-    schedule_cutover(services.engine, plan, start=t0 or now + timedelta(days=1), now=now)
+    schedule_cutover(services.engine, plan, start=t0 or now + timedelta(days=1), now=now, accept_missed=True)
     app = create_app(
         services,
         console_token=CONSOLE_TOKEN,
