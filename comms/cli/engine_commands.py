@@ -277,5 +277,5 @@ def simulate(
     total = sum(sum(line.deliveries.values()) for line in result.lines)
     console.print(
         f"{total} deliveries written to the outbox at {result.outbox_dir}/{result.cutover}/ "
-        f"(database: {result.database_url})."
+        + (f"(database: {result.database_url})." if result.database_url else "(database not kept; --db FILE keeps it).")
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from comms.core.times import load_zone, parse_duration, parse_offset
 from comms.plan.addresses import EmailAddress
@@ -60,10 +60,21 @@ def _offset(value: object) -> timedelta:
     return parse_offset(str(value))
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+_DURATION_TEXT = r"^\s*(\d+\s*[wdhms]\s*)+$"
+_OFFSET_TEXT = r"^\s*T\s*([+-]\s*(\d+\s*[wdhms]\s*)+)?$"
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": _DURATION_TEXT, "examples": ["2h", "30m", "1w"]}),
+]
 """A length of time written as ``2h``, ``30m``, ``1w``."""
 
-Offset = Annotated[timedelta, BeforeValidator(_offset)]
+Offset = Annotated[
+    timedelta,
+    BeforeValidator(_offset),
+    WithJsonSchema({"type": "string", "pattern": _OFFSET_TEXT, "examples": ["T-48h", "T0", "T+1w"]}),
+]
 """An instant relative to T0 written as ``T-48h``, ``T0``, ``T+1w``."""
 
 
@@ -230,7 +241,8 @@ class CutoverSpec(_Frozen):
     title: str
     window: Duration = timedelta(hours=12)
     downtime_target: Duration = timedelta(minutes=5)
-    traffic_stages: tuple[int, ...] = (10, 25, 50, 75, 100)
+    traffic_stages: tuple[int, ...] = (100,)
+    """Traffic switched in stages (percent); the default, one stage of 100 %, switches it all at once."""
     status_page_url: str
     facts: dict[str, str] = Field(default_factory=dict)
 
