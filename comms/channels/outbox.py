@@ -140,6 +140,7 @@ class OutboxChannel:
                 f"{self.kind.value} credentials",
                 "WARN",
                 f"dry run: no credentials; messages go to the outbox {self.directory}/ (set {wanted} to send)",
+                dry_run=True,
             )
         ]
 

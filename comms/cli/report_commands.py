@@ -192,11 +192,20 @@ def _print_report(result: EffectivenessReport) -> None:
 
     m, t = result.metrics, result.timeliness
     console.print(Text.assemble("Communication report for ", (result.cutover, "bold"), f", T0 {iso_utc(result.start)}"))
+    if m["deliveries_total"]:
+        delivered = f"Delivered {m['deliveries_sent']} of {m['deliveries_total']} ({m['delivery_rate']} %)"
+    else:
+        delivered = "Nothing sent yet"
+    if t.due:
+        timely = (
+            f"{t.on_time_rate} % of {t.due} occurrences on time (within {t.threshold_seconds:.0f} s); lateness median "
+            f"{human_seconds(t.median_seconds)}, p95 {human_seconds(t.p95_seconds)}, max {human_seconds(t.max_seconds)}"
+        )
+    else:
+        timely = "no occurrence due yet"
     console.print(
-        f"Delivered {m['deliveries_sent']} of {m['deliveries_total']} ({m['delivery_rate']} %); "
-        f"{t.on_time_rate} % of {t.due} occurrences on time (within {t.threshold_seconds:.0f} s); lateness median "
-        f"{human_seconds(t.median_seconds)}, p95 {human_seconds(t.p95_seconds)}, max {human_seconds(t.max_seconds)}; "
-        f"{m['missed_occurrences']} missed, {result.dead_total} dead, {m['retries']} transient failures retried, {m['escalations']} escalations."
+        f"{delivered}; {timely}; {m['missed_occurrences']} missed, {result.dead_total} dead, "
+        f"{m['retries']} transient failures retried, {m['escalations']} escalations."
     )
     rate_headers = ("deliveries", "sent", "dead", "uncertain", "missed", "open", "rate %")
     for title, lines in (("By channel", result.by_channel), ("By audience", result.by_audience)):
