@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from comms.cli.app import JsonOption, PlanOption, TzOption, app, console, handles_errors, print_json
+from comms.cli.tables import fitted_table, fixed, text
 from comms.errors import NotReadyError
 
 if TYPE_CHECKING:
@@ -47,12 +48,11 @@ def check(
     if json:
         print_json(report.to_dict())
     else:
-        table = Table(title="Cutover readiness")
-        table.add_column("check")
-        table.add_column("result")
-        table.add_column("detail", overflow="fold")
-        for row in report.rows:
-            table.add_row(row.name, f"[{_STYLE[row.status]}]{row.status}[/]", row.detail)
+        table = fitted_table(
+            "Cutover readiness",
+            [text("check"), fixed("result"), text("detail")],
+            ((row.name, Text(row.status, style=_STYLE[row.status]), row.detail) for row in report.rows),
+        )
         console.print(table)
         console.print(verdict_line(report))
     if not report.ready:
