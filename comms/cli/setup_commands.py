@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from comms.cli.app import JsonOption, PlanOption, app, console, handles_errors, print_json
+from comms.cli.tables import fitted_table, fixed, text
 from comms.plan.loader import display_path
 
 
@@ -94,15 +94,15 @@ def vars_(
     if json:
         print_json({"variables": [v.__dict__ for v in variables], "filters": [f.__dict__ for f in filters]})
         return
-    table = Table(title=f"Variables of '{message}'")
-    table.add_column("variable", no_wrap=True)
-    table.add_column("example", overflow="fold")
-    for variable in variables:
-        table.add_row(variable.name, variable.example)
-    console.print(table)
-    filter_table = Table(title="Filters (use as {{ value | filter }})")
-    filter_table.add_column("filter", no_wrap=True)
-    filter_table.add_column("what it writes", overflow="fold")
-    for item in filters:
-        filter_table.add_row(item.usage, f"{item.meaning} e.g. {item.example}")
-    console.print(filter_table)
+    console.print(
+        fitted_table(
+            f"Variables of '{message}'", [fixed("variable"), text("example")], ((v.name, v.example) for v in variables)
+        )
+    )
+    console.print(
+        fitted_table(
+            "Filters, written {{ value | filter }}",
+            [fixed("filter"), text("what it writes, e.g.")],
+            ((f.usage, f"{f.meaning}: {f.example}") for f in filters),
+        )
+    )

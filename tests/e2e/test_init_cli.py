@@ -118,3 +118,21 @@ def test_simulate_keeps_the_database_given_with_db(cli: Cli, tmp_path: Path) -> 
     cli("init", plan)
     result = cli("simulate", "--plan", plan, "--start", T0, "--outbox", tmp_path / "o", "--db", tmp_path / "r.db")
     assert result.exit_code == 0 and (tmp_path / "r.db").is_file() and "r.db" in result.output
+
+
+def test_schema_command_writes_the_three_schemas(cli: Cli, tmp_path: Path) -> None:
+    """`comms schema --out DIR` writes the audience, schedule and escalation schemas as JSON."""
+    assert cli("schema", "--out", tmp_path).exit_code == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["audience.schema.json", "escalation.schema.json", "schedule.schema.json"]
+    assert json.loads((tmp_path / "audience.schema.json").read_text())["title"] == "Audience"
+
+
+def test_vars_command_lists_variables_and_filters(cli: Cli, tmp_path: Path) -> None:
+    """`comms vars complete` on a scaffold lists event.completed_at and the filters with examples."""
+    cli("init", tmp_path / "x")
+    result = cli("vars", "complete", "--plan", tmp_path / "x")
+    assert result.exit_code == 0, result.output
+    assert "event.completed_at" in result.output and "cutover.facts.support_email" in result.output
+    assert "local_span(cutover.end)" in result.output
+    assert cli("vars", "nope", "--plan", tmp_path / "x").exit_code == 2
