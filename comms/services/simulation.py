@@ -103,9 +103,7 @@ def simulate(
     return result
 
 
-def _rehearse(
-    plan: Plan, *, start: datetime, rollback_at: int | None, outbox_dir: Path, url: str
-) -> SimulationResult:
+def _rehearse(plan: Plan, *, start: datetime, rollback_at: int | None, outbox_dir: Path, url: str) -> SimulationResult:
     no_credentials = {name: None for spec in SPECS.values() for name in spec.credentials}
     settings = Settings(database_url=url, outbox_dir=outbox_dir, **no_credentials)
     timeline = build_timeline(plan, start)

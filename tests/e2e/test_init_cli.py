@@ -33,8 +33,9 @@ def test_init_rollback_rehearsal(cli: Cli, tmp_path: Path) -> None:
     """The scaffold's rollback message goes out when the rehearsal rolls back at its one stage (100 %)."""
     plan = tmp_path / "x"
     cli("init", plan)
-    rehearsal = cli("simulate", "--plan", plan, "--start", T0, "--json", "--rollback-at", "100",
-                    "--outbox", tmp_path / "outbox")
+    rehearsal = cli(
+        "simulate", "--plan", plan, "--start", T0, "--json", "--rollback-at", "100", "--outbox", tmp_path / "outbox"
+    )
     assert rehearsal.exit_code == 0, rehearsal.output
     states = {o["key"].split("/")[0]: o["state"] for o in json.loads(rehearsal.output)["occurrences"]}
     assert states["rollback"] == "done" and "complete" not in states
@@ -47,7 +48,12 @@ def test_init_audience_option_chooses_audiences_and_channels(cli: Cli, tmp_path:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (plan / "audiences").iterdir()) == ["ops.yaml", "users.yaml"]
     assert sorted(p.name for p in (plan / "templates/complete").iterdir()) == [
-        "email.html.j2", "email.subject.j2", "email.text.j2", "slack.j2", "webhook.subject.j2", "webhook.text.j2",
+        "email.html.j2",
+        "email.subject.j2",
+        "email.text.j2",
+        "slack.j2",
+        "webhook.subject.j2",
+        "webhook.text.j2",
     ]
     assert cli("validate", "--plan", plan).exit_code == 0
     rehearsal = cli("simulate", "--plan", plan, "--start", T0, "--json", "--outbox", tmp_path / "outbox")
@@ -93,8 +99,7 @@ def test_scaffold_yaml_names_its_schemas(cli: Cli, tmp_path: Path) -> None:
 
 def test_every_scaffold_template_says_what_its_variables_are(cli: Cli, tmp_path: Path) -> None:
     """Every template that prints a variable other than message.title carries a Jinja comment."""
-    cli("init", tmp_path, "--channel", "email", "--channel", "slack", "--channel", "statuspage",
-        "--channel", "webhook")
+    cli("init", tmp_path, "--channel", "email", "--channel", "slack", "--channel", "statuspage", "--channel", "webhook")
     for path in tmp_path.glob("templates/*/*.j2"):
         text = path.read_text()
         if "{{" in text.replace("{{ cutover.title }}", "").replace("{{ message.title }}", ""):
