@@ -155,3 +155,14 @@ def test_check_at_80_columns(cli: Cli, plan_copy: Path) -> None:
         output, short_cells=[r["status"] for r in rows], prose=[r["name"] for r in rows] + [r["detail"] for r in rows]
     )
     assert "ready for a dry run" in " ".join(output.split())
+
+
+def test_simulate_at_80_columns(cli: Cli, tmp_path: Path) -> None:
+    """`comms simulate` of the default plan at 80 columns: every time, offset, key and state whole."""
+    args = ("simulate", "--start", "2026-12-05T22:00:00Z", "--plan", str(REPO_ROOT), "--outbox", "outbox")
+    result = cli(*args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = json.loads(cli(*args, "--json").stdout)["occurrences"]
+    cells = [part for line in lines for part in key_parts(line["key"])] + [line["state"] for line in lines]
+    cells += [short(line["sent_at"] or line["due_at"]) for line in lines]
+    assert_reads_whole(result.stdout, short_cells=cells, prose=[])
