@@ -114,7 +114,7 @@ def _print_status(view: CutoverStatus) -> None:
         key = breakable_key(item.key)
         retry = f" (next try {short_utc(item.next_retry_at)[6:]} UTC)" if item.next_retry_at else ""
         if not item.channels:
-            rows.append((key, item.state, offset, "-", "none yet"))
+            rows.append((key, item.state, offset, "-", "none yet" if item.state == "pending" else "none"))
         for index, (channel, counts) in enumerate(item.channels.items()):
             first = index == 0
             shown = [f"{getattr(counts, b)} {BUCKET_TITLES.get(b, b)}" for b in DELIVERY_BUCKETS if getattr(counts, b)]
