@@ -164,3 +164,8 @@ class Renderer:
             return self._template(message, audience, channel, name).render(context).strip()
 
         return channel_spec(channel).content(part, context)
+
+
+def render_expression(templates_root: Path, expression: str, context: Mapping[str, Any]) -> str:
+    """Render one ``{{ expression }}`` with the plan's filters (for the reference of variables and filters)."""
+    return Renderer(templates_root)._text.from_string("{{ " + expression + " }}").render(context)

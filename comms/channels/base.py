@@ -34,6 +34,8 @@ class CheckRow:
     name: str
     status: CheckStatus
     detail: str
+    dry_run: bool = False
+    """A channel without credentials: it writes to the outbox instead of sending (a WARN that does not block)."""
 
 
 @dataclass(frozen=True)

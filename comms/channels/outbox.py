@@ -2,7 +2,10 @@
 
 What the file holds is the channel kind's ``OutboxWriter`` (listed in ``comms.channels.registry``):
 email is a real ``.eml`` (multipart/alternative text + HTML, the ``.ics`` attached when there is
-one); Slack is the exact chat.postMessage payload; the status page and a webhook are the request
+one) as the batch's first recipient receives it, addressed to that one person; beside it, a folder
+``<file stem>/`` holds, for a batch of at most PER_RECIPIENT_FILES recipients, one ``.eml`` per
+recipient, and for a bigger one the exact Mail Send request body SendGrid would receive
+(``sendgrid-mail-send.json``, one personalization per recipient). Slack is the exact chat.postMessage payload; the status page and a webhook are the request
 the API or the receiver would get. Writes are atomic (temp file + rename) and idempotent: the same
 envelope always lands in the same file, so a retry rewrites it instead of adding a second one. No
 credentials ever reach a file.
@@ -21,10 +24,11 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from comms.channels.base import ChannelKind, CheckRow, Envelope, Receipt, Reconciliation
+from comms.channels.base import ChannelKind, CheckRow, Envelope, Receipt, Recipient, Reconciliation
 from comms.channels.calendar import build_ics
+from comms.channels.sendgrid import invite_attachment, mail_send_body
 from comms.channels.slack import build_post_args
 from comms.channels.statuspage import build_incident_request
 from comms.clock import Clock, utc_now
@@ -35,6 +39,9 @@ from comms.plan.models import Plan
 log = logging.getLogger(__name__)
 
 EMAIL_BATCH = 1000
+PER_RECIPIENT_FILES = 20
+"""Up to this many recipients in a batch, the outbox writes one .eml per recipient; above, the SendGrid request."""
+SENDGRID_BODY_FILE = "sendgrid-mail-send.json"
 PAGE_PLACEHOLDER = "PAGE_ID"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -81,6 +88,15 @@ class OutboxWriter(Protocol):
         ...
 
 
+@runtime_checkable
+class CompanionWriter(Protocol):
+    """A writer whose file has companions: files in a folder named after the file's stem."""
+
+    def companions(self, envelope: Envelope) -> dict[str, bytes]:
+        """File name (inside the folder) to bytes; empty when the file says it all."""
+        ...
+
+
 class OutboxChannel:
     """Writes what a channel would send into files; the default for a channel without credentials."""
 
@@ -114,7 +130,10 @@ class OutboxChannel:
         for part in _personal_envelopes(envelope):
             path = self.path_for(part)
             data = self._writer.data(part)
+            companions = self._writer.companions(part) if isinstance(self._writer, CompanionWriter) else {}
             try:
+                for name, companion in companions.items():  # before the file reconcile looks for
+                    _write_atomic(path.with_suffix("") / name, companion)
                 _write_atomic(path, data)
             except OSError as exc:
                 raise TransientChannelError(f"outbox: could not write {path}: {exc}") from exc
@@ -143,12 +162,16 @@ class OutboxChannel:
                 f"{self.kind.value} credentials",
                 "WARN",
                 f"dry run: no credentials; messages go to the outbox {self.directory}/ (set {wanted} to send)",
+                dry_run=True,
             )
         ]
 
 
 class EmailFile:
-    """Email as a real ``.eml`` per batch, named by a digest of the batch's delivery keys."""
+    """Email as a real ``.eml`` per batch (its first recipient's), named by a digest of the batch's delivery keys.
+
+    Its companions show every recipient's copy (small batches) or the SendGrid request (big ones).
+    """
 
     max_batch = EMAIL_BATCH
     keyed = False
@@ -168,6 +191,30 @@ class EmailFile:
         return None
 
     def data(self, envelope: Envelope) -> bytes:
+        """The .eml as the batch's first recipient receives it."""
+        return self._eml(envelope, envelope.recipients[0] if envelope.recipients else None, sample=True)
+
+    def companions(self, envelope: Envelope) -> dict[str, bytes]:
+        """One .eml per recipient of a small batch; the exact SendGrid request body of a bigger one."""
+        recipients = envelope.recipients
+        if len(recipients) <= 1:
+            return {}
+        if len(recipients) <= PER_RECIPIENT_FILES:
+            return {
+                f"{number:02d}.{slug(recipient.address)}.eml": self._eml(envelope, recipient, sample=False)
+                for number, recipient in enumerate(recipients, start=1)
+            }
+        invite = None
+        if envelope.calendar is not None:
+            ics = build_ics(
+                envelope.calendar, organizer_email=self._sender, organizer_name=self._sender_name, stamp=self._clock()
+            )
+            invite = invite_attachment(ics.data, content_type=ics.content_type, filename=ics.filename)
+        sender = {"email": self._sender, "name": self._sender_name or ""}
+        body = mail_send_body(envelope, sender=sender, reply_to=self._reply_to, invite=invite, max_batch=self.max_batch)
+        return {SENDGRID_BODY_FILE: json_bytes(body)}
+
+    def _eml(self, envelope: Envelope, recipient: Recipient | None, *, sample: bool) -> bytes:
         content = envelope.content
         if not isinstance(content, EmailContent):
             raise PermanentChannelError(
@@ -178,16 +225,20 @@ class EmailFile:
         message = EmailMessage()
         message["Subject"] = content.subject
         message["From"] = formataddr((self._sender_name or "", self._sender))
-        message["To"] = ", ".join(formataddr((r.name or "", r.address)) for r in envelope.recipients)
+        if recipient is not None:
+            message["To"] = formataddr((recipient.name or "", recipient.address))
         if self._reply_to:
             message["Reply-To"] = self._reply_to
         message["Date"] = format_datetime(self._clock())
-        message["Message-ID"] = f"<{batch}.{slug(envelope.occurrence)}@comms.outbox>"
+        own = "" if sample or recipient is None else f".{digest(recipient.delivery_key)}"
+        message["Message-ID"] = f"<{batch}{own}.{slug(envelope.occurrence)}@comms.outbox>"
         message["X-Comms-Cutover"] = envelope.cutover
         message["X-Comms-Occurrence"] = envelope.occurrence
         message["X-Comms-Audience"] = envelope.audience or ""
         message["X-Comms-Batch"] = batch
         message["X-Comms-Recipients"] = str(len(envelope.recipients))
+        if recipient is not None:
+            message["X-Comms-Delivery-Key"] = recipient.delivery_key
         message.set_content(content.text)
         message.add_alternative(content.html, subtype="html")
         if envelope.calendar is not None:

@@ -166,56 +166,8 @@ class SendGridChannel:
 
     def build_request(self, envelope: Envelope) -> dict[str, Any]:
         """The Mail Send request body for an envelope (refusing what SendGrid would refuse)."""
-        content = envelope.content
-        if not isinstance(content, EmailContent):
-            raise PermanentChannelError(
-                f"email send of {envelope.occurrence} got {type(content).__name__}",
-                remedy="route only rendered email content to the email channel",
-            )
-        recipients = envelope.recipients
-        if not recipients:
-            raise PermanentChannelError(
-                f"email send of {envelope.occurrence} has no recipients", remedy="give the envelope recipients"
-            )
-        if len(recipients) > self.max_batch:
-            raise PermanentChannelError(
-                f"{len(recipients)} recipients in one email request; SendGrid takes at most {self.max_batch}",
-                remedy=f"split the recipients into batches of at most {self.max_batch} (max_batch)",
-            )
-        seen: set[str] = set()
-        personalizations: list[dict[str, Any]] = []
-        for recipient in recipients:
-            address = recipient.address.strip()
-            folded = address.lower()
-            if folded in seen:
-                raise PermanentChannelError(
-                    f"{address} appears twice in one email request; SendGrid rejects duplicates",
-                    remedy="remove the duplicate address from the audience's recipients",
-                )
-            seen.add(folded)
-            to: dict[str, str] = {"email": address}
-            if recipient.name:
-                to["name"] = _safe_name(recipient.name)
-            personalization: dict[str, Any] = {"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}}
-            if recipient.substitutions:
-                personalization["substitutions"] = dict(recipient.substitutions)
-            personalizations.append(personalization)
-        body: dict[str, Any] = {
-            "personalizations": personalizations,
-            "from": self._from,
-            "subject": content.subject,
-            "content": [
-                {"type": "text/plain", "value": content.text},
-                {"type": "text/html", "value": content.html},
-            ],
-            "categories": categories(envelope),
-            "custom_args": _top_custom_args(envelope),
-        }
-        if self._reply_to:
-            body["reply_to"] = {"email": self._reply_to}
-        if envelope.calendar is not None:
-            body["attachments"] = [self._invite(envelope.calendar)]
-        return body
+        invite = self._invite(envelope.calendar) if envelope.calendar is not None else None
+        return mail_send_body(envelope, sender=self._from, reply_to=self._reply_to, invite=invite)
 
     def _invite(self, window: MaintenanceWindow) -> dict[str, str]:
         """The .ics attachment of a window, built once per window (every batch of a message shares it)."""
@@ -224,12 +176,7 @@ class SendGridChannel:
             invite = build_ics(
                 window, organizer_email=self._from["email"], organizer_name=self._from["name"], stamp=self._clock()
             )
-            cached = {
-                "content": base64.b64encode(invite.data).decode("ascii"),
-                "type": invite.content_type,
-                "filename": invite.filename,
-                "disposition": "attachment",
-            }
+            cached = invite_attachment(invite.data, content_type=invite.content_type, filename=invite.filename)
             if len(self._invites) >= 64:
                 self._invites.clear()
             self._invites[window] = cached
@@ -279,6 +226,81 @@ class SendGridChannel:
             return max(0.0, float(reset) - self._clock().timestamp())
         except ValueError:
             return None
+
+
+def mail_send_body(
+    envelope: Envelope,
+    *,
+    sender: Mapping[str, str],
+    reply_to: str | None,
+    invite: Mapping[str, str] | None,
+    max_batch: int = MAX_RECIPIENTS,
+) -> dict[str, Any]:
+    """The Mail Send request body of an envelope, exactly as SendGrid receives it (the outbox writes it too).
+
+    ``sender`` is ``{"email", "name"}``; ``invite`` the attachment of the calendar invite, if any.
+    Raises PermanentChannelError for what SendGrid would refuse (no or duplicate recipients, too many).
+    """
+    content = envelope.content
+    if not isinstance(content, EmailContent):
+        raise PermanentChannelError(
+            f"email send of {envelope.occurrence} got {type(content).__name__}",
+            remedy="route only rendered email content to the email channel",
+        )
+    recipients = envelope.recipients
+    if not recipients:
+        raise PermanentChannelError(
+            f"email send of {envelope.occurrence} has no recipients", remedy="give the envelope recipients"
+        )
+    if len(recipients) > max_batch:
+        raise PermanentChannelError(
+            f"{len(recipients)} recipients in one email request; SendGrid takes at most {max_batch}",
+            remedy=f"split the recipients into batches of at most {max_batch} (max_batch)",
+        )
+    seen: set[str] = set()
+    personalizations: list[dict[str, Any]] = []
+    for recipient in recipients:
+        address = recipient.address.strip()
+        folded = address.lower()
+        if folded in seen:
+            raise PermanentChannelError(
+                f"{address} appears twice in one email request; SendGrid rejects duplicates",
+                remedy="remove the duplicate address from the audience's recipients",
+            )
+        seen.add(folded)
+        to: dict[str, str] = {"email": address}
+        if recipient.name:
+            to["name"] = _safe_name(recipient.name)
+        personalization: dict[str, Any] = {"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}}
+        if recipient.substitutions:  # the recipient's own ack link (comms.delivery.ack_links)
+            personalization["substitutions"] = dict(recipient.substitutions)
+        personalizations.append(personalization)
+    body: dict[str, Any] = {
+        "personalizations": personalizations,
+        "from": dict(sender),
+        "subject": content.subject,
+        "content": [
+            {"type": "text/plain", "value": content.text},
+            {"type": "text/html", "value": content.html},
+        ],
+        "categories": categories(envelope),
+        "custom_args": _top_custom_args(envelope),
+    }
+    if reply_to:
+        body["reply_to"] = {"email": reply_to}
+    if invite is not None:
+        body["attachments"] = [dict(invite)]
+    return body
+
+
+def invite_attachment(invite_data: bytes, *, content_type: str, filename: str) -> dict[str, str]:
+    """A calendar invite as a Mail Send attachment (base64 content)."""
+    return {
+        "content": base64.b64encode(invite_data).decode("ascii"),
+        "type": content_type,
+        "filename": filename,
+        "disposition": "attachment",
+    }
 
 
 def categories(envelope: Envelope) -> list[str]:

@@ -96,9 +96,38 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _flag_shows_no_type(original: Callable[..., str | None]) -> Callable[..., str | None]:
+    """Help shows an on/off flag by its name and meaning alone, not as ``<bool>`` (typer prints one)."""
+
+    @wraps(original)
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return original(self, ctx)
+
+    return display_type_rich
+
+
+typer.core.TyperOption.display_type_rich = _flag_shows_no_type(  # type: ignore[method-assign]
+    typer.core.TyperOption.display_type_rich
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from comms import __version__
+
+        sys.stdout.write(f"comms {__version__}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens to stderr.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version of comms and exit.", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

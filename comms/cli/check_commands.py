@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from comms.cli.app import JsonOption, PlanOption, TzOption, app, console, handles_errors, print_json
+from comms.cli.tables import fitted_table, fixed, text
 from comms.errors import NotReadyError
+
+if TYPE_CHECKING:
+    from comms.reports.readiness import ReadinessReport
 
 OptionalStartOption = Annotated[
     str | None,
@@ -44,15 +48,29 @@ def check(
     if json:
         print_json(report.to_dict())
     else:
-        table = Table(title="Cutover readiness")
-        table.add_column("check")
-        table.add_column("result")
-        table.add_column("detail", overflow="fold")
-        for row in report.rows:
-            table.add_row(row.name, f"[{_STYLE[row.status]}]{row.status}[/]", row.detail)
+        table = fitted_table(
+            "Cutover readiness",
+            [text("check"), fixed("result"), text("detail")],
+            ((row.name, Text(row.status, style=_STYLE[row.status]), row.detail) for row in report.rows),
+        )
         console.print(table)
-        verdict = "[green]ready[/]" if report.ready else "[bold red]not ready[/]"
-        console.print(f"Score {report.score:.0f}% ({report.passed}/{len(report.rows)} passed): {verdict}")
+        console.print(verdict_line(report))
     if not report.ready:
-        failed = sum(1 for row in report.rows if row.status == "FAIL")
-        raise NotReadyError(f"not ready: {failed} check(s) failed")
+        raise NotReadyError(f"not ready: {report.failed} check(s) failed")
+
+
+def verdict_line(report: ReadinessReport) -> str:
+    """The summary under the table: 'ready' only with no FAIL; dry-run channels and warnings counted apart."""
+    total = len(report.rows)
+    if not report.ready:
+        return f"[bold red]Not ready[/]: {report.failed} of {total} checks failed ({report.passed} passed)."
+    parts = [f"{report.passed}/{total} passed"]
+    dry = report.dry_run_channels
+    if dry:
+        parts.append(f"{len(dry)} in dry run: {', '.join(dry)}")
+    if report.warnings:
+        parts.append(f"{report.warnings} warning{'s' if report.warnings != 1 else ''}")
+    verdict = "[green]ready[/]"
+    if dry:
+        verdict = f"[yellow]ready for a dry run[/] ({', '.join(dry)} write to the outbox, not to a provider)"
+    return f"Score {report.score:.0f}% ({'; '.join(parts)}): {verdict}"

@@ -310,23 +310,28 @@ def simulate(
             }
         )
         return
-    table = Table(title=f"Rehearsal of {loaded.cutover.title}, T0 {iso_utc(t0)}")
+    from comms.cli.tables import breakable_key, fitted_table, fixed, short_utc, text
+
     kinds = ["email", "slack", "statuspage"]
     kinds += sorted({kind for line in result.lines for kind in line.deliveries} - set(kinds))  # e.g. webhook
-    for column in ("when", "T±", "occurrence", "state", *(k.replace("statuspage", "status page") for k in kinds)):
-        table.add_column(column)
+    columns = [fixed("UTC"), fixed("T±"), text("occurrence"), fixed("state")]
+    columns += [fixed(k.replace("statuspage", "status page")) for k in kinds]
+    rows = []
     for line in result.lines:
         when = line.sent_at or line.due_at
-        table.add_row(
-            iso_utc(when) if when else "-",
-            format_offset(when - t0) if when else "",
-            line.key,
-            line.state,
-            *(str(line.deliveries.get(kind, "")) for kind in kinds),
+        rows.append(
+            (
+                short_utc(when),
+                format_offset(when - t0) if when else "",
+                breakable_key(line.key),
+                line.state,
+                *(str(line.deliveries.get(kind, "")) for kind in kinds),
+            )
         )
+    table = fitted_table(f"Rehearsal of {loaded.cutover.title}, T0 {iso_utc(t0)}", columns, rows)
     console.print(table)
     total = sum(sum(line.deliveries.values()) for line in result.lines)
     console.print(
         f"{total} deliveries written to the outbox at {result.outbox_dir}/{result.cutover}/ "
-        f"(database: {result.database_url})."
+        + (f"(database: {result.database_url})." if result.database_url else "(database not kept; --db FILE keeps it).")
     )

@@ -6,11 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from comms.cli.app import CutoverOption, JsonOption, app, console, handles_errors, print_json
 from comms.cli.sending import NoWaitOption, send_through_sender
-from comms.core.times import iso_utc
 
 if TYPE_CHECKING:  # the services load SQLAlchemy and the SDKs: imported inside the commands
     from collections.abc import Mapping
@@ -145,17 +143,16 @@ def incident_list(cutover: CutoverOption = None, json: JsonOption = False) -> No
     if not views:
         console.print("No incidents.")
         return
-    table = Table()
-    for column in ("#", "severity", "state", "status", "summary", "opened (UTC)", "acked by", "next escalation",
-                   "steps"):
-        table.add_column(column)
-    for view in views:
-        table.add_row(
-            str(view.id), view.severity, view.state, view.status, escape(view.summary), iso_utc(view.opened_at),
-            escape(view.acked_by or "-"),
-            iso_utc(view.next_escalation_at) if view.next_escalation_at else "-", str(len(view.history)),
-        )
-    console.print(table)
+    from comms.cli.tables import fitted_table, fixed, short_utc, text
+
+    columns = [fixed("#"), fixed("sev"), text("state / status"), text("summary"), fixed("opened"), text("acked by"),
+               fixed("escalates"), fixed("steps")]
+    rows = [
+        (view.id, view.severity, f"{view.state} / {view.status}", view.summary, short_utc(view.opened_at),
+         view.acked_by, short_utc(view.next_escalation_at), len(view.history))
+        for view in views
+    ]
+    console.print(fitted_table("Incidents (times in UTC)", columns, rows))
 
 
 @app.command("send")

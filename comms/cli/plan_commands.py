@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from comms.cli.app import JsonOption, PlanOption, StartOption, TzOption, app, console, handles_errors, print_json
+from comms.cli.tables import fitted_table, fixed, short_local, short_utc, text
 from comms.core.timeline import build_timeline
-from comms.core.times import format_local, iso_utc, parse_start
+from comms.core.times import format_local, format_offset, iso_utc, parse_start
 from comms.errors import InputError
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
+from comms.plan.models import Channel, Plan
 
 
 @app.command()
@@ -31,10 +31,26 @@ def validate(plan: PlanOption = Path(".")) -> None:
     )
 
 
+WIDE_TIMELINE_COLUMNS = 160
+"""From this terminal width on, the timeline shows every audience zone without being asked (--wide)."""
+
+
 @app.command()
 @handles_errors
-def timeline(start: StartOption, plan: PlanOption = Path("."), tz: TzOption = None, json: JsonOption = False) -> None:
-    """Show every occurrence of the plan for T0 = --start, in UTC and each audience's local time."""
+def timeline(
+    start: StartOption,
+    plan: PlanOption = Path("."),
+    tz: TzOption = None,
+    local: Annotated[
+        list[str] | None,
+        typer.Option("--local", help="Add a column of this audience's local times (repeat it for more)."),
+    ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="A column per audience time zone, each naming its audiences.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Show every occurrence of the plan for T0 = --start: offset, UTC time, audiences and channels."""
     t0 = parse_start(start, tz=tz)
     loaded = load_plan(plan, check_templates=False)
     occurrences = build_timeline(loaded, t0)
@@ -59,15 +75,36 @@ def timeline(start: StartOption, plan: PlanOption = Path("."), tz: TzOption = No
             ]
         )
         return
-    zones = sorted({a.timezone for a in loaded.audiences.values()} - {"UTC"})
-    table = Table(title=f"{loaded.cutover.title}: T0 {iso_utc(t0)}")
-    for column in ("occurrence", "when (UTC)", *zones, "audiences", "channels"):
-        table.add_column(column)
+    wide = wide or console.width >= WIDE_TIMELINE_COLUMNS
+    zones = _timeline_zones(loaded, local or [], wide=wide)
+    show_utc = wide or not local  # --local shows the audiences' times instead of UTC (T0 stays in the title)
+    columns = [fixed("occurrence"), fixed("T± / on"), *([fixed("UTC")] if show_utc else [])]
+    columns += [fixed(header) for _, header in zones] + [text("audiences"), text("channels")]
+    rows = []
     for o in occurrences:
-        when = iso_utc(o.due_at) if o.due_at else f"on {o.trigger.value}"
-        local = [format_local(o.due_at, zone) if o.due_at else "" for zone in zones]
-        table.add_row(o.key, when, *local, ", ".join(o.audiences), ", ".join(c.value for c in o.channels))
-    console.print(table)
+        offset = format_offset(o.due_at - t0) if o.due_at else o.trigger.value
+        utc_time = [short_utc(o.due_at) if o.due_at else ""] if show_utc else []
+        local_times = [short_local(o.due_at, zone) for zone, _ in zones]
+        audiences = "all" if set(o.audiences) == set(loaded.audiences) else ", ".join(o.audiences)
+        channels = ", ".join(c.value for c in o.channels)
+        rows.append((o.key, offset, *utc_time, *local_times, audiences, channels))
+    console.print(fitted_table(f"{loaded.cutover.title}: T0 {iso_utc(t0)}", columns, rows))
+
+
+def _timeline_zones(loaded: Plan, audiences: list[str], *, wide: bool) -> list[tuple[str, str]]:
+    """(zone, header) of each local-time column: the audiences asked for, or every zone naming its audiences."""
+    for name in audiences:
+        if name not in loaded.audiences:
+            known = ", ".join(sorted(loaded.audiences))
+            raise InputError(f"--local: no audience {name!r} (known: {known})")
+    if not wide:
+        return [(loaded.audiences[name].timezone, name) for name in dict.fromkeys(audiences)]
+    by_zone: dict[str, list[str]] = {}
+    for key in sorted(loaded.audiences):
+        zone = loaded.audiences[key].timezone
+        if zone != "UTC" or key in audiences:
+            by_zone.setdefault(zone, []).append(key)
+    return [(zone, f"{zone} ({', '.join(keys)})") for zone, keys in sorted(by_zone.items())]
 
 
 def _parse_vars(values: list[str]) -> dict[str, str]:

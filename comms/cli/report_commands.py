@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from comms.cli.app import CutoverOption, JsonOption, app, console, err_console, handles_errors, print_json
+from comms.cli.tables import breakable_key, fitted_table, fixed, short_utc, text
 from comms.core.delivery_events import COUNTED_OUTCOMES
 from comms.core.times import format_offset, iso_utc
 from comms.errors import InputError
@@ -33,14 +34,16 @@ BUCKET_TITLES = {"in_flight": "in flight"}
 ALWAYS_SHOWN = ("sent", "pending", "retrying", "dead", "uncertain", "missed")
 
 
+PROSE_HEADERS = frozenset(
+    {"occurrence", "summary", "detail", "reason", "error", "recipient", "deliveries", "acked by", "value"}
+)
+"""Columns wrapped between words; every other column (keys, states, times, counts) stays on one line."""
+
+
 def _table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
-    """A table whose cells are plain text (never rich markup: values can hold user text)."""
-    table = Table(title=title, title_justify="left")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text("-" if value is None else str(value)) for value in row))
-    return table
+    """A table of plain-text cells (never rich markup: values can hold user text) that reads whole at 80 columns."""
+    columns = [text(h) if h in PROSE_HEADERS else fixed(h) for h in headers]
+    return fitted_table(title, columns, rows)
 
 
 def _write_atomically(path: Path, write: Callable[[TextIO], object]) -> object:
@@ -97,7 +100,7 @@ def _print_status(view: CutoverStatus) -> None:
                 "Next messages",
                 ("occurrence", "due (UTC)", "T±", "when", "note"),
                 (
-                    (m.key, iso_utc(m.due_at), m.offset, m.relative, "waits for go" if m.waits_for_go else "")
+                    (m.key, short_utc(m.due_at), m.offset, m.relative, "waits for go" if m.waits_for_go else "")
                     for m in view.next_messages
                 ),
             )
@@ -105,35 +108,22 @@ def _print_status(view: CutoverStatus) -> None:
     else:
         console.print("No time-based message is waiting.")
     totals = view.totals
-    buckets = [b for b in DELIVERY_BUCKETS if b in ALWAYS_SHOWN or getattr(totals, b)]
-    retries = any(item.next_retry_at for item in view.occurrences)
-    headers = (
-        "occurrence",
-        "state",
-        "T±",
-        "channel",
-        *(BUCKET_TITLES.get(b, b) for b in buckets),
-        *(("next retry (UTC)",) if retries else ()),
-    )
+    headers = ("occurrence", "state", "T±", "channel", "deliveries")
     rows = []
     for item in view.occurrences:
         state = f"{item.state} ({item.why})" if item.why else item.state
         offset = format_offset(item.due_at - view.start) if item.due_at else "-"
-        retry = (iso_utc(item.next_retry_at) if item.next_retry_at else "",) if retries else ()
+        key = breakable_key(item.key)
+        retry = f" (next try {short_utc(item.next_retry_at)[6:]} UTC)" if item.next_retry_at else ""
         if not item.channels:
-            rows.append((item.key, state, offset, "-", *("" for _ in buckets), *retry))
+            rows.append((key, state, offset, "-", "none yet" if item.state == "pending" else "none"))
         for index, (channel, counts) in enumerate(item.channels.items()):
             first = index == 0
-            rows.append(
-                (
-                    item.key if first else "",
-                    state if first else "",
-                    offset if first else "",
-                    channel,
-                    *(getattr(counts, b) or "" for b in buckets),
-                    *(retry if first else ("",) * len(retry)),
-                )
-            )
+            shown = [f"{getattr(counts, b)} {BUCKET_TITLES.get(b, b)}" for b in DELIVERY_BUCKETS if getattr(counts, b)]
+            cell = ", ".join(shown) or "none yet"
+            if "retrying" in " ".join(shown):
+                cell += retry
+            rows.append((key if first else "", state if first else "", offset if first else "", channel, cell))
     console.print(_table("Deliveries by occurrence and channel", headers, rows))
     console.print("Totals: " + ", ".join(f"{getattr(totals, b)} {BUCKET_TITLES.get(b, b)}" for b in DELIVERY_BUCKETS))
     if view.provider_outcomes:
@@ -147,7 +137,7 @@ def _print_status(view: CutoverStatus) -> None:
                 "Open incidents",
                 ("#", "severity", "state", "status", "summary", "opened (UTC)", "acked by"),
                 (
-                    (i.id, i.severity, i.state, i.status, i.summary, iso_utc(i.opened_at), i.acked_by)
+                    (i.id, i.severity, i.state, i.status, i.summary, short_utc(i.opened_at), i.acked_by)
                     for i in view.incidents
                 ),
             )
@@ -160,7 +150,7 @@ def _print_status(view: CutoverStatus) -> None:
             _table(
                 f"Escalations ({len(view.escalations)}, latest {len(latest)})",
                 ("at (UTC)", "kind", "incident", "level", "detail"),
-                ((iso_utc(e.at), e.kind, e.incident_id, e.level, e.detail) for e in latest),
+                ((short_utc(e.at), e.kind, e.incident_id, e.level, e.detail) for e in latest),
             )
         )
 
@@ -197,11 +187,20 @@ def _print_report(result: EffectivenessReport) -> None:
 
     m, t = result.metrics, result.timeliness
     console.print(Text.assemble("Communication report for ", (result.cutover, "bold"), f", T0 {iso_utc(result.start)}"))
+    if m["deliveries_total"]:
+        delivered = f"Delivered {m['deliveries_sent']} of {m['deliveries_total']} ({m['delivery_rate']} %)"
+    else:
+        delivered = "Nothing sent yet"
+    if t.due:
+        timely = (
+            f"{t.on_time_rate} % of {t.due} occurrences on time (within {t.threshold_seconds:.0f} s); lateness median "
+            f"{human_seconds(t.median_seconds)}, p95 {human_seconds(t.p95_seconds)}, max {human_seconds(t.max_seconds)}"
+        )
+    else:
+        timely = "no occurrence due yet"
     console.print(
-        f"Delivered {m['deliveries_sent']} of {m['deliveries_total']} ({m['delivery_rate']} %); "
-        f"{t.on_time_rate} % of {t.due} occurrences on time (within {t.threshold_seconds:.0f} s); lateness median "
-        f"{human_seconds(t.median_seconds)}, p95 {human_seconds(t.p95_seconds)}, max {human_seconds(t.max_seconds)}; "
-        f"{m['missed_occurrences']} missed, {result.dead_total} dead, {m['retries']} transient failures retried, {m['escalations']} escalations."
+        f"{delivered}; {timely}; {m['missed_occurrences']} missed, {result.dead_total} dead, "
+        f"{m['retries']} transient failures retried, {m['escalations']} escalations."
     )
     rate_headers = ("deliveries", "sent", "dead", "uncertain", "missed", "open", "rate %")
     for title, lines in (("By channel", result.by_channel), ("By audience", result.by_audience)):
@@ -214,14 +213,14 @@ def _print_report(result: EffectivenessReport) -> None:
         )
     console.print(
         _table(
-            "Timeliness",
-            ("occurrence", "state", "due (UTC)", "first sent (UTC)", "late by"),
+            "Timeliness (UTC)",
+            ("occurrence", "state", "due", "first sent", "late by"),
             (
                 (
-                    i.key,
+                    breakable_key(i.key),
                     i.state,
-                    iso_utc(i.due_at),
-                    iso_utc(i.first_sent_at) if i.first_sent_at else "not sent",
+                    short_utc(i.due_at),
+                    short_utc(i.first_sent_at) if i.first_sent_at else "not sent",
                     human_seconds(i.seconds),
                 )
                 for i in result.lateness
@@ -248,8 +247,11 @@ def _print_report(result: EffectivenessReport) -> None:
         console.print(
             _table(
                 f"Dead letters ({len(shown)} of {result.dead_total})",
-                ("delivery", "occurrence", "audience", "channel", "recipient", "error"),
-                ((d.delivery_id, d.occurrence, d.audience, d.channel, d.recipient, d.error) for d in shown),
+                ("delivery", "occurrence", "recipient", "error"),
+                (
+                    (d.delivery_id, breakable_key(d.occurrence), f"{d.recipient} ({d.audience}, {d.channel})", d.error)
+                    for d in shown
+                ),
             )
         )
     if result.incidents:
@@ -276,7 +278,7 @@ def _print_report(result: EffectivenessReport) -> None:
             _table(
                 "Failed and missed messages escalated",
                 ("at (UTC)", "kind", "detail"),
-                ((iso_utc(e.at), e.kind, e.detail) for e in result.failure_escalations),
+                ((short_utc(e.at), e.kind, e.detail) for e in result.failure_escalations),
             )
         )
     if m["kpis"]:

@@ -209,9 +209,41 @@ def _describe(error: Any, loc: Loc) -> str:
     if kind == "missing":
         return f"missing required key '{where}'"
     message = str(error["msg"]).removeprefix("Value error, ")
+    got = _shown(error.get("input"))
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        keys = _keys_of(error.get("ctx", {}).get("class_name"))
+        return f"{where}: must be a mapping of keys{f' ({keys})' if keys else ''}, got {got}"
+    if kind in ("tuple_type", "list_type", "set_type", "frozen_set_type"):
+        return f"{where}: must be a list such as [a, b], got {got}"
+    if kind in ("string_type", "string_sub_type"):
+        return f"{where}: must be text, got {got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{where}: must be true or false, got {got}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{where}: must be a whole number, got {got}"
     if kind == "enum" or kind == "literal_error":
-        return f"{where}: {message} (got {error.get('input')!r})"
-    return f"{where}: {message}"
+        return f"{where}: {message.replace('Input should be', 'must be')} (got {error.get('input')!r})"
+    return f"{where}: {message.replace('Input should be', 'must be')}"
+
+
+def _shown(value: Any) -> str:
+    """A YAML value as the plan wrote it: text quoted, a mapping or list by its kind."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _keys_of(class_name: object) -> str:
+    """The keys the plan may write for a model named in a pydantic error (never the class name itself)."""
+    from comms.plan import models
+
+    model = getattr(models, str(class_name), None) if class_name else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    names = [field.alias or name for name, field in model.model_fields.items() if name not in ("key", "source")]
+    return ", ".join(names)
 
 
 def _check_references(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from comms.core.times import load_zone, parse_duration, parse_offset
 from comms.plan.addresses import EmailAddress
@@ -45,7 +45,7 @@ class Trigger(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 def _duration(value: object) -> timedelta:
@@ -60,10 +60,22 @@ def _offset(value: object) -> timedelta:
     return parse_offset(str(value))
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+_DURATION_TEXT = r"^\s*(?=\S*\d)(\d+w)?\s*(\d+d)?\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?\s*$"
+_OFFSET_TEXT = r"^\s*T(0?|\s*[+-]\s*(?=\S*\d)(\d+w)?\s*(\d+d)?\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?)\s*$"
+"""What parse_duration and parse_offset accept, as JSON Schema patterns (for editors)."""
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": _DURATION_TEXT, "examples": ["2h", "30m", "1w"]}),
+]
 """A length of time written as ``2h``, ``30m``, ``1w``."""
 
-Offset = Annotated[timedelta, BeforeValidator(_offset)]
+Offset = Annotated[
+    timedelta,
+    BeforeValidator(_offset),
+    WithJsonSchema({"type": "string", "pattern": _OFFSET_TEXT, "examples": ["T-48h", "T0", "T+1w"]}),
+]
 """An instant relative to T0 written as ``T-48h``, ``T0``, ``T+1w``."""
 
 
@@ -71,7 +83,9 @@ class EmailTargets(_Frozen):
     """Email recipients: an inline list, a CSV file (column ``email``, optional ``name``), or both."""
 
     recipients: tuple[EmailAddress, ...] = ()
+    """Addresses written in the plan, e.g. `[cto@example.com, ceo@example.com]`."""
     recipients_csv: str | None = None
+    """A CSV of recipients beside the audience file (column `email`, optional `name`; streamed, any size), e.g. `end-users.csv`."""
 
     @model_validator(mode="after")
     def _some_recipients(self) -> EmailTargets:
@@ -84,6 +98,7 @@ class SlackTargets(_Frozen):
     """Slack channels (``#name`` or a channel id) an audience is told in."""
 
     channels: tuple[Annotated[str, Field(min_length=2)], ...] = Field(min_length=1)
+    """Slack channels by name or id, e.g. `["#exec-updates"]` or `[C0123ABC]`."""
 
     @field_validator("channels")
     @classmethod
@@ -98,6 +113,7 @@ class WebhookTargets(_Frozen):
     """Receivers of signed JSON POSTs (``http`` or ``https`` URLs), each one delivery target."""
 
     urls: tuple[str, ...] = Field(min_length=1)
+    """Receiver URLs of signed JSON POSTs, e.g. `["https://hooks.example.com/cutover"]`."""
 
     @field_validator("urls")
     @classmethod
@@ -117,9 +133,13 @@ class AudienceChannels(_Frozen):
     """Which channels serve an audience; each field is named after its Channel value."""
 
     email: EmailTargets | None = None
+    """Email recipients of the audience, e.g. `{recipients: [a@example.com]}`."""
     slack: SlackTargets | None = None
+    """Slack channels the audience is told in, e.g. `{channels: ["#cutover"]}`."""
     statuspage: bool = False
+    """Whether the audience follows the public status page, e.g. `true`."""
     webhook: WebhookTargets | None = None
+    """Webhook receivers of the audience, e.g. `{urls: ["https://hooks.example.com/x"]}`."""
 
     def kinds(self) -> frozenset[Channel]:
         """The channels this audience can be reached on (the fields that are set)."""
@@ -130,13 +150,19 @@ class Audience(_Frozen):
     """One stakeholder group: who they are, their time zone and how they are reached."""
 
     key: str
+    """The audience's key: its file name without `.yaml` (not written in the file)."""
     title: str
+    """How templates name the audience, e.g. `Executives`."""
     description: str
+    """Who they are and what they need to hear, e.g. `The leadership team.`"""
     timezone: str
+    """IANA time zone the audience's times are written in, e.g. `Europe/London`."""
     channels: AudienceChannels
+    """How the audience is reached: any of email, slack, statuspage, webhook."""
     priority: int = 0
     """Whose copy wins when a person is in several audiences of one message: higher first, then the message's order."""
     source: Path = Field(exclude=True)
+    """The audience file (not written in the file)."""
 
     @field_validator("timezone")
     @classmethod
@@ -166,10 +192,13 @@ class StatuspageAction(_Frozen):
     """What a message does on the status page: the incident status it moves to."""
 
     status: StatuspageStatus
+    """The incident status the message moves the status page to, e.g. `scheduled`, `in_progress`, `completed`."""
     impact: Literal["none", "maintenance", "minor", "major", "critical"] | None = None
+    """The impact shown on the page, e.g. `maintenance`."""
     component_status: (
         Literal["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"] | None
     ) = None
+    """The status the covered components move to, e.g. `under_maintenance`."""
 
     @property
     def is_realtime(self) -> bool:
@@ -181,25 +210,41 @@ class Message(_Frozen):
     """One message of the plan: when (offset, recurrence or event), to whom, on which channels."""
 
     key: str
+    """The message's key in `messages:` (lowercase-with-dashes); its templates live in `templates/<key>/`."""
     title: str
+    """The message's title, quoted by templates as `message.title`, e.g. `Scheduled maintenance in 48 hours`."""
     audiences: tuple[str, ...] = Field(min_length=1)
+    """Audience keys told by this message, e.g. `[end-users, executives]`."""
     channels: tuple[Channel, ...] = Field(min_length=1)
+    """Channels it goes out on (each audience gets the ones it has), e.g. `[email, slack, statuspage]`."""
     max_lateness: Duration
+    """How late it may still go out; past that it is recorded as missed, never sent stale, e.g. `1h`."""
     at: Offset | None = None
+    """When, relative to T0 (one of `at`, `every` or `event`), e.g. `T-48h`."""
     every: Duration | None = None
+    """Repeat at this interval between `from` and `until`, e.g. `2h`."""
     start: Offset | None = Field(default=None, alias="from")
+    """First recurrence of an `every` message, relative to T0, e.g. `T+2h`."""
     until: Offset | Literal["window_end"] | None = None
+    """Last moment of an `every` message: an offset or `window_end`, e.g. `window_end`."""
     event: Trigger | None = None
+    """The cutover event that sends it: go, no-go, stage, complete, rollback, reschedule, cancel, incident, adhoc or escalation, e.g. `go`."""
     stages: tuple[int, ...] | None = None
+    """For `event: stage`: the traffic stages (percent) it is sent at (default: every stage), e.g. `[10, 25, 50]`."""
     hold_until_go: bool = False
+    """Wait for the go decision even when its time has come, e.g. `true`."""
     calendar_invite: bool = False
+    """Attach a calendar invite of the window to the email, e.g. `true`."""
     broadcast: bool = False
+    """In Slack, a reply in the cutover's thread is also shown in the channel (reply_broadcast), e.g. `true`."""
     with_metrics: bool = False
+    """Give templates the delivery metrics and KPIs as `metrics`, e.g. `true`."""
     statuspage: StatuspageAction | None = None
+    """What it does on the status page (required with the statuspage channel), e.g. `{status: in_progress}`."""
     phase: Literal["before", "window", "after"] | None = None
     """The cutover phase the message speaks about; derived from its offset or event when not given."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Message:
@@ -228,23 +273,34 @@ class StatuspageSettings(_Frozen):
     """Status-page details of the cutover: the components the maintenance covers."""
 
     components: tuple[str, ...] = ()
+    """Statuspage component ids the maintenance covers, e.g. `[8kbf7d35c070]`."""
     remind_prior: bool = True
+    """Let Statuspage remind subscribers before the maintenance starts, e.g. `false`."""
     auto_in_progress: bool = False
+    """Let Statuspage move the maintenance to in progress at T0 by itself, e.g. `true`."""
     auto_completed: bool = False
+    """Let Statuspage complete the maintenance at the window's end by itself, e.g. `true`."""
 
 
 class CutoverSpec(_Frozen):
     """The cutover a plan is for: names, window, stages and the facts templates quote."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    """The cutover's name in the database (lowercase-with-dashes), e.g. `firestore-to-supabase`."""
     title: str
+    """What templates call it (`cutover.title`), e.g. `Firestore to Supabase migration`."""
     window: Duration = timedelta(hours=12)
+    """The maintenance window from T0 (`cutover.end` is T0 + window), e.g. `6h`."""
     downtime_target: Duration = timedelta(minutes=5)
-    traffic_stages: tuple[int, ...] = (10, 25, 50, 75, 100)
+    """The downtime promised, quoted by templates, e.g. `5m`."""
+    traffic_stages: tuple[int, ...] = (100,)
+    """Traffic switched in stages (percent, rising, ending at 100); the default switches it all at once, e.g. `[10, 25, 50, 100]`."""
     status_page_url: str
+    """The public status page, linked by templates, e.g. `https://status.example.com`."""
     go_window_opens: Offset = timedelta(hours=-6)
     """The earliest instant (relative to T0) at which go may be given; it may be given until the window ends."""
     facts: dict[str, str] = Field(default_factory=dict)
+    """Any wording templates quote as `cutover.facts.<name>`, e.g. `{support_email: support@example.com}`."""
 
     @field_validator("window")
     @classmethod
@@ -265,8 +321,11 @@ class Schedule(_Frozen):
     """The timeline file: the cutover, status-page settings and the messages."""
 
     cutover: CutoverSpec
+    """The cutover: names, window, stages and facts."""
     statuspage: StatuspageSettings = StatuspageSettings()
+    """Status-page settings of the maintenance, e.g. `{components: [8kbf7d35c070]}`."""
     messages: tuple[Message, ...]
+    """Every message, by key, e.g. `{advance-notice: {title: ..., at: T-48h, ...}}`."""
 
     def never_firing(self) -> list[Message]:
         """Recurring messages whose 'from' is not before their 'until' (or the window's end): they never fire."""
@@ -284,24 +343,36 @@ class EscalationLevel(_Frozen):
     """One rung of an escalation: whom to notify, and when after the incident opened."""
 
     after: Duration
+    """How long after the incident opened (unacknowledged) this rung fires, e.g. `15m`."""
     notify: tuple[str, ...] = Field(min_length=1)
+    """Audience keys told at this rung, e.g. `[engineering]`."""
     channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.SLACK)
+    """Channels of the notice, e.g. `[slack]`."""
     emails: tuple[EmailAddress, ...] = ()
+    """Extra addresses told directly, e.g. `[oncall@example.com]`."""
     slack: tuple[str, ...] = ()
+    """Extra Slack channels told directly, e.g. `["#oncall"]`."""
 
 
 class SeverityPolicy(_Frozen):
     """What a severity means: its audiences, whether it opens a status-page incident, its levels."""
 
     description: str
+    """What the severity means, e.g. `Customers cannot use the app`."""
     audiences: tuple[str, ...] = Field(min_length=1)
+    """Audience keys told when an incident of this severity opens, e.g. `[executives, support]`."""
     channels: tuple[Channel, ...] = Field(min_length=1)
+    """Channels of the incident notices, e.g. `[email, slack, statuspage]`."""
     statuspage_impact: Literal["none", "minor", "major", "critical"] | None = None
+    """Open a status-page incident with this impact, e.g. `major`."""
     component_status: Literal["degraded_performance", "partial_outage", "major_outage", "under_maintenance"] | None = (
         None
     )
+    """The status the covered components move to, e.g. `partial_outage`."""
     levels: tuple[EscalationLevel, ...] = Field(min_length=1)
+    """The escalation rungs, earliest first, e.g. `[{after: 15m, notify: [engineering]}]`."""
     repeat_every: Duration | None = None
+    """Repeat the last rung at this interval until acknowledged, e.g. `30m`."""
 
 
 class BounceRatePolicy(_Frozen):
@@ -317,7 +388,9 @@ class EscalationMatrix(_Frozen):
     """Per severity, the escalation policy; plus the contacts told of failed deliveries (and of bounce rates)."""
 
     severities: dict[Literal["sev1", "sev2", "sev3"], SeverityPolicy]
+    """The policy of each severity, e.g. `{sev1: {...}, sev2: {...}}`."""
     delivery_failures: EscalationLevel | None = None
+    """Whom to tell when a delivery dies or a message is missed, e.g. `{after: 0m, notify: [engineering]}`."""
     bounce_rate: BounceRatePolicy | None = None
 
 

@@ -1,7 +1,10 @@
 """Previews of rendered messages: one combination for the terminal, or an HTML gallery of all.
 
 The gallery's markup is in ``comms/reports/html/gallery.html.j2`` and ``gallery_item.html.j2``, autoescaped
-(``comms.reports.page_templates``): message names and rendered text reach the pages as data.
+(``comms.reports.page_templates``): message names and rendered text reach the pages as data. The index
+groups the previews by message in timeline order (see ``gallery_groups``), draws Slack messages as Slack
+shows Block Kit (``comms.reports.slack_view``) and status-page updates as the page shows them, filters
+by audience and channel, and lists template folders the plan never sends.
 """
 
 from __future__ import annotations
@@ -19,17 +22,31 @@ from comms.errors import InputError
 from comms.plan.loader import sent_combinations
 from comms.plan.models import Channel, Plan
 from comms.rendering import Renderer
+from comms.reports.gallery_order import gallery_groups, unsent_templates
 from comms.reports.page_templates import render_page
+from comms.reports.slack_view import slack_view
 
 
 @dataclass(frozen=True)
 class Preview:
-    """One rendered combination."""
+    """One rendered combination (``status``: the status-page status it moves to, for status-page previews)."""
 
     message: str
     audience: str | None
     channel: Channel
     content: Content
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class GalleryGroup:
+    """One message of the gallery: when it goes out and its previews with their page file names."""
+
+    message: str
+    title: str
+    when: str
+    phase: str
+    previews: tuple[tuple[Preview, str], ...]
 
 
 def render_preview(
@@ -83,28 +100,70 @@ def write_gallery(plan: Plan, out: Path, *, start: datetime | None = None) -> li
         preview = render_preview(
             plan, message=message, audience=audience, channel=channel, start=start, renderer=renderer
         )
+        action = plan.message(message).statuspage
+        if channel is Channel.STATUSPAGE and action is not None:
+            preview = Preview(preview.message, preview.audience, channel, preview.content, status=action.status)
         name = f"{message}--{audience or 'status-page'}--{channel.value}.html"
         (out / name).write_text(render_gallery_page(preview), encoding="utf-8")
         pages.append((preview, name))
-    (out / "index.html").write_text(render_gallery_index(plan.cutover.title, pages), encoding="utf-8")
+    groups = [
+        GalleryGroup(message, title, when, phase, tuple(item for item in pages if item[0].message == message))
+        for message, title, when, phase in gallery_groups(plan)
+    ]
+    index = render_gallery_index(plan.cutover.title, pages, groups=groups, unsent=unsent_templates(plan))
+    (out / "index.html").write_text(index, encoding="utf-8")
     return [out / "index.html", *(out / name for _, name in pages)]
 
 
 def render_gallery_page(preview: Preview) -> str:
-    """One gallery page: an email's subject, HTML (in an iframe) and text; Slack text and blocks; or a status post."""
+    """One gallery page: an email's subject, HTML (in an iframe) and text; Slack as Slack draws it; or a status post."""
+    return render_page("gallery_item.html.j2", _view(preview))
+
+
+def _view(preview: Preview) -> dict[str, object]:
     content = preview.content
+    blocks, slack = None, None
     if isinstance(content, EmailContent):
-        kind, blocks = "email", None
+        kind = "email"
     elif isinstance(content, WebhookContent):
-        kind, blocks = "webhook", None
+        kind = "webhook"
     elif isinstance(content, SlackContent):
-        kind, blocks = "slack", json.dumps(list(content.blocks), indent=2, ensure_ascii=False)
+        kind = "slack"
+        blocks = json.dumps(list(content.blocks), indent=2, ensure_ascii=False)
+        slack = slack_view(content.blocks)
     else:
         assert isinstance(content, StatuspageContent)
-        kind, blocks = "statuspage", None
-    return render_page("gallery_item.html.j2", {"preview": preview, "kind": kind, "blocks": blocks})
+        kind = "statuspage"
+    return {"preview": preview, "kind": kind, "blocks": blocks, "slack": slack}
 
 
-def render_gallery_index(title: str, pages: Sequence[tuple[Preview, str]]) -> str:
-    """The gallery's index: one row per preview, linking its page file (a name in the same folder)."""
-    return render_page("gallery.html.j2", {"title": title, "pages": pages})
+def render_gallery_index(
+    title: str,
+    pages: Sequence[tuple[Preview, str]],
+    *,
+    groups: Sequence[GalleryGroup] | None = None,
+    unsent: Sequence[str] = (),
+) -> str:
+    """The gallery's index: previews grouped by message (one group per message when not given), with filters."""
+    if groups is None:
+        names = list(dict.fromkeys(preview.message for preview, _ in pages))
+        groups = [
+            GalleryGroup(name, name, "", "", tuple(item for item in pages if item[0].message == name)) for name in names
+        ]
+    audiences = sorted({preview.audience or "status page" for preview, _ in pages})
+    channels = sorted({preview.channel.value for preview, _ in pages})
+    views = {name: _view(preview) for preview, name in pages}
+    return render_page(
+        "gallery.html.j2",
+        {
+            "title": title,
+            "count": len(pages),
+            "groups": groups,
+            "views": views,
+            "audiences": audiences,
+            "channels": channels,
+            "audience_ids": {name: number for number, name in enumerate(audiences, start=1)},
+            "channel_ids": {name: number for number, name in enumerate(channels, start=1)},
+            "unsent": list(unsent),
+        },
+    )

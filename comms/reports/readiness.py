@@ -46,6 +46,21 @@ class ReadinessReport:
         return round(100.0 * self.passed / len(self.rows), 1) if self.rows else 0.0
 
     @property
+    def dry_run_channels(self) -> tuple[str, ...]:
+        """The channels that write to the outbox instead of sending (their rows are WARN, counted apart)."""
+        return tuple(row.name.removesuffix(" credentials") for row in self.rows if row.dry_run)
+
+    @property
+    def warnings(self) -> int:
+        """WARN rows other than the dry-run channels."""
+        return sum(1 for row in self.rows if row.status == "WARN" and not row.dry_run)
+
+    @property
+    def failed(self) -> int:
+        """How many rows failed."""
+        return sum(1 for row in self.rows if row.status == "FAIL")
+
+    @property
     def ready(self) -> bool:
         """No row failed."""
         return all(row.status != "FAIL" for row in self.rows)
@@ -57,6 +72,9 @@ class ReadinessReport:
             "score": self.score,
             "passed": self.passed,
             "total": len(self.rows),
+            "failed": self.failed,
+            "warnings": self.warnings,
+            "dry_run_channels": list(self.dry_run_channels),
             "rows": [{"name": r.name, "status": r.status, "detail": r.detail} for r in self.rows],
         }
 

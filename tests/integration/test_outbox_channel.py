@@ -52,15 +52,54 @@ def test_email_is_a_parseable_eml_with_text_and_html(outbox):
     assert text == envelope.content.text and html.strip() == envelope.content.html
 
 
-def test_email_headers_name_sender_recipients_and_subject(outbox):
-    """From, To (every recipient of the batch) and Subject are set."""
+def test_email_headers_name_sender_recipient_and_subject(outbox):
+    """From, To (the batch's first recipient alone, as that person receives it) and Subject are set."""
     channel = outbox(ChannelKind.EMAIL)
     envelope = email_envelope(3, calendar=None)
     channel.send(envelope)
     message = _eml(channel.path_for(envelope))
-    assert [a.addr_spec for a in message["To"].addresses] == [r.address for r in envelope.recipients]
+    assert [a.addr_spec for a in message["To"].addresses] == [envelope.recipients[0].address]
     assert message["From"].addresses[0].addr_spec == "cutover@example.com"
     assert message["Subject"] == envelope.content.subject
+    assert message["X-Comms-Recipients"] == "3"
+
+
+def test_small_batch_has_one_eml_per_recipient(outbox):
+    """Beside a batch of 3, a folder holds 3 .eml files, each addressed to its one recipient with its key."""
+    channel = outbox(ChannelKind.EMAIL)
+    envelope = email_envelope(3, calendar=None)
+    channel.send(envelope)
+    files = sorted(channel.path_for(envelope).with_suffix("").glob("*.eml"))
+    assert len(files) == 3
+    for path, recipient in zip(files, envelope.recipients, strict=True):
+        message = _eml(path)
+        assert [a.addr_spec for a in message["To"].addresses] == [recipient.address]
+        assert str(message["X-Comms-Delivery-Key"]).strip() == recipient.delivery_key
+        assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == envelope.content.text
+    assert len({_eml(path)["Message-ID"] for path in files}) == 3
+
+
+def test_large_batch_has_a_sample_and_the_sendgrid_request(outbox, tmp_path):
+    """A batch of 21 gets one sample .eml and the Mail Send body SendGrid would receive, not 21 files."""
+    from comms.channels.outbox import SENDGRID_BODY_FILE
+    from comms.channels.sendgrid import SendGridChannel
+
+    channel = outbox(ChannelKind.EMAIL)
+    envelope = email_envelope(21)
+    channel.send(envelope)
+    folder = channel.path_for(envelope).with_suffix("")
+    assert [p.name for p in folder.iterdir()] == [SENDGRID_BODY_FILE]
+    body = json.loads((folder / SENDGRID_BODY_FILE).read_text())
+    settings = make_settings(
+        tmp_path, email_from_name="Cutover comms", email_reply_to=None, sendgrid_api_key="SG.test-not-a-key"
+    )
+    expected = SendGridChannel(settings).build_request(envelope)
+    assert body["personalizations"] == expected["personalizations"] and len(body["personalizations"]) == 21
+    assert {k: v for k, v in body.items() if k != "attachments"} == {
+        k: v for k, v in expected.items() if k != "attachments"
+    }
+    assert body["attachments"][0]["type"].startswith("text/calendar")
+    assert "SG.test-not-a-key" not in (folder / SENDGRID_BODY_FILE).read_text()
 
 
 def test_email_with_calendar_attaches_the_ics(outbox):
@@ -148,8 +187,9 @@ def test_writes_leave_no_temporary_files(outbox, tmp_path):
         (ChannelKind.STATUSPAGE, statuspage_envelope("scheduled", window=WINDOW)),
     ):
         outbox(kind).send(envelope)
-    names = [p.name for p in (tmp_path / "outbox" / CUTOVER).iterdir()]
-    assert len(names) == 3 and not any(n.startswith(".") or n.endswith(".tmp") for n in names)
+    names = [p.name for p in (tmp_path / "outbox" / CUTOVER).rglob("*")]
+    files = [p for p in (tmp_path / "outbox" / CUTOVER).iterdir() if p.is_file()]
+    assert len(files) == 3 and not any(n.startswith(".") or n.endswith(".tmp") for n in names)
 
 
 def test_reconcile_is_not_sent_before_and_sent_after(outbox):

@@ -99,7 +99,8 @@ def test_outbox_files_never_contain_a_secret(tmp_path, clock):
     channels[ChannelKind.STATUSPAGE].send(statuspage_envelope("scheduled", window=WINDOW))
     close_channels(channels)
     texts = [p.read_bytes().decode() for p in (tmp_path / "outbox").rglob("*") if p.is_file()]
-    assert len(texts) == 2 and not any(secret in t for t in texts for secret in SECRETS)
+    # the email batch's .eml, one .eml per each of its 2 recipients, and the status-page request
+    assert len(texts) == 4 and not any(secret in t for t in texts for secret in SECRETS)
 
 
 def test_unconfigured_channels_fall_back_to_the_outbox(tmp_path):

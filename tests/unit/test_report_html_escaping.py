@@ -214,5 +214,6 @@ def test_gallery_index_shows_typed_names_and_keeps_links_whole() -> None:
     name = f"{HOSTILE}--email.html"
     parsed = _assert_inert(render_gallery_index(HOSTILE, [(_preview(EMAIL, Channel.EMAIL), name)]))
     assert parsed.texts["h1"] == [f"{HOSTILE}: every message"]
-    assert parsed.texts["td"][:2] == [HOSTILE, HOSTILE]
+    assert parsed.texts["h2"] == [HOSTILE]  # the message's group
+    assert parsed.texts["b"] == [HOSTILE]  # the card's audience
     assert parsed.attribute("href") == [name]
