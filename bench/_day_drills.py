@@ -42,8 +42,10 @@ class DayResult:
 
     def line(self) -> str:
         shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.figures.items())
-        return (f"{self.name}: {'OK' if self.ok else 'FAILED'}; {shown}; lost {self.lost}, duplicated outside "
-                f"uncertain {self.duplicates_outside_uncertain}; states {self.states}")
+        return (
+            f"{self.name}: {'OK' if self.ok else 'FAILED'}; {shown}; lost {self.lost}, duplicated outside "
+            f"uncertain {self.duplicates_outside_uncertain}; states {self.states}"
+        )
 
 
 def _states(db: Path) -> dict[str, int]:
@@ -90,8 +92,7 @@ def _setup(workdir: Path, recipients: int, latency: float) -> tuple[Path, Path, 
 
 
 def _env(workdir: Path, db: Path, fake: DrillSendGrid, **extra: str) -> dict[str, str]:
-    return _common.comms_env(db, workdir / "outbox", fake.url, API_KEY, COMMS_LEASE_SECONDS=str(LEASE_SECONDS),
-                             **extra)
+    return _common.comms_env(db, workdir / "outbox", fake.url, API_KEY, COMMS_LEASE_SECONDS=str(LEASE_SECONDS), **extra)
 
 
 def _schedule(env: dict[str, str], workdir: Path, plan: Path) -> None:
@@ -103,7 +104,11 @@ def _schedule(env: dict[str, str], workdir: Path, plan: Path) -> None:
 def _worker(env: dict[str, str], workdir: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "comms", "run", "--tick", "0.5", *args],
-        env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -262,8 +267,9 @@ def operator_during_materialize_drill(workdir: Path, *, recipients: int) -> DayR
         worker = _worker(env, workdir)
         _wait_for(lambda: db.exists() and sum(_states(db).values()) > 0, 120, step=0.02)
         issued = time.monotonic()
-        opened = _comms(env, workdir, "incident", "open", "--severity", "sev2", "--summary", "drill: slow sign-in",
-                        timeout=120)
+        opened = _comms(
+            env, workdir, "incident", "open", "--severity", "sev2", "--summary", "drill: slow sign-in", timeout=120
+        )
         result.figures["command_s"] = time.monotonic() - issued
         result.figures["rows_written_when_issued"] = float(sum(_states(db).values()))
         worker.send_signal(signal.SIGTERM)

@@ -152,8 +152,12 @@ def main() -> int:
                 day = run(Path(tmp))
             print(f"  {day.line()}")
             failed |= not day.ok
-            summary[f"day_{name}"] = {**day.figures, "lost": day.lost, "ok": day.ok,
-                                      "duplicates_outside_uncertain": day.duplicates_outside_uncertain}
+            summary[f"day_{name}"] = {
+                **day.figures,
+                "lost": day.lost,
+                "ok": day.ok,
+                "duplicates_outside_uncertain": day.duplicates_outside_uncertain,
+            }
     print("SUMMARY " + json.dumps(summary))
     return 1 if failed else 0
 

@@ -78,7 +78,10 @@ def with_ack_links(
     if email is not None:
         secret = settings.ack_secret.get_secret_value().encode("utf-8") if settings.ack_secret else None
         result[ChannelKind.EMAIL] = AckLinkedEmail(
-            email, secret=secret or None, public_url=settings.public_url,
-            valid_for=timedelta(hours=settings.ack_link_hours), clock=clock,
+            email,
+            secret=secret or None,
+            public_url=settings.public_url,
+            valid_for=timedelta(hours=settings.ack_link_hours),
+            clock=clock,
         )
     return result

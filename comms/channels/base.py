@@ -160,6 +160,7 @@ class Channel(Protocol):
         """Readiness rows of this channel for the plan's targets (None: the plan did not validate)."""
         ...
 
+
 def header_value(headers: Any, name: str) -> str | None:
     """A response header by name, any case, from an SDK's headers (a mapping or an HTTP message); None if absent."""
     if not headers:

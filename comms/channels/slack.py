@@ -353,7 +353,16 @@ def _map_api_error(exc: Any, method: str, channel: str, *, now: datetime) -> Cha
 
 
 _TOKEN_CODES = frozenset(
-    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope",
-     "no_permission", "ekm_access_denied", "team_access_not_granted"}
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "ekm_access_denied",
+        "team_access_not_granted",
+    }
 )
 """Slack errors about the token itself: no post on any channel can succeed until it is fixed."""

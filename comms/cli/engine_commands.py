@@ -140,8 +140,10 @@ def _event(trigger: Trigger, cutover: str | None, plan: Path | None, *, wait: bo
         if report is None:
             console.print(f"Queued its {len(outcome.fired)} message(s); see 'comms status'.")
         else:
-            console.print(f"Sent its {len(outcome.fired)} message(s): {report.sent} deliveries in {report.requests} "
-                          f"requests ({report.retrying} retrying, {report.dead} dead); see 'comms status'.")
+            console.print(
+                f"Sent its {len(outcome.fired)} message(s): {report.sent} deliveries in {report.requests} "
+                f"requests ({report.retrying} retrying, {report.dead} dead); see 'comms status'."
+            )
 
 
 PlanOverride = Annotated[Path | None, typer.Option("--plan", help="Plan folder (default: the scheduled one).")]
@@ -164,7 +166,10 @@ def event_go(
 @event_app.command("no-go")
 @handles_errors
 def event_no_go(
-    reason: ReasonOption, cutover: CutoverOption = None, by: ByOption = None, plan: PlanOverride = None,
+    reason: ReasonOption,
+    cutover: CutoverOption = None,
+    by: ByOption = None,
+    plan: PlanOverride = None,
     no_wait: NoWaitOption = False,
 ) -> None:
     """No-go: hold the cutover and send the postponement notice."""
@@ -200,7 +205,9 @@ def event_complete(
 
 @event_app.command("rollback")
 @handles_errors
-def event_rollback(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
+def event_rollback(
+    reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False
+) -> None:
     """Rolled back: the success path is cancelled and the rollback notice goes out."""
     _event(Trigger.ROLLBACK, cutover, plan, wait=not no_wait, reason=reason)
 
@@ -221,7 +228,9 @@ def reschedule(
 
 @app.command()
 @handles_errors
-def cancel(reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False) -> None:
+def cancel(
+    reason: ReasonOption, cutover: CutoverOption = None, plan: PlanOverride = None, no_wait: NoWaitOption = False
+) -> None:
     """Cancel the cutover: pending messages are cancelled and a cancellation notice goes out."""
     _event(Trigger.CANCEL, cutover, plan, wait=not no_wait, reason=reason)
 
@@ -256,8 +265,10 @@ def retry(
     if report is None:
         console.print(f"Re-queued {count} deliveries for the worker.")
         return
-    console.print(f"Re-queued {count} deliveries; sent {report.sent}, {report.dead} dead"
-                  + (f", {report.retrying} waiting for a retry." if report.retrying else "."))
+    console.print(
+        f"Re-queued {count} deliveries; sent {report.sent}, {report.dead} dead"
+        + (f", {report.retrying} waiting for a retry." if report.retrying else ".")
+    )
 
 
 @app.command()

@@ -26,6 +26,7 @@ def bootstrap(*, channels: Mapping[Channel, ChannelPort] | None = None) -> Servi
 
     return build(channels=channels)
 
+
 incident_app = typer.Typer(
     help="Open, update, acknowledge and resolve incidents; escalation follows schedules/escalation.yaml.",
     no_args_is_help=True,
@@ -46,8 +47,7 @@ def _sent(report: TickReport) -> str:
 def _dispatch(services: Services, outcome: IncidentOutcome, verb: str, *, wait: bool = True) -> None:
     report = send_through_sender(services, outcome.occurrences, wait=wait)
     done = _sent(report) if report is not None else f"{len(outcome.occurrences)} message(s) queued"
-    console.print(f"Incident #{outcome.incident_id} {verb} (state {outcome.state}, status {outcome.status}); "
-                  f"{done}.")
+    console.print(f"Incident #{outcome.incident_id} {verb} (state {outcome.state}, status {outcome.status}); {done}.")
 
 
 @incident_app.command("open")
@@ -110,9 +110,7 @@ def incident_ack(
     from comms.services.incidents import acknowledge_incident
 
     services = bootstrap()
-    outcome = acknowledge_incident(
-        services.engine, services.dispatcher.plans, incident_id, by=by, now=services.clock()
-    )
+    outcome = acknowledge_incident(services.engine, services.dispatcher.plans, incident_id, by=by, now=services.clock())
     _dispatch(services, outcome, "acknowledged", wait=not no_wait)
 
 
@@ -145,11 +143,27 @@ def incident_list(cutover: CutoverOption = None, json: JsonOption = False) -> No
         return
     from comms.cli.tables import fitted_table, fixed, short_utc, text
 
-    columns = [fixed("#"), fixed("sev"), text("state / status"), text("summary"), fixed("opened"), text("acked by"),
-               fixed("escalates"), fixed("steps")]
+    columns = [
+        fixed("#"),
+        fixed("sev"),
+        text("state / status"),
+        text("summary"),
+        fixed("opened"),
+        text("acked by"),
+        fixed("escalates"),
+        fixed("steps"),
+    ]
     rows = [
-        (view.id, view.severity, f"{view.state} / {view.status}", view.summary, short_utc(view.opened_at),
-         view.acked_by, short_utc(view.next_escalation_at), len(view.history))
+        (
+            view.id,
+            view.severity,
+            f"{view.state} / {view.status}",
+            view.summary,
+            short_utc(view.opened_at),
+            view.acked_by,
+            short_utc(view.next_escalation_at),
+            len(view.history),
+        )
         for view in views
     ]
     console.print(fitted_table("Incidents (times in UTC)", columns, rows))
@@ -188,9 +202,18 @@ def send(
     report = send_through_sender(services, [outcome.occurrence_id], wait=not no_wait, quiet=json)
     if json:
         counts = {"sent": report.sent, "retrying": report.retrying, "dead": report.dead} if report else {}
-        print_json({"occurrence": outcome.key, "audiences": list(outcome.audiences),
-                    "channels": [c.value for c in outcome.channels], "queued": report is None, **counts})
+        print_json(
+            {
+                "occurrence": outcome.key,
+                "audiences": list(outcome.audiences),
+                "channels": [c.value for c in outcome.channels],
+                "queued": report is None,
+                **counts,
+            }
+        )
         return
     done = _sent(report) if report is not None else "queued for the worker"
-    console.print(f"Sent {escape(outcome.key)} to {', '.join(outcome.audiences)} on "
-                  f"{', '.join(c.value for c in outcome.channels)}: {done}.")
+    console.print(
+        f"Sent {escape(outcome.key)} to {', '.join(outcome.audiences)} on "
+        f"{', '.join(c.value for c in outcome.channels)}: {done}."
+    )

@@ -84,10 +84,14 @@ def run(
             assert other is not None
             described = escape(other.describe(keeper.clock()))
             if exclusive:
-                raise SenderError(f"another sender holds the lease: {other.describe(keeper.clock())}; "
-                                  "stop it, or run without --exclusive to stand by")
-            console.print(f"Standby: the sender lease is held by {described}. Taking over when it is "
-                          f"released or {keeper.ttl:.0f} s after its last heartbeat; Ctrl-C stops.")
+                raise SenderError(
+                    f"another sender holds the lease: {other.describe(keeper.clock())}; "
+                    "stop it, or run without --exclusive to stand by"
+                )
+            console.print(
+                f"Standby: the sender lease is held by {described}. Taking over when it is "
+                f"released or {keeper.ttl:.0f} s after its last heartbeat; Ctrl-C stops."
+            )
             if not keeper.wait_for(on_wait=lambda _holder: None):
                 console.print("Stopped while on standby; nothing was sent.")
                 return
@@ -103,17 +107,21 @@ def run(
             )
         else:
             worker = Worker(services.engine, dispatcher, tick_seconds=tick_seconds)
-            console.print(f"Worker running (up to {dispatcher.max_in_flight} requests in flight); "
-                          "Ctrl-C or SIGTERM stops it.")
+            console.print(
+                f"Worker running (up to {dispatcher.max_in_flight} requests in flight); Ctrl-C or SIGTERM stops it."
+            )
             worker.run_forever()
             if worker.failure is not None:
                 raise worker.failure
         if keeper.lost:
-            raise SenderError("another process took the sender lease (this one stalled past its expiry); "
-                              "it stopped after the requests in flight")
+            raise SenderError(
+                "another process took the sender lease (this one stalled past its expiry); "
+                "it stopped after the requests in flight"
+            )
         if dispatcher.stop_requested.is_set():
-            console.print("Stopped cleanly: every request in flight was recorded; the rest is pending for the "
-                          "next 'comms run'.")
+            console.print(
+                "Stopped cleanly: every request in flight was recorded; the rest is pending for the next 'comms run'."
+            )
     finally:
         dispatcher.close()
         keeper.release()

@@ -31,8 +31,10 @@ class EmailContent:
         if not values:
             return self
         pattern = re.compile("|".join(re.escape(mark) for mark in values))
+
         def fill(text: str) -> str:
             return pattern.sub(lambda m: values[m.group(0)], text)
+
         return EmailContent(subject=fill(self.subject), html=fill(self.html), text=fill(self.text))
 
 

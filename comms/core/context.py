@@ -242,9 +242,7 @@ _SAMPLE_EVENT_TIMES: dict[Trigger, timedelta] = {
 """When a sample send of an event-bound message happens, relative to T0 (the samples of ``sample_event``)."""
 
 
-def sample_targets(
-    plan: Plan, message: Message, *, severity: str
-) -> tuple[tuple[str, ...], tuple[Channel, ...]]:
+def sample_targets(plan: Plan, message: Message, *, severity: str) -> tuple[tuple[str, ...], tuple[Channel, ...]]:
     """The audiences and channels a sample send reaches: an incident message's come from its severity."""
     if message.event is Trigger.INCIDENT and plan.escalation is not None:
         policy = plan.escalation.severities.get(severity)  # type: ignore[call-overload]

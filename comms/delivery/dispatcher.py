@@ -385,8 +385,9 @@ class Dispatcher:
         state = sending_queries.occurrence_state(self.engine, occurrence_id)
         if state not in repo.ACTIVE_OCCURRENCE_STATES:
             current.filling = None  # cancelled or missed while being written: end the rows written so far too
-            sending_queries.end_pending(self.engine, occurrence_id, state=state, reason=f"occurrence {state}",
-                                        now=self.clock())
+            sending_queries.end_pending(
+                self.engine, occurrence_id, state=state, reason=f"occurrence {state}", now=self.clock()
+            )
             current.lanes = []
             return
         self._refresh_lanes(current)
@@ -447,7 +448,11 @@ class Dispatcher:
         try:
             with Session(self.engine) as session:  # the Slack thread root or status-page incident so far
                 envelope, slot = build_envelope(
-                    session, sending.plan, sending.cutover, sending.occurrence, sending.contents[lane.content_id],
+                    session,
+                    sending.plan,
+                    sending.cutover,
+                    sending.occurrence,
+                    sending.contents[lane.content_id],
                     claim.deliveries,
                 )
         except Exception:
@@ -529,8 +534,10 @@ class Dispatcher:
             log.error("%s held (%s deliveries): %s", flight.lane.channel, held, error)
             if not first:
                 return None
-            return (f"{flight.lane.channel} is held, {held} deliveries waiting: {error.reason}. "
-                    f"Fix: {error.remedy}; then run 'comms retry --held'.")
+            return (
+                f"{flight.lane.channel} is held, {held} deliveries waiting: {error.reason}. "
+                f"Fix: {error.remedy}; then run 'comms retry --held'."
+            )
 
         self._commit_with_escalation(flight, write, report)
         for lane in [lane for lane in flight.sending.lanes if lane.channel == flight.lane.channel]:
@@ -598,7 +605,8 @@ class Dispatcher:
                 except Exception:
                     if not escalate:
                         raise
-                    log.exception("could not escalate %s (%s); recording the failure alone", flight.sending.task,
-                                  reason)
+                    log.exception(
+                        "could not escalate %s (%s); recording the failure alone", flight.sending.task, reason
+                    )
                     session.rollback()
                     report.dead, report.retrying = dead, retrying

@@ -107,6 +107,10 @@ def remember_ref(session: Session, cutover_id: int, slot: ThreadSlot | None, rec
     """Keep the provider reference a send returned (a Slack thread root, a status-page incident) for later sends."""
     if slot is not None and receipt.thread_ref is not None:
         repo.remember_thread(
-            session, cutover_id=cutover_id, channel=slot.channel, scope=slot.scope, target=slot.target,
+            session,
+            cutover_id=cutover_id,
+            channel=slot.channel,
+            scope=slot.scope,
+            target=slot.target,
             ref=receipt.thread_ref,
         )

@@ -29,9 +29,7 @@ from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRo
 
 log = logging.getLogger(__name__)
 
-DIED_IN_FLIGHT = (
-    "the process died while this request may have been in flight; re-send with 'comms retry --uncertain'"
-)
+DIED_IN_FLIGHT = "the process died while this request may have been in flight; re-send with 'comms retry --uncertain'"
 
 
 def new_claim_token(owner: str) -> str:

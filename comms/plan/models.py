@@ -173,7 +173,9 @@ class Audience(_Frozen):
     @model_validator(mode="after")
     def _reaches_someone(self) -> Audience:
         if not self.channels.kinds():
-            raise ValueError("the audience reaches no one: give it at least one channel (email, slack, statuspage, webhook)")
+            raise ValueError(
+                "the audience reaches no one: give it at least one channel (email, slack, statuspage, webhook)"
+            )
         return self
 
     def csv_path(self) -> Path | None:

@@ -161,4 +161,6 @@ def delivery_content(engine: Engine, delivery_id: int) -> DeliveryContent:
     if stored is None:
         raise NotFoundError(f"no delivery #{delivery_id}; the delivery_id column of 'comms audit export' lists them")
     row = _row(stored.record)
-    return DeliveryContent(stored.cutover, row, content_from_json(stored.body_json), stored.body_json, row.content_sha256)
+    return DeliveryContent(
+        stored.cutover, row, content_from_json(stored.body_json), stored.body_json, row.content_sha256
+    )

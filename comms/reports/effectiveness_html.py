@@ -214,8 +214,9 @@ def _tables(report: EffectivenessReport) -> list[Table]:
         counted = [outcomes.get(name, 0) for name in ("delivered", "bounced", "dropped", "deferred")]
         provider.append((audience, reported, *(f"{n} ({n / reported:.0%})" if reported else "0" for n in counted)))
     return [
-        _table("provider", ("audience", "reported", "delivered", "bounced", "dropped", "deferred"), provider,
-               range(1, 6)),
+        _table(
+            "provider", ("audience", "reported", "delivered", "bounced", "dropped", "deferred"), provider, range(1, 6)
+        ),
         _table("by-channel", ("channel", *_RATE_HEADERS), rates["channel"], range(1, 9)),
         _table("by-audience", ("audience", *_RATE_HEADERS), rates["audience"], range(1, 9)),
         _table(

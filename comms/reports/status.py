@@ -39,9 +39,7 @@ STATE_LABELS = {
     "postponed": "postponed",
     "cancelled": "cancelled",
 }
-DELIVERY_BUCKETS = (
-    "sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled", "covered"
-)
+DELIVERY_BUCKETS = ("sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled", "covered")
 
 
 @dataclass

@@ -53,8 +53,9 @@ def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not _VAR_NAME.match(name):
-            raise InputError(f"--var: expected NAME=VALUE with NAME a letter or _ followed by letters, digits "
-                             f"or _, got {pair!r}")
+            raise InputError(
+                f"--var: expected NAME=VALUE with NAME a letter or _ followed by letters, digits or _, got {pair!r}"
+            )
         if name in variables:
             raise InputError(f"--var: {name!r} is given twice")
         variables[name] = value
@@ -81,8 +82,10 @@ def send_adhoc(
     kinds = _channels(message, channels)
     pairs = _reachable(chosen, kinds)
     if not pairs:
-        raise InputError(f"--channel: none of the audiences {', '.join(a.key for a in chosen)} is reached on "
-                         f"{', '.join(k.value for k in kinds)}")
+        raise InputError(
+            f"--channel: none of the audiences {', '.join(a.key for a in chosen)} is reached on "
+            f"{', '.join(k.value for k in kinds)}"
+        )
     _trial_render(plan, renderer, cutover, message, pairs, variables, now=now)
     used_kinds = tuple(k for k in kinds if any(kind is k for _, kind in pairs))
     used_audiences = tuple(a.key for a in chosen if any(audience is a for audience, _ in pairs))
@@ -103,8 +106,9 @@ def _audiences(plan: Plan, names: Sequence[str]) -> list[Audience]:
         raise InputError("--audience: name at least one audience (e.g. --audience engineering,executives)")
     unknown = [name for name in wanted if name not in plan.audiences]
     if unknown:
-        raise InputError(f"--audience: unknown audience {', '.join(map(repr, unknown))} "
-                         f"(known: {', '.join(sorted(plan.audiences))})")
+        raise InputError(
+            f"--audience: unknown audience {', '.join(map(repr, unknown))} (known: {', '.join(sorted(plan.audiences))})"
+        )
     return [plan.audiences[name] for name in wanted]
 
 
@@ -117,10 +121,14 @@ def _channels(message: Message, names: Sequence[str]) -> list[Channel]:
         try:
             kind = Channel(name)
         except ValueError:
-            raise InputError(f"--channel: unknown channel {name!r} (choose {', '.join(c.value for c in Channel)})") from None
+            raise InputError(
+                f"--channel: unknown channel {name!r} (choose {', '.join(c.value for c in Channel)})"
+            ) from None
         if kind not in message.channels:
-            raise InputError(f"--channel: message '{message.key}' is not sent on {kind.value} "
-                             f"(its channels: {', '.join(c.value for c in message.channels)})")
+            raise InputError(
+                f"--channel: message '{message.key}' is not sent on {kind.value} "
+                f"(its channels: {', '.join(c.value for c in message.channels)})"
+            )
         kinds.append(kind)
     return kinds
 
@@ -148,16 +156,26 @@ def _trial_render(
     now: datetime,
 ) -> None:
     for audience, kind in pairs:
-        context = build_context(plan, start=cutover.start, message=message, audience=audience,
-                                cutover_name=cutover.name, due_at=now, extra={"vars": variables})
+        context = build_context(
+            plan,
+            start=cutover.start,
+            message=message,
+            audience=audience,
+            cutover_name=cutover.name,
+            due_at=now,
+            extra={"vars": variables},
+        )
         try:
             renderer.render(message.key, audience.key if audience else None, kind, context)
         except UndefinedError as exc:
-            raise InputError(f"--var: message '{message.key}' needs a value that was not given ({exc.message}); "
-                             "pass it with --var NAME=VALUE") from None
+            raise InputError(
+                f"--var: message '{message.key}' needs a value that was not given ({exc.message}); "
+                "pass it with --var NAME=VALUE"
+            ) from None
         except TemplateNotFound as exc:
-            raise NotFoundError(f"TEMPLATE: message '{message.key}' has no template {exc.name} "
-                                f"for {kind.value}") from None
+            raise NotFoundError(
+                f"TEMPLATE: message '{message.key}' has no template {exc.name} for {kind.value}"
+            ) from None
         except TemplateError as exc:
             raise InputError(f"TEMPLATE: message '{message.key}' cannot be rendered on {kind.value}: {exc}") from None
 

@@ -152,9 +152,7 @@ class EscalationTimers:
         notify_due_levels(engine, self.plans, now=now)
 
 
-def notify_due_levels(
-    engine: Engine, plans: PlanCache, *, now: datetime, incident_id: int | None = None
-) -> list[int]:
+def notify_due_levels(engine: Engine, plans: PlanCache, *, now: datetime, incident_id: int | None = None) -> list[int]:
     """Queue the escalation notices due at ``now`` (for one incident, or all open ones); return their ids."""
     work: list[tuple[int, int, Plan, SeverityPolicy, DueNotice]] = []
     for found in incident_store.unacknowledged_incidents(engine, incident_id=incident_id):
@@ -189,8 +187,12 @@ def _notify_level(
 ) -> int | None:
     message = _escalation_message(plan)
     if message is None:
-        log.error("incident #%s: the plan has no '%s' message; level %s not sent", incident_id,
-                  ESCALATION_MESSAGE, notice.level)
+        log.error(
+            "incident #%s: the plan has no '%s' message; level %s not sent",
+            incident_id,
+            ESCALATION_MESSAGE,
+            notice.level,
+        )
         return None
     level = policy.levels[notice.level - 1]
     with transaction(engine) as tx:
@@ -204,8 +206,14 @@ def _notify_level(
             levels=len(policy.levels),
         )
         step_id = incident_store.claim_step(
-            tx, cutover_id=cutover_id, incident_id=incident_id, kind="notified", level=notice.level,
-            repeat=notice.repeat, at=now, detail=reason,
+            tx,
+            cutover_id=cutover_id,
+            incident_id=incident_id,
+            kind="notified",
+            level=notice.level,
+            repeat=notice.repeat,
+            at=now,
+            detail=reason,
         )
         if step_id is None:
             tx.rollback()
@@ -217,8 +225,13 @@ def _notify_level(
         audiences, channels, direct = notice_targets(plan, level, message)
         view = incident_context(incident)
         context: dict[str, Any] = {
-            "escalation": {"level": notice.level, "repeat": notice.repeat, "reason": reason, "incident": view,
-                           "ack": ack_marks(incident_id, notice.level)},
+            "escalation": {
+                "level": notice.level,
+                "repeat": notice.repeat,
+                "reason": reason,
+                "incident": view,
+                "ack": ack_marks(incident_id, notice.level),
+            },
             "incident": view,
         }
         if direct:
@@ -289,8 +302,13 @@ def escalate_failure(
     elif contacts is None or message is None:
         detail += "; the plan names no delivery_failures contacts (or no escalation-notice message)"
     step_id = incident_store.claim_step(
-        tx, cutover_id=cutover.id, incident_id=occurrence.incident_id, kind=kind, occurrence_id=occurrence.id,
-        at=now, detail=detail,
+        tx,
+        cutover_id=cutover.id,
+        incident_id=occurrence.incident_id,
+        kind=kind,
+        occurrence_id=occurrence.id,
+        at=now,
+        detail=detail,
     )
     if step_id is None:
         return None
@@ -359,7 +377,5 @@ def _failure_view(occurrence: OccurrenceRow, kind: str, *, now: datetime) -> dic
 def _failure_text(occurrence: OccurrenceRow, reason: str, *, missed: bool) -> str:
     if missed:
         late = format_duration(timedelta(seconds=occurrence.max_lateness_seconds))
-        return (f"'{occurrence.message}' ({occurrence.key}) was not sent: it was more than {late} "
-                "past its due time")
+        return f"'{occurrence.message}' ({occurrence.key}) was not sent: it was more than {late} past its due time"
     return f"'{occurrence.message}' ({occurrence.key}) could not be delivered: {reason}"
-

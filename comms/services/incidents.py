@@ -61,8 +61,13 @@ class StepView:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"kind": self.kind, "at": iso_utc(self.at), "level": self.level, "repeat": self.repeat,
-                "detail": self.detail}
+        return {
+            "kind": self.kind,
+            "at": iso_utc(self.at),
+            "level": self.level,
+            "repeat": self.repeat,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,17 @@ def open_incident(
             "impact": policy.statuspage_impact,
             "component_status": policy.component_status,
         }
-        fired = _announce(tx, plan, policy, incident, message, "opened", _by(f"{severity} opened: {summary}", by),
-                          now=now, statuspage_override=override)
+        fired = _announce(
+            tx,
+            plan,
+            policy,
+            incident,
+            message,
+            "opened",
+            _by(f"{severity} opened: {summary}", by),
+            now=now,
+            statuspage_override=override,
+        )
         tx.commit()
         assert incident.id is not None
         incident_id = incident.id
@@ -150,22 +164,41 @@ def open_incident(
 
 
 def update_incident(
-    engine: Engine, plans: PlanCache, incident_id: int, *, status: str, message: str, now: datetime,
+    engine: Engine,
+    plans: PlanCache,
+    incident_id: int,
+    *,
+    status: str,
+    message: str,
+    now: datetime,
     by: str | None = None,
 ) -> IncidentOutcome:
     """Post an update (identified, monitoring) to the incident's audiences, in its Slack threads and status-page incident."""
     if status not in UPDATE_STATUSES:
-        raise InputError(f"--status: {status!r} is not an update status (choose {', '.join(UPDATE_STATUSES)}; "
-                         "use 'comms incident resolve' to resolve)")
+        raise InputError(
+            f"--status: {status!r} is not an update status (choose {', '.join(UPDATE_STATUSES)}; "
+            "use 'comms incident resolve' to resolve)"
+        )
     text = _required(message, "--message", "say what changed")
     with transaction(engine) as tx:
         incident, plan, policy = _load(tx, plans, incident_id)
         if incident.state == "resolved":
-            raise StateError(f"incident #{incident_id} was resolved at {_when(incident.resolved_at)}; "
-                             "open a new one with 'comms incident open' if the problem is back")
+            raise StateError(
+                f"incident #{incident_id} was resolved at {_when(incident.resolved_at)}; "
+                "open a new one with 'comms incident open' if the problem is back"
+            )
         incident_store.record_incident_update(tx, incident, status=status, update=text, now=now)
-        fired = _announce(tx, plan, policy, incident, _message(plan, UPDATED), "updated", _by(f"{status}: {text}", by),
-                          now=now, statuspage_override={"status": status})
+        fired = _announce(
+            tx,
+            plan,
+            policy,
+            incident,
+            _message(plan, UPDATED),
+            "updated",
+            _by(f"{status}: {text}", by),
+            now=now,
+            statuspage_override={"status": status},
+        )
         tx.commit()
         return IncidentOutcome(incident_id, incident.state, incident.status, fired)
 
@@ -180,11 +213,13 @@ def acknowledge_incident(
         if incident.state == "resolved":
             raise StateError(f"incident #{incident_id} is already resolved; there is nothing to acknowledge")
         if incident.acked_at is not None:
-            raise StateError(f"incident #{incident_id} was already acknowledged by {incident.acked_by} "
-                             f"at {_when(incident.acked_at)}")
+            raise StateError(
+                f"incident #{incident_id} was already acknowledged by {incident.acked_by} at {_when(incident.acked_at)}"
+            )
         incident_store.record_acknowledgement(tx, incident, by=who, now=now)
-        fired = _announce(tx, plan, policy, incident, _message(plan, ACKNOWLEDGED), "acked",
-                          f"acknowledged by {who}", now=now)
+        fired = _announce(
+            tx, plan, policy, incident, _message(plan, ACKNOWLEDGED), "acked", f"acknowledged by {who}", now=now
+        )
         tx.commit()
         return IncidentOutcome(incident_id, incident.state, incident.status, fired)
 
@@ -276,7 +311,9 @@ def _message(plan: Plan, key: str) -> Message:
     try:
         return plan.message(key)
     except KeyError:
-        raise InputError(f"the plan has no message '{key}' in schedules/cutover.yaml; add it to announce incidents") from None
+        raise InputError(
+            f"the plan has no message '{key}' in schedules/cutover.yaml; add it to announce incidents"
+        ) from None
 
 
 def _load(tx: Transaction, plans: PlanCache, incident_id: int) -> tuple[IncidentRow, Plan, SeverityPolicy]:
@@ -307,8 +344,7 @@ def _announce(
     )
     audiences = [name for name in policy.audiences if name in message.audiences]
     channels = [
-        c for c in message.channels
-        if c in policy.channels and (c is not Channel.STATUSPAGE or incident.on_statuspage)
+        c for c in message.channels if c in policy.channels and (c is not Channel.STATUSPAGE or incident.on_statuspage)
     ]
     if not audiences or not channels:
         return []

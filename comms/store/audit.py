@@ -73,11 +73,41 @@ def _columns() -> tuple[Any, ...]:
 
 
 def _record(values: Sequence[Any]) -> AuditRecord:
-    (delivery_id, sent_at, updated_at, occurrence, message, audience, channel, recipient, state, attempts,
-     provider_id, last_error, sha256, event, event_at, outcome) = values
+    (
+        delivery_id,
+        sent_at,
+        updated_at,
+        occurrence,
+        message,
+        audience,
+        channel,
+        recipient,
+        state,
+        attempts,
+        provider_id,
+        last_error,
+        sha256,
+        event,
+        event_at,
+        outcome,
+    ) = values
     return AuditRecord(
-        int(delivery_id), as_utc(sent_at), as_utc(updated_at), occurrence, message, audience, channel, recipient,
-        state, attempts, provider_id, last_error, sha256, event, as_utc(event_at), outcome,
+        int(delivery_id),
+        as_utc(sent_at),
+        as_utc(updated_at),
+        occurrence,
+        message,
+        audience,
+        channel,
+        recipient,
+        state,
+        attempts,
+        provider_id,
+        last_error,
+        sha256,
+        event,
+        as_utc(event_at),
+        outcome,
     )
 
 

@@ -298,7 +298,9 @@ _SPLIT = stamped(
     "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = :now WHERE claim = :claim",
     "now",
 )
-_ATTEMPT_SPLIT = stamped("UPDATE attempt SET outcome = 'split', finished_at = :now, error = :error WHERE id = :id", "now")
+_ATTEMPT_SPLIT = stamped(
+    "UPDATE attempt SET outcome = 'split', finished_at = :now, error = :error WHERE id = :id", "now"
+)
 _RELEASE_HELD = stamped(
     "UPDATE delivery SET next_attempt_at = NULL, last_error = NULL, updated_at = :now "
     "WHERE cutover_id = :cutover AND state = 'pending' AND next_attempt_at >= :held",
@@ -325,13 +327,22 @@ def hold_channel_rows(session: Session, claim: Claim, channel: str, error: str, 
     held = session.execute(
         update(DeliveryRow)
         .where(col(DeliveryRow.claim) == claim.token)
-        .values(state="pending", claim=None, attempts=DeliveryRow.attempts - 1, last_error=reason, updated_at=now,
-                next_attempt_at=HELD_UNTIL)
+        .values(
+            state="pending",
+            claim=None,
+            attempts=DeliveryRow.attempts - 1,
+            last_error=reason,
+            updated_at=now,
+            next_attempt_at=HELD_UNTIL,
+        )
     )
     others = session.execute(
         update(DeliveryRow)
-        .where(col(DeliveryRow.channel) == channel, col(DeliveryRow.state) == "pending",
-               or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) < HELD_UNTIL))
+        .where(
+            col(DeliveryRow.channel) == channel,
+            col(DeliveryRow.state) == "pending",
+            or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) < HELD_UNTIL),
+        )
         .values(last_error=reason, next_attempt_at=HELD_UNTIL, updated_at=now)
     )
     _finish_attempt(session, claim, "held", now, error=error)

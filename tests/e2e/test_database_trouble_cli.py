@@ -109,7 +109,9 @@ def test_worker_outwaits_a_lock_an_operator_would_not(env: dict[str, str], tmp_p
 
 def test_read_only_database(env: dict[str, str], scheduled: Path) -> None:
     """A write to a database opened read-only exits 1 saying it is read-only and how to fix it."""
-    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "event", "go", *FORCED)
+    result = _comms(
+        {**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "event", "go", *FORCED
+    )
     assert result.returncode == 1
     assert _one_error_line(result).startswith(f"the database {scheduled} is read-only for this process")
 
@@ -158,7 +160,9 @@ def test_check_refuses_a_bad_provider_host(env: dict[str, str]) -> None:
 
 def test_verbose_shows_the_database_error_underneath(env: dict[str, str], scheduled: Path) -> None:
     """With -v the driver's traceback is logged for a bug report, and the plain sentence still ends it."""
-    result = _comms({**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "-v", "event", "go", *FORCED)
+    result = _comms(
+        {**env, "COMMS_DATABASE_URL": f"sqlite:///file:{scheduled}?mode=ro&uri=true"}, "-v", "event", "go", *FORCED
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "attempt to write a readonly database" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: the database {scheduled} is read-only")

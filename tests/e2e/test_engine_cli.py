@@ -100,8 +100,18 @@ def test_event_without_cutover_is_a_clear_error(env: dict[str, str]) -> None:
 
 def test_simulate_json_covers_the_timeline(env: dict[str, str], tmp_path: Path) -> None:
     """The rehearsal sends every time-based message and the event-bound success path."""
-    code, output = _run("simulate", "--start", "2026-12-05T22:00:00Z", "--plan", str(REPO_ROOT), "--json",
-                        "--outbox", str(tmp_path / "rehearsal"), "--db", str(tmp_path / "rehearsal.db"))
+    code, output = _run(
+        "simulate",
+        "--start",
+        "2026-12-05T22:00:00Z",
+        "--plan",
+        str(REPO_ROOT),
+        "--json",
+        "--outbox",
+        str(tmp_path / "rehearsal"),
+        "--db",
+        str(tmp_path / "rehearsal.db"),
+    )
     assert code == 0
     data = json.loads(output)
     keys = {o["key"].split("/")[0]: o["state"] for o in data["occurrences"]}
@@ -111,8 +121,20 @@ def test_simulate_json_covers_the_timeline(env: dict[str, str], tmp_path: Path) 
 
 def test_simulate_rollback_at_stage(env: dict[str, str], tmp_path: Path) -> None:
     """`--rollback-at 50` rehearses a rollback: the rollback notice goes out, the success path does not."""
-    code, output = _run("simulate", "--start", "2026-12-05T22:00:00Z", "--plan", str(REPO_ROOT), "--json",
-                        "--rollback-at", "50", "--outbox", str(tmp_path / "rehearsal"), "--db", str(tmp_path / "rehearsal.db"))
+    code, output = _run(
+        "simulate",
+        "--start",
+        "2026-12-05T22:00:00Z",
+        "--plan",
+        str(REPO_ROOT),
+        "--json",
+        "--rollback-at",
+        "50",
+        "--outbox",
+        str(tmp_path / "rehearsal"),
+        "--db",
+        str(tmp_path / "rehearsal.db"),
+    )
     assert code == 0
     states = {o["key"].split("/")[0]: o["state"] for o in json.loads(output)["occurrences"]}
     assert states["rollback"] == "done" and "success" not in states and states["follow-up"] == "cancelled"
@@ -121,8 +143,13 @@ def test_simulate_rollback_at_stage(env: dict[str, str], tmp_path: Path) -> None
 def test_worker_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
     """`comms run` exits 0 soon after SIGTERM."""
     _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT))
-    worker = subprocess.Popen([sys.executable, "-m", "comms", "run", "--tick", "0.2"], env={**os.environ, **env},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "comms", "run", "--tick", "0.2"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not list(Path(env["COMMS_OUTBOX_DIR"]).rglob("*.eml")):
         time.sleep(0.05)

@@ -85,7 +85,11 @@ def test_no_request_leaves_before_the_ratelimit_reset(tmp_path: Path) -> None:
         fake.rate_limit_next(1, reset_at=int(time.time()) + 2)
 
     result = _drills.fault_drill(
-        tmp_path, recipients=3000, faults=_drills.FaultPlan(rate=0.0), retry_base=0.1, prepare=rate_limit_first,
+        tmp_path,
+        recipients=3000,
+        faults=_drills.FaultPlan(rate=0.0),
+        retry_base=0.1,
+        prepare=rate_limit_first,
         max_in_flight=1,
     )
 

@@ -39,7 +39,7 @@ def test_index_groups_messages_in_timeline_order_and_draws_slack(
         headings = [element.text for element in _visible(driver, "section.group > h2")]
         assert headings == [key for key, *_ in gallery_groups(default_plan)]
         first_slack = _visible(driver, ".slack")[0]
-        assert first_slack.find_element("css selector", ".sk-header").text == "Scheduled maintenance in 48 hours"
+        assert first_slack.find_element("css selector", ".sk-header").text == "Scheduled maintenance: advance notice"
         assert first_slack.find_elements("css selector", ".sk-section")
         assert "T0" in first_slack.find_element("css selector", ".sk-context").text
         body = driver.find_element("tag name", "body").text

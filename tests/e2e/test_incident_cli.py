@@ -60,7 +60,11 @@ def test_open_then_list_shows_the_incident_and_its_first_steps(env: dict[str, st
     assert "Incident #1 opened" in result.output
     [incident] = _incidents(cli)
     assert (incident["id"], incident["severity"], incident["state"], incident["summary"]) == (
-        1, "sev1", "open", "Sign-in fails")
+        1,
+        "sev1",
+        "open",
+        "Sign-in fails",
+    )
     assert [step["kind"] for step in incident["history"]] == ["opened", "notified"]
 
 
@@ -74,9 +78,11 @@ def test_open_writes_the_announcements_to_the_outbox(env: dict[str, str], cli: C
 def test_lifecycle_through_the_cli(env: dict[str, str], cli: Cli) -> None:
     """open -> update -> ack -> resolve each exit 0 and leave a resolved incident with its history."""
     assert cli("incident", "open", "--severity", "sev2", "--summary", "Search is slow").exit_code == 0
-    for args in (("update", "1", "--status", "identified", "--message", "An index is missing"),
-                 ("ack", "1", "--by", "Dana"),
-                 ("resolve", "1", "--message", "Index rebuilt")):
+    for args in (
+        ("update", "1", "--status", "identified", "--message", "An index is missing"),
+        ("ack", "1", "--by", "Dana"),
+        ("resolve", "1", "--message", "Index rebuilt"),
+    ):
         result = cli("incident", *args)
         assert result.exit_code == 0, result.output
     [incident] = _incidents(cli)
@@ -115,8 +121,18 @@ def test_list_table_shows_the_summary(env: dict[str, str], cli: Cli) -> None:
 
 def test_send_delivers_an_announcement_with_literal_vars(env: dict[str, str], cli: Cli) -> None:
     """`comms send announcement` exits 0; its Slack post shows --var values escaped and unevaluated."""
-    result = cli("send", "announcement", "--audience", "engineering,executives", "--channel", "slack",
-                 "--var", "summary=<!channel> {{ 7*7 }} <script>x</script> @here", "--var", "details=ok")
+    result = cli(
+        "send",
+        "announcement",
+        "--audience",
+        "engineering,executives",
+        "--channel",
+        "slack",
+        "--var",
+        "summary=<!channel> {{ 7*7 }} <script>x</script> @here",
+        "--var",
+        "details=ok",
+    )
     assert result.exit_code == 0, result.output
     assert "adhoc:announcement/1" in result.output
     outbox = _outbox_text(env)

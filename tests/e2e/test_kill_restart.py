@@ -69,8 +69,12 @@ def test_sigkill_mid_dispatch_loses_and_doubles_nothing(tmp_path: Path) -> None:
         scheduled = _comms(env, "schedule", "--start", start.isoformat(), "--plan", str(plan))
         assert scheduled.returncode == 0, scheduled.stderr
         fake.fail_next(50, delay=0.25)
-        worker = subprocess.Popen([sys.executable, "-m", "comms", "run", "--until-idle"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "comms", "run", "--until-idle"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while fake.accepted_requests < 2 and time.monotonic() < deadline and worker.poll() is None:
             time.sleep(0.02)

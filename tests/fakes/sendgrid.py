@@ -81,7 +81,9 @@ class FakeSendGrid(FakeServer):
         self.record(request)
         auth = request.header("authorization")
         if self.revoke_after is not None and self.accepted_requests >= self.revoke_after:
-            return Reply(401, sendgrid_errors((None, "The provided authorization grant is invalid, expired, or revoked")))
+            return Reply(
+                401, sendgrid_errors((None, "The provided authorization grant is invalid, expired, or revoked"))
+            )
         if auth is None:
             return Reply(401, sendgrid_errors((None, "authorization required")), self._limits())
         if auth != f"Bearer {self.api_key}":

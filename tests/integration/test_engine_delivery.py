@@ -46,10 +46,14 @@ def test_backoff_grows_when_no_retry_after(harness: Harness) -> None:
     email.failures.extend([TransientChannelError("500")] * 10)  # two failed rounds for all five audiences
     harness.run()
     with Session(harness.services.engine) as session:
-        starts = [a.started_at for a in session.exec(
-            select(AttemptRow).where(AttemptRow.channel == "email", AttemptRow.audience == "end-users")
-            .order_by(AttemptRow.id)  # type: ignore[arg-type]
-        ).all()]
+        starts = [
+            a.started_at
+            for a in session.exec(
+                select(AttemptRow)
+                .where(AttemptRow.channel == "email", AttemptRow.audience == "end-users")
+                .order_by(AttemptRow.id)  # type: ignore[arg-type]
+            ).all()
+        ]
     gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
     assert gaps[0] >= 5.0 and gaps[1] >= 10.0
 
@@ -89,7 +93,8 @@ def _leave_in_flight(h: Harness, claim: str) -> None:
     h.services.dispatcher.tick()
     with Session(h.services.engine) as session:
         session.execute(
-            update(DeliveryRow).where(DeliveryRow.channel == "slack", DeliveryRow.state == "pending")
+            update(DeliveryRow)
+            .where(DeliveryRow.channel == "slack", DeliveryRow.state == "pending")
             .values(state="in_flight", claim=claim)
         )
         session.commit()
@@ -198,8 +203,12 @@ def test_a_message_due_during_a_big_send_does_not_wait_for_all_of_it(harness: Ha
     email = harness.channels[Channel.EMAIL]
     email.max_batch = 1  # one request per recipient: the advance notice is many batches
     opened = open_incident(
-        harness.services.engine, harness.services.dispatcher.plans, severity="sev1", summary="Sign-in fails",
-        components=["Authentication"], now=harness.clock(),
+        harness.services.engine,
+        harness.services.dispatcher.plans,
+        severity="sev1",
+        summary="Sign-in fails",
+        components=["Authentication"],
+        now=harness.clock(),
     )
     assert opened.occurrences
     harness.run()

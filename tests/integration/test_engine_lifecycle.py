@@ -67,17 +67,33 @@ def test_full_timeline_sends_every_message_once(harness: Harness) -> None:
     """From T-48h to T+1 week every time-based and event-bound message goes out exactly once per target."""
     _walk_success(harness)
     states = _occurrence_states(harness)
-    for key in ("advance-notice", "reminder", "final-notice", "starting", "follow-up", "success-metrics",
-                *(f"progress-update#{n}" for n in range(1, 6))):
+    for key in (
+        "advance-notice",
+        "reminder",
+        "final-notice",
+        "starting",
+        "follow-up",
+        "success-metrics",
+        *(f"progress-update#{n}" for n in range(1, 6)),
+    ):
         assert states[key] == "done", key
     fired = {key.split("/")[0] for key in states if "/e" in key}
-    assert fired == {"go-decision", "traffic-stage@10", "traffic-stage@25", "traffic-stage@50", "traffic-stage@75",
-                     "full-traffic@100", "success"}
+    assert fired == {
+        "go-decision",
+        "traffic-stage@10",
+        "traffic-stage@25",
+        "traffic-stage@50",
+        "traffic-stage@75",
+        "full-traffic@100",
+        "success",
+    }
     with Session(harness.services.engine) as session:
         keys = session.exec(select(DeliveryRow.idempotency_key)).all()
         assert all(d.state == "sent" for d in session.exec(select(DeliveryRow)).all())
     assert len(keys) == len(set(keys))
-    sent_to = Counter((e.occurrence, r.address) for c in harness.channels.values() for e in c.sent for r in e.recipients)
+    sent_to = Counter(
+        (e.occurrence, r.address) for c in harness.channels.values() for e in c.sent for r in e.recipients
+    )
     assert max(sent_to.values()) == 1
 
 

@@ -40,7 +40,9 @@ def engine_with_plan(tmp_path, sendgrid):
 def _states(services) -> dict[str, int]:
     with Session(services.engine) as session:
         rows = session.exec(
-            select(DeliveryRow.state, func.count()).where(DeliveryRow.audience == "end-users").group_by(DeliveryRow.state)
+            select(DeliveryRow.state, func.count())
+            .where(DeliveryRow.audience == "end-users")
+            .group_by(DeliveryRow.state)
         ).all()
     return dict(rows)
 

@@ -31,16 +31,31 @@ class Setup:
     def __init__(self, tmp_path: Path) -> None:
         self.clock = FakeClock(NOW)
         self.channels: dict[Channel, RecordingChannel] = recording_channels()
-        self.services: Services = bootstrap(Settings(database_url=f"sqlite:///{tmp_path}/c.db"), clock=self.clock,
-                                            sleep=self.clock.sleep, channels=self.channels)
+        self.services: Services = bootstrap(
+            Settings(database_url=f"sqlite:///{tmp_path}/c.db"),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            channels=self.channels,
+        )
         self.services.dispatcher.plans.put(PLAN)
-        schedule_cutover(self.services.engine, PLAN,
-                         start=NOW + timedelta(days=15), now=self.clock())
+        schedule_cutover(self.services.engine, PLAN, start=NOW + timedelta(days=15), now=self.clock())
 
-    def send(self, message: str = "announcement", audiences: tuple[str, ...] = ("engineering", "executives"),
-             channels: tuple[str, ...] = (), variables: dict[str, str] | None = None) -> str:
-        outcome = send_adhoc(self.services.engine, self.services.dispatcher.plans, message, audiences=audiences,
-                             channels=channels, variables=VARS if variables is None else variables, now=self.clock())
+    def send(
+        self,
+        message: str = "announcement",
+        audiences: tuple[str, ...] = ("engineering", "executives"),
+        channels: tuple[str, ...] = (),
+        variables: dict[str, str] | None = None,
+    ) -> str:
+        outcome = send_adhoc(
+            self.services.engine,
+            self.services.dispatcher.plans,
+            message,
+            audiences=audiences,
+            channels=channels,
+            variables=VARS if variables is None else variables,
+            now=self.clock(),
+        )
         self.services.dispatcher.dispatch_now([outcome.occurrence_id])
         return outcome.key
 

@@ -51,15 +51,20 @@ class World:
         """(level, repeat) of every level notice recorded, in order."""
         with Session(self.services.engine) as session:
             steps = session.exec(
-                select(EscalationStepRow).where(EscalationStepRow.kind == "notified").order_by(col(EscalationStepRow.id))
+                select(EscalationStepRow)
+                .where(EscalationStepRow.kind == "notified")
+                .order_by(col(EscalationStepRow.id))
             ).all()
         return [(s.level, s.repeat) for s in steps]
 
     def notices_to(self, kind: Channel, address: str) -> int:
         """How many escalation notices reached one address or Slack channel."""
         return sum(
-            1 for e in self.channels[kind].sent if e.message == "escalation-notice"
-            for r in e.recipients if r.address == address
+            1
+            for e in self.channels[kind].sent
+            if e.message == "escalation-notice"
+            for r in e.recipients
+            if r.address == address
         )
 
 
@@ -75,8 +80,14 @@ def world(tmp_path: Path) -> World:
 
 
 def _open(w: World, severity: str = "sev1") -> int:
-    outcome = open_incident(w.services.engine, w.services.dispatcher.plans, severity=severity,
-                            summary="Sign-in fails for some users", components=["Authentication"], now=w.clock())
+    outcome = open_incident(
+        w.services.engine,
+        w.services.dispatcher.plans,
+        severity=severity,
+        summary="Sign-in fails for some users",
+        components=["Authentication"],
+        now=w.clock(),
+    )
     w.services.dispatcher.dispatch_now(outcome.occurrences)
     return outcome.incident_id
 
@@ -92,8 +103,9 @@ def test_first_level_is_notified_when_the_incident_opens(world: World) -> None:
 def test_level_direct_contacts_already_in_the_audience_get_one_notice(world: World) -> None:
     """Level 1's direct #cutover and oncall@ are engineering's own: they are told once, not twice."""
     _open(world)
-    deliveries = [r.address for e in world.channels[Channel.EMAIL].sent if e.message == "escalation-notice"
-                  for r in e.recipients]
+    deliveries = [
+        r.address for e in world.channels[Channel.EMAIL].sent if e.message == "escalation-notice" for r in e.recipients
+    ]
     assert sorted(deliveries) == ["oncall@example.com", "platform-team@example.com"]
 
 
@@ -125,8 +137,9 @@ def test_acknowledgement_stops_the_escalation(world: World) -> None:
     """Acknowledged at 10m, no further level is notified, however long it stays open."""
     incident = _open(world)
     world.clock.set(OPENED + timedelta(minutes=10))
-    outcome = acknowledge_incident(world.services.engine, world.services.dispatcher.plans, incident, by="Dana",
-                                   now=world.clock())
+    outcome = acknowledge_incident(
+        world.services.engine, world.services.dispatcher.plans, incident, by="Dana", now=world.clock()
+    )
     world.services.dispatcher.dispatch_now(outcome.occurrences)
     for minutes in (15, 30, 60, 240):
         world.at(minutes)
@@ -138,8 +151,9 @@ def test_resolution_stops_the_escalation(world: World) -> None:
     incident = _open(world)
     world.clock.set(OPENED + timedelta(minutes=20))
     world.services.dispatcher.run_until_idle()
-    resolve_incident(world.services.engine, world.services.dispatcher.plans, incident, message="Fixed",
-                     now=world.clock())
+    resolve_incident(
+        world.services.engine, world.services.dispatcher.plans, incident, message="Fixed", now=world.clock()
+    )
     world.at(120)
     assert world.notified() == [(1, 0), (2, 0)]
 
@@ -202,7 +216,9 @@ def test_notice_context_names_the_level_and_the_incident(world: World) -> None:
     incident = _open(world)
     world.at(15)
     with Session(world.services.engine) as session:
-        row = session.exec(select(OccurrenceRow).where(OccurrenceRow.key == f"escalation:incident-{incident}/level-2")).one()
+        row = session.exec(
+            select(OccurrenceRow).where(OccurrenceRow.key == f"escalation:incident-{incident}/level-2")
+        ).one()
     assert row.trigger == "escalation" and row.incident_id == incident
     assert row.audiences_csv == "engineering"
     reason = f"Incident #{incident} (sev1) has not been acknowledged for 15 minutes"

@@ -37,17 +37,24 @@ class Setup:
         self.channels: dict[Channel, RecordingChannel] = recording_channels()
         self.services: Services = bootstrap(
             Settings(database_url=f"sqlite:///{tmp_path}/c.db", max_attempts=3, retry_base_seconds=5.0),
-            clock=self.clock, sleep=self.clock.sleep, channels=self.channels,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            channels=self.channels,
         )
         self.services.dispatcher.plans.put(PLAN)
-        schedule_cutover(self.services.engine, PLAN, start=T0,
-                         now=self.clock())
+        schedule_cutover(self.services.engine, PLAN, start=T0, now=self.clock())
 
     def announce(self, *audiences: str, channel: str = "slack") -> None:
         """Send an announcement ad hoc, then let the worker run until idle."""
-        outcome = send_adhoc(self.services.engine, self.services.dispatcher.plans, "announcement",
-                             audiences=list(audiences), channels=[channel],
-                             variables={"summary": "Heads-up", "details": "More soon"}, now=self.clock())
+        outcome = send_adhoc(
+            self.services.engine,
+            self.services.dispatcher.plans,
+            "announcement",
+            audiences=list(audiences),
+            channels=[channel],
+            variables={"summary": "Heads-up", "details": "More soon"},
+            now=self.clock(),
+        )
         self.services.dispatcher.dispatch_now([outcome.occurrence_id])
         self.services.dispatcher.run_until_idle()
 
@@ -145,9 +152,15 @@ def test_missed_message_escalates(setup: Setup) -> None:
 def test_failure_of_an_incident_message_carries_the_incident(setup: Setup) -> None:
     """A dead incident post escalates with the incident in the notice and in the incident's history."""
     setup.channels[Channel.STATUSPAGE].failures.append(
-        PermanentChannelError("page not found", remedy="check COMMS_STATUSPAGE_PAGE_ID"))
-    outcome = open_incident(setup.services.engine, setup.services.dispatcher.plans, severity="sev1",
-                            summary="Sign-in fails", now=setup.clock())
+        PermanentChannelError("page not found", remedy="check COMMS_STATUSPAGE_PAGE_ID")
+    )
+    outcome = open_incident(
+        setup.services.engine,
+        setup.services.dispatcher.plans,
+        severity="sev1",
+        summary="Sign-in fails",
+        now=setup.clock(),
+    )
     setup.services.dispatcher.dispatch_now(outcome.occurrences)
     setup.services.dispatcher.run_until_idle()
     failure = [s for s in setup.steps() if s.kind == "delivery_failure"]

@@ -31,11 +31,14 @@ class Setup:
     def __init__(self, tmp_path: Path) -> None:
         self.clock = FakeClock(NOW)
         self.channels: dict[Channel, RecordingChannel] = recording_channels()
-        self.services: Services = bootstrap(Settings(database_url=f"sqlite:///{tmp_path}/c.db"), clock=self.clock,
-                                            sleep=self.clock.sleep, channels=self.channels)
+        self.services: Services = bootstrap(
+            Settings(database_url=f"sqlite:///{tmp_path}/c.db"),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            channels=self.channels,
+        )
         self.services.dispatcher.plans.put(PLAN)
-        schedule_cutover(self.services.engine, PLAN,
-                         start=NOW + timedelta(days=15), now=self.clock())
+        schedule_cutover(self.services.engine, PLAN, start=NOW + timedelta(days=15), now=self.clock())
 
     def open_incident(self) -> None:
         """Open a sev1 whose summary, component, update and acknowledger are all the payload."""
@@ -50,9 +53,14 @@ class Setup:
 
     def send_announcement(self) -> None:
         """An ad-hoc announcement whose --var values are the payload."""
-        outcome = send_adhoc(self.services.engine, self.services.dispatcher.plans, "announcement",
-                             audiences=["engineering", "end-users"], variables={"summary": PAYLOAD, "details": PAYLOAD},
-                             now=self.clock())
+        outcome = send_adhoc(
+            self.services.engine,
+            self.services.dispatcher.plans,
+            "announcement",
+            audiences=["engineering", "end-users"],
+            variables={"summary": PAYLOAD, "details": PAYLOAD},
+            now=self.clock(),
+        )
         self.services.dispatcher.dispatch_now([outcome.occurrence_id])
 
     def received(self, kind: Channel) -> list[Envelope]:

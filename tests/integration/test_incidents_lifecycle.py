@@ -40,31 +40,51 @@ class Ops:
         self.clock = FakeClock(OPENED)
         self.channels: dict[Channel, RecordingChannel] = recording_channels()
         settings = Settings(database_url=f"sqlite:///{tmp_path}/c.db", max_attempts=3)
-        self.services: Services = bootstrap(settings, clock=self.clock, sleep=self.clock.sleep,
-                                            channels=self.channels)
+        self.services: Services = bootstrap(settings, clock=self.clock, sleep=self.clock.sleep, channels=self.channels)
         self.services.dispatcher.plans.put(PLAN)
-        schedule_cutover(self.services.engine, PLAN, start=T0,
-                         now=self.clock())
+        schedule_cutover(self.services.engine, PLAN, start=T0, now=self.clock())
 
     def _send(self, outcome: IncidentOutcome) -> int:
         self.services.dispatcher.dispatch_now(outcome.occurrences)
         return outcome.incident_id
 
     def open(self, severity: str = "sev1", summary: str = "Sign-in fails for some users") -> int:
-        return self._send(open_incident(self.services.engine, self.services.dispatcher.plans, severity=severity,
-                                        summary=summary, components=["Authentication"], now=self.clock()))
+        return self._send(
+            open_incident(
+                self.services.engine,
+                self.services.dispatcher.plans,
+                severity=severity,
+                summary=summary,
+                components=["Authentication"],
+                now=self.clock(),
+            )
+        )
 
     def update(self, incident: int, status: str = "identified", message: str = "Rolling back") -> int:
-        return self._send(update_incident(self.services.engine, self.services.dispatcher.plans, incident,
-                                          status=status, message=message, now=self.clock()))
+        return self._send(
+            update_incident(
+                self.services.engine,
+                self.services.dispatcher.plans,
+                incident,
+                status=status,
+                message=message,
+                now=self.clock(),
+            )
+        )
 
     def ack(self, incident: int, by: str = "Dana") -> int:
-        return self._send(acknowledge_incident(self.services.engine, self.services.dispatcher.plans, incident,
-                                               by=by, now=self.clock()))
+        return self._send(
+            acknowledge_incident(
+                self.services.engine, self.services.dispatcher.plans, incident, by=by, now=self.clock()
+            )
+        )
 
     def resolve(self, incident: int, message: str = "Traffic is back on the old system") -> int:
-        return self._send(resolve_incident(self.services.engine, self.services.dispatcher.plans, incident,
-                                           message=message, now=self.clock()))
+        return self._send(
+            resolve_incident(
+                self.services.engine, self.services.dispatcher.plans, incident, message=message, now=self.clock()
+            )
+        )
 
     def sent(self, kind: Channel, message: str) -> list[tuple[int, Envelope]]:
         """(position in the channel's log, envelope) of every send of ``message`` on ``kind``."""
@@ -81,8 +101,13 @@ def test_opening_tells_every_audience_of_the_severity(ops: Ops) -> None:
     ops.open()
     emails = {r.address for _, e in ops.sent(Channel.EMAIL, "incident-opened") for r in e.recipients}
     slack = {e.recipients[0].address for _, e in ops.sent(Channel.SLACK, "incident-opened")}
-    assert {"cto@example.com", "support-leads@example.com", "cs-team@example.com", "oncall@example.com",
-            "ada.lovelace@example.com"} <= emails
+    assert {
+        "cto@example.com",
+        "support-leads@example.com",
+        "cs-team@example.com",
+        "oncall@example.com",
+        "ada.lovelace@example.com",
+    } <= emails
     assert slack == {"#cutover", "#exec-updates", "#support-cutover", "#customer-success"}
 
 
@@ -123,7 +148,9 @@ def test_two_incidents_have_separate_threads(ops: Ops) -> None:
     """A second incident starts its own thread instead of replying under the first."""
     ops.open(summary="Sign-in fails")
     ops.open(summary="Uploads are slow")
-    refs = [e.thread_ref for _, e in ops.sent(Channel.SLACK, "incident-opened") if e.recipients[0].address == "#cutover"]
+    refs = [
+        e.thread_ref for _, e in ops.sent(Channel.SLACK, "incident-opened") if e.recipients[0].address == "#cutover"
+    ]
     assert refs == [None, None]
 
 
@@ -161,8 +188,11 @@ def test_acknowledgement_records_who_and_when(ops: Ops) -> None:
 def test_acknowledgement_names_who_took_it(ops: Ops) -> None:
     """The acknowledgement's Slack post names the person who acknowledged."""
     ops.ack(ops.open(), by="Dana (on-call)")
-    [(_, envelope)] = [(i, e) for i, e in ops.sent(Channel.SLACK, "incident-acknowledged")
-                       if e.recipients[0].address == "#exec-updates"]
+    [(_, envelope)] = [
+        (i, e)
+        for i, e in ops.sent(Channel.SLACK, "incident-acknowledged")
+        if e.recipients[0].address == "#exec-updates"
+    ]
     assert "Dana (on-call)" in envelope.content.text  # type: ignore[union-attr]
 
 
@@ -184,8 +214,7 @@ def test_full_lifecycle_is_listed_with_its_history(ops: Ops) -> None:
 def test_list_json_has_the_documented_fields(ops: Ops) -> None:
     """Each listed incident has id, severity, state, summary and history."""
     ops.open()
-    [data] = [v.to_json() for v in list_incidents(ops.services.engine, ops.services.dispatcher.plans,
-                                                  now=ops.clock())]
+    [data] = [v.to_json() for v in list_incidents(ops.services.engine, ops.services.dispatcher.plans, now=ops.clock())]
     assert {"id", "severity", "state", "summary", "history"} <= data.keys()
     assert data["history"][0]["kind"] == "opened"
 

@@ -27,24 +27,36 @@ def lane(tmp_path: Path, database_url: str) -> tuple[Harness, Lane]:
         occurrence = session.exec(select(OccurrenceRow).where(OccurrenceRow.message == "advance-notice")).one()
         cutover = session.get(CutoverRow, occurrence.cutover_id)
         assert cutover is not None
-        materialize_all(session, h.plan, Renderer(h.plan.root / "templates"), cutover, occurrence, now=h.clock(),
-                    metrics=lambda _s, _c: {})
+        materialize_all(
+            session,
+            h.plan,
+            Renderer(h.plan.root / "templates"),
+            cutover,
+            occurrence,
+            now=h.clock(),
+            metrics=lambda _s, _c: {},
+        )
         session.commit()
-        row = session.exec(select(DeliveryRow).where(DeliveryRow.audience == "end-users",
-                                                     DeliveryRow.channel == "email")).first()
+        row = session.exec(
+            select(DeliveryRow).where(DeliveryRow.audience == "end-users", DeliveryRow.channel == "email")
+        ).first()
     assert row is not None and occurrence.id is not None
     return h, Lane(occurrence.id, "end-users", "email", row.content_id)
 
 
 def _rows(h: Harness) -> list[DeliveryRow]:
     with Session(h.services.engine) as session:
-        return list(session.exec(select(DeliveryRow).where(DeliveryRow.audience == "end-users",
-                                                           DeliveryRow.channel == "email")).all())
+        return list(
+            session.exec(
+                select(DeliveryRow).where(DeliveryRow.audience == "end-users", DeliveryRow.channel == "email")
+            ).all()
+        )
 
 
 def _claim(h: Harness, lane: Lane, limit: int = 2, token: str = "host:1:a", later: float = 0) -> ledger.Claim:
-    claim = ledger.claim_batch(h.services.engine, lane, cutover_id=1, limit=limit, token=token,
-                               now=h.clock() + timedelta(seconds=later))
+    claim = ledger.claim_batch(
+        h.services.engine, lane, cutover_id=1, limit=limit, token=token, now=h.clock() + timedelta(seconds=later)
+    )
     assert claim is not None
     return claim
 
@@ -66,19 +78,33 @@ def test_a_second_claim_never_takes_claimed_rows(lane: tuple[Harness, Lane]) -> 
     first = _claim(h, end_users, limit=2, token="host:1:a")
     second = _claim(h, end_users, limit=100, token="host:1:b")
     assert not {d.id for d in first.deliveries} & {d.id for d in second.deliveries}
-    assert ledger.claim_batch(h.services.engine, end_users, cutover_id=1, limit=10, token="host:1:c",
-                              now=h.clock()) is None
+    assert (
+        ledger.claim_batch(h.services.engine, end_users, cutover_id=1, limit=10, token="host:1:c", now=h.clock())
+        is None
+    )
 
 
 def test_rows_waiting_for_a_retry_are_not_claimed_before_their_time(lane: tuple[Harness, Lane]) -> None:
     h, end_users = lane
     claim = _claim(h, end_users, limit=100)
     with Session(h.services.engine) as session:
-        ledger.record_failure(session, claim, "500", retry_after=60, permanent=False, max_attempts=5,
-                              delay=lambda attempts, after: after or 0, now=h.clock())
+        ledger.record_failure(
+            session,
+            claim,
+            "500",
+            retry_after=60,
+            permanent=False,
+            max_attempts=5,
+            delay=lambda attempts, after: after or 0,
+            now=h.clock(),
+        )
         session.commit()
-    assert ledger.claim_batch(h.services.engine, end_users, cutover_id=1, limit=10, token="t:1:b",
-                              now=h.clock() + timedelta(seconds=59)) is None
+    assert (
+        ledger.claim_batch(
+            h.services.engine, end_users, cutover_id=1, limit=10, token="t:1:b", now=h.clock() + timedelta(seconds=59)
+        )
+        is None
+    )
     assert _claim(h, end_users, limit=10, token="t:1:c", later=60).deliveries
 
 

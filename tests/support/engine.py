@@ -42,7 +42,11 @@ def make_harness(
     plan = load_plan(plan_root, check_templates=False)
     clock = FakeClock(T0 - timedelta(hours=49))
     channels = recording_channels()
-    settings = Settings(database_url=database_url or f"sqlite:///{tmp_path}/comms.db", max_attempts=max_attempts,
-                        retry_base_seconds=5.0, retry_max_seconds=300.0)
+    settings = Settings(
+        database_url=database_url or f"sqlite:///{tmp_path}/comms.db",
+        max_attempts=max_attempts,
+        retry_base_seconds=5.0,
+        retry_max_seconds=300.0,
+    )
     services = bootstrap(settings, clock=clock, sleep=clock.sleep, channels=channels)
     return Harness(plan=plan, services=services, clock=clock, channels=channels)

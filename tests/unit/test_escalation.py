@@ -25,16 +25,23 @@ def _policy(*afters: str, repeat: str | None = "30m") -> SeverityPolicy:
 SEV1 = _policy("0m", "15m", "30m")
 
 
-def _due(policy: SeverityPolicy, minutes: float, notified: set[tuple[int, int]] | None = None,
-         acknowledged: bool = False) -> list[tuple[int, int]]:
-    decision = decide_escalation(policy, opened_at=OPENED, acknowledged=acknowledged, notified=notified or set(),
-                                 now=OPENED + timedelta(minutes=minutes))
+def _due(
+    policy: SeverityPolicy, minutes: float, notified: set[tuple[int, int]] | None = None, acknowledged: bool = False
+) -> list[tuple[int, int]]:
+    decision = decide_escalation(
+        policy,
+        opened_at=OPENED,
+        acknowledged=acknowledged,
+        notified=notified or set(),
+        now=OPENED + timedelta(minutes=minutes),
+    )
     return [(n.level, n.repeat) for n in decision.due]
 
 
 def _next(policy: SeverityPolicy, minutes: float, notified: set[tuple[int, int]]) -> datetime | None:
-    return decide_escalation(policy, opened_at=OPENED, acknowledged=False, notified=notified,
-                             now=OPENED + timedelta(minutes=minutes)).next_at
+    return decide_escalation(
+        policy, opened_at=OPENED, acknowledged=False, notified=notified, now=OPENED + timedelta(minutes=minutes)
+    ).next_at
 
 
 def test_first_level_is_due_at_opening() -> None:
@@ -64,8 +71,9 @@ def test_notified_levels_are_not_due_again() -> None:
 
 def test_acknowledged_incident_has_nothing_due() -> None:
     """Acknowledgement stops the escalation: nothing due now, nothing ever."""
-    decision = decide_escalation(SEV1, opened_at=OPENED, acknowledged=True, notified=set(),
-                                 now=OPENED + timedelta(hours=5))
+    decision = decide_escalation(
+        SEV1, opened_at=OPENED, acknowledged=True, notified=set(), now=OPENED + timedelta(hours=5)
+    )
     assert decision == decide_escalation(SEV1, opened_at=OPENED, acknowledged=True, notified={(1, 0)}, now=OPENED)
     assert decision.due == () and decision.next_at is None
 
@@ -116,8 +124,9 @@ def test_single_level_policy_repeats_that_level() -> None:
 
 def test_due_notice_carries_its_scheduled_time() -> None:
     """A due notice says when it was due, not when it was noticed."""
-    decision = decide_escalation(SEV1, opened_at=OPENED, acknowledged=False, notified={(1, 0)},
-                                 now=OPENED + timedelta(minutes=16))
+    decision = decide_escalation(
+        SEV1, opened_at=OPENED, acknowledged=False, notified={(1, 0)}, now=OPENED + timedelta(minutes=16)
+    )
     assert decision.due == (DueNotice(OPENED + timedelta(minutes=15), 2, 0),)
 
 

@@ -14,14 +14,28 @@ from comms.plan.models import Trigger
 PLAN = load_plan(Path(__file__).resolve().parents[2], check_templates=False)
 
 ALLOWED = {
-    (CutoverState.PLANNED, Trigger.GO), (CutoverState.PLANNED, Trigger.NO_GO),
-    (CutoverState.PLANNED, Trigger.RESCHEDULE), (CutoverState.PLANNED, Trigger.CANCEL),
-    (CutoverState.GO, Trigger.STAGE), (CutoverState.GO, Trigger.ROLLBACK), (CutoverState.GO, Trigger.CANCEL),
-    (CutoverState.IN_PROGRESS, Trigger.STAGE), (CutoverState.IN_PROGRESS, Trigger.COMPLETE),
+    (CutoverState.PLANNED, Trigger.GO),
+    (CutoverState.PLANNED, Trigger.NO_GO),
+    (CutoverState.PLANNED, Trigger.RESCHEDULE),
+    (CutoverState.PLANNED, Trigger.CANCEL),
+    (CutoverState.GO, Trigger.STAGE),
+    (CutoverState.GO, Trigger.ROLLBACK),
+    (CutoverState.GO, Trigger.CANCEL),
+    (CutoverState.IN_PROGRESS, Trigger.STAGE),
+    (CutoverState.IN_PROGRESS, Trigger.COMPLETE),
     (CutoverState.IN_PROGRESS, Trigger.ROLLBACK),
-    (CutoverState.POSTPONED, Trigger.RESCHEDULE), (CutoverState.POSTPONED, Trigger.CANCEL),
+    (CutoverState.POSTPONED, Trigger.RESCHEDULE),
+    (CutoverState.POSTPONED, Trigger.CANCEL),
 }
-EVENTS = [Trigger.GO, Trigger.NO_GO, Trigger.STAGE, Trigger.COMPLETE, Trigger.ROLLBACK, Trigger.RESCHEDULE, Trigger.CANCEL]
+EVENTS = [
+    Trigger.GO,
+    Trigger.NO_GO,
+    Trigger.STAGE,
+    Trigger.COMPLETE,
+    Trigger.ROLLBACK,
+    Trigger.RESCHEDULE,
+    Trigger.CANCEL,
+]
 
 
 @pytest.mark.parametrize("state", list(CutoverState))

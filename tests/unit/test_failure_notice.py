@@ -15,11 +15,22 @@ from comms.rendering import Renderer
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = load_plan(ROOT, check_templates=False)
 FAILURE = {
-    "level": 1, "repeat": 0, "kind": "delivery_failure", "reason": "4 delivery(ies) dead: 401 invalid key",
-    "message": "reminder", "occurrence": "reminder",
-    "incident": {"id": "delivery-3", "severity": "delivery", "summary": "'reminder' could not be delivered",
-                 "status": "investigating", "update": "Fix the cause, then re-send with 'comms retry --dead'.",
-                 "components": ["reminder"], "opened_at": None, "acked_by": None},
+    "level": 1,
+    "repeat": 0,
+    "kind": "delivery_failure",
+    "reason": "4 delivery(ies) dead: 401 invalid key",
+    "message": "reminder",
+    "occurrence": "reminder",
+    "incident": {
+        "id": "delivery-3",
+        "severity": "delivery",
+        "summary": "'reminder' could not be delivered",
+        "status": "investigating",
+        "update": "Fix the cause, then re-send with 'comms retry --dead'.",
+        "components": ["reminder"],
+        "opened_at": None,
+        "acked_by": None,
+    },
 }
 
 
