@@ -161,6 +161,7 @@ class Dispatcher:
         self.in_flight = 0
         """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
         self._pool: ThreadPoolExecutor | None = None
+        self._opening: Session | None = None
         self._lane_limits: dict[Lane, int] = {}
         """Smaller batches for a lane whose request was refused over some recipients (halved per refusal)."""
         self._held_channels: set[str] = set()
@@ -255,7 +256,7 @@ class Dispatcher:
             if occurrence_id in settled or occurrence_id in sending or (only is not None and occurrence_id not in only):
                 continue
             try:
-                opened = self._open(occurrence_id, report)
+                opened = self._open_closing_on_error(occurrence_id, report)
             except Exception:  # one broken occurrence must not stop the others
                 log.exception("occurrence %s failed to open; it stays due for the next tick", occurrence_id)
                 opened = None
@@ -338,10 +339,21 @@ class Dispatcher:
 
     # -- one occurrence -------------------------------------------------------------------------
 
+    def _open_closing_on_error(self, occurrence_id: int, report: TickReport) -> _Sending | None:
+        """``_open``, rolling its session back if it fails (an open transaction would hold its locks)."""
+        try:
+            return self._open(occurrence_id, report)
+        except Exception:
+            if self._opening is not None:
+                self._opening.close()
+            raise
+        finally:
+            self._opening = None
+
     def _open(self, occurrence_id: int, report: TickReport) -> _Sending | None:
         """Start materializing (or miss) a due occurrence and list its lanes; None when it cannot be sent now."""
         now = self.clock()
-        session = Session(self.engine)
+        session = self._opening = Session(self.engine)
         occurrence = session.get(OccurrenceRow, occurrence_id)
         if occurrence is None or occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
             session.close()

@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlmodel import Session
 
-from comms.store.types import sqlite_stamp
+from comms.store.dialect import stamped
 
 __all__ = ["mark_covered", "statuspage_sent"]
 
-_COVER = (
-    "UPDATE delivery SET state = 'covered', last_error = ?, updated_at = ? "
-    "WHERE idempotency_key = ? AND state = 'pending' "
-    "AND EXISTS (SELECT 1 FROM delivery AS winner WHERE winner.idempotency_key = ?)"
+_COVER = stamped(
+    "UPDATE delivery SET state = 'covered', last_error = :reason, updated_at = :now "
+    "WHERE idempotency_key = :key AND state = 'pending' "
+    "AND EXISTS (SELECT 1 FROM delivery AS winner WHERE winner.idempotency_key = :winner)",
+    "now",
 )
 
 
@@ -29,18 +31,19 @@ def mark_covered(session: Session, pairs: Sequence[tuple[str, str]], *, reason: 
     """
     if not pairs:
         return
-    stamp = sqlite_stamp(now)
-    session.connection().exec_driver_sql(_COVER, [(reason, stamp, key, winner) for key, winner in pairs])
+    session.connection().execute(
+        _COVER, [{"reason": reason, "now": now, "key": key, "winner": winner} for key, winner in pairs]
+    )
 
 
-_SENT = (
+_SENT = text(
     "SELECT o.message, o.context_json FROM delivery AS d JOIN occurrence AS o ON o.id = d.occurrence_id "
-    "WHERE d.cutover_id = ? AND d.channel = 'statuspage' AND d.state IN ('sent', 'uncertain', 'in_flight') "
+    "WHERE d.cutover_id = :cutover AND d.channel = 'statuspage' AND d.state IN ('sent', 'uncertain', 'in_flight') "
     "AND o.incident_id IS NULL ORDER BY d.id"
 )
 
 
 def statuspage_sent(session: Session, cutover_id: int) -> list[tuple[str, str | None]]:
     """(message, context JSON) of every status-page send of the cutover's timeline that left (or may have)."""
-    rows = session.connection().exec_driver_sql(_SENT, (cutover_id,)).all()
+    rows = session.connection().execute(_SENT, {"cutover": cutover_id}).all()
     return [(str(message), context) for message, context in rows]

@@ -59,6 +59,7 @@ def test_go_asks_for_confirmation_first(console: ConsoleServer, client: httpx.Cl
 def test_a_confirmed_go_is_recorded_with_who_and_sent(console: ConsoleServer, client: httpx.Client) -> None:
     """The confirmed go moves the cutover to go, names Dana in the event, and the go decision is sent."""
     name = _name(console)
+    console.clock.advance(hours=22)  # T-2h: inside the plan's go window (T0 is a day after the fixture's now)
     csrf = _csrf(client, f"/cutovers/{name}")
     done = client.post(
         "/actions/do", data={"csrf": csrf, "action": "go", "cutover": name, "by": "Dana", "confirmed": "yes"}
