@@ -136,4 +136,3 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/comms.db"
     return str(request.getfixturevalue("postgres_url"))
-
