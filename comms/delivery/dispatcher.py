@@ -277,7 +277,12 @@ class Dispatcher:
                 for lane in list(current.lanes):
                     if len(flights) >= self.max_in_flight or self.stop_requested.is_set():
                         break
-                    if lane not in current.lanes or not self._has_room(lane, flights):
+                    if lane not in current.lanes:
+                        continue
+                    if lane.channel in self._held_channels:
+                        current.lanes.remove(lane)  # its rows are held; 'comms retry --held' resumes them
+                        continue
+                    if not self._has_room(lane, flights):
                         continue
                     flight = self._start_batch(current, lane)
                     if flight is None:
@@ -300,8 +305,6 @@ class Dispatcher:
             self._complete(flights.pop(future), future, report)
 
     def _has_room(self, lane: Lane, flights: Mapping[Future[_Answer], _Flight]) -> bool:
-        if lane.channel in self._held_channels:
-            return False
         kind = ChannelKind(lane.channel)
         if kind not in SERIAL_KINDS or self.channels[kind].dry_run:
             return True
