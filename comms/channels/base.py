@@ -18,6 +18,23 @@ from comms.core.content import Content
 from comms.plan.models import Channel as ChannelKind
 from comms.plan.models import Message, Plan
 
+__all__ = [
+    "Channel",
+    "CheckRow",
+    "CheckStatus",
+    "Envelope",
+    "EnvelopeExtras",
+    "EnvelopeFacts",
+    "MaintenanceWindow",
+    "PartRenderer",
+    "Receipt",
+    "Recipient",
+    "Reconciliation",
+    "StatuspageIntent",
+    "Target",
+    "header_value",
+]
+
 CheckStatus = Literal["PASS", "WARN", "FAIL"]
 
 PartRenderer = Callable[[str], str]

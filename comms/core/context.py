@@ -13,6 +13,23 @@ from typing import Any
 from comms.core.times import format_duration
 from comms.plan.models import Audience, Channel, Message, Plan, Trigger
 
+__all__ = [
+    "SAMPLE_ESCALATION",
+    "SAMPLE_INCIDENT",
+    "SAMPLE_METRICS",
+    "SAMPLE_START",
+    "UTC_AUDIENCE",
+    "audience_view",
+    "build_context",
+    "cutover_view",
+    "relative",
+    "sample_context",
+    "sample_event",
+    "sample_extra",
+    "sample_targets",
+    "send_view",
+]
+
 UTC_AUDIENCE: dict[str, str] = {"key": "status-page", "title": "Status page", "timezone": "UTC"}
 """The audience view of the public status page: one page for everyone, times in UTC."""
 

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from comms.clock import ensure_utc
 from comms.plan.models import Channel, Message, Plan, Trigger
 
+__all__ = ["Occurrence", "build_timeline", "occurrence_key"]
+
 
 @dataclass(frozen=True)
 class Occurrence:

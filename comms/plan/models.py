@@ -13,6 +13,29 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from comms.core.times import load_zone, parse_duration, parse_offset
 from comms.plan.addresses import EmailAddress
 
+__all__ = [
+    "Audience",
+    "AudienceChannels",
+    "BounceRatePolicy",
+    "Channel",
+    "CutoverSpec",
+    "Duration",
+    "EmailTargets",
+    "EscalationLevel",
+    "EscalationMatrix",
+    "Message",
+    "Offset",
+    "Plan",
+    "Schedule",
+    "SeverityPolicy",
+    "SlackTargets",
+    "StatuspageAction",
+    "StatuspageSettings",
+    "StatuspageStatus",
+    "Trigger",
+    "WebhookTargets",
+]
+
 
 class Channel(StrEnum):
     """The delivery channels a message can go out on."""

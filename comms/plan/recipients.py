@@ -23,6 +23,17 @@ from comms.plan.addresses import address_problem
 from comms.plan.loader import display_path
 from comms.plan.models import Audience
 
+__all__ = [
+    "CsvRecipient",
+    "RecipientRow",
+    "RecipientsCsvError",
+    "RecipientsScan",
+    "check_recipients_header",
+    "iter_email_recipients",
+    "read_recipients_csv",
+    "scan_recipients_csv",
+]
+
 _NUL = "\x00"
 
 

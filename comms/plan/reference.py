@@ -35,6 +35,8 @@ from comms.plan.models import (
     WebhookTargets,
 )
 
+__all__ = ["main", "plan_reference", "templates_reference"]
+
 _HIDDEN = {"key", "source"}
 _SECTIONS: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("audiences/<key>.yaml", "", Audience),

@@ -14,6 +14,8 @@ from comms.plan.loader import display_path, sent_combinations
 from comms.plan.models import Plan
 from comms.rendering import PART_FILES, Renderer
 
+__all__ = ["check_templates", "fixed_duration_warnings"]
+
 
 def check_templates(plan: Plan) -> list[Problem]:
     """Render every (message, audience, channel) the plan sends with sample data; report what fails."""
