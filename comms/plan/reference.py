@@ -21,6 +21,7 @@ from comms.core.times import format_duration
 from comms.plan.models import (
     Audience,
     AudienceChannels,
+    BounceRatePolicy,
     CutoverSpec,
     EmailTargets,
     EscalationLevel,
@@ -52,6 +53,7 @@ _SECTIONS: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("schedules/escalation.yaml", "", EscalationMatrix),
     ("schedules/escalation.yaml", "severities.<sev>", SeverityPolicy),
     ("schedules/escalation.yaml", "severities.<sev>.levels[] and delivery_failures", EscalationLevel),
+    ("schedules/escalation.yaml", "bounce_rate", BounceRatePolicy),
 )
 _FILE_NOTES = {
     "audiences/<key>.yaml": "One file per audience; the file name (lowercase-with-dashes) is the audience's key.",
