@@ -29,7 +29,7 @@ from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
 from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
-from comms.delivery.shared_pacing import hold_for, pacer_for
+from comms.delivery.shared_pacing import hold_for, pacer_for, shared_pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
@@ -52,6 +52,8 @@ FailureHook = Callable[[Transaction, CutoverRow, OccurrenceRow, str], None]
 TickHook = Callable[[Engine, datetime], None]
 """Runs at the start of every tick (escalation timers); may add due occurrences."""
 
+STATUSPAGE_INTERVAL_S = 1.0
+"""Statuspage's limit: about one request a second per page (its API token)."""
 SERIAL_KINDS = (ChannelKind.SLACK, ChannelKind.STATUSPAGE)
 """Channels whose provider limits are per target and per second: one request in flight."""
 
@@ -170,6 +172,8 @@ class Dispatcher:
         """Channels held in this tick after a channel-wide refusal (one escalation, no more requests)."""
         self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
         self._provider_hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
+        # Statuspage paces itself per page in-process; with several workers they also share one slot per page
+        self._statuspage_pacer = shared_pacer_for(engine, "statuspage", STATUSPAGE_INTERVAL_S, clock=clock, sleep=sleep)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -537,12 +541,15 @@ class Dispatcher:
                 sending.lanes.remove(flight.lane)  # this lane waits for its retry time
 
     def _pace(self, channel: Channel, target: str) -> None:
-        """Slack accepts about one post per second per channel: wait out the rest of that second."""
+        """Slack accepts about one post per second per channel, Statuspage a request per second per page."""
         if self._provider_hold is not None:
             self._provider_hold.wait(channel.kind.value)
-        if channel.kind is not ChannelKind.SLACK or channel.dry_run:
+        if channel.dry_run:
             return
-        self._slack_pacer.wait(target)
+        if channel.kind is ChannelKind.SLACK:
+            self._slack_pacer.wait(target)
+        elif channel.kind is ChannelKind.STATUSPAGE and self._statuspage_pacer is not None:
+            self._statuspage_pacer.wait(target)
 
     def _hold_channel(self, flight: _Flight, error: PermanentChannelError, report: TickReport) -> None:
         """No request on this channel can succeed until a person acts: hold it, escalate once with the remedy."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from comms.bootstrap import bootstrap
+from comms.channels.statuspage import PAGE_TARGET
 from comms.delivery.shared_pacing import SharedPacer, pacer_for
 from comms.plan.models import Channel
 from comms.services.scheduling import schedule_cutover
@@ -154,3 +155,23 @@ def test_a_429_one_worker_was_answered_holds_the_other_workers_requests(postgres
     assert other_worker.wait("email") == 2.0 and slept == [2.0]
     assert other_worker.wait("slack") == 0.0
     assert isinstance(hold_for(engine, clock=lambda: T0, sleep=slept.append), ProviderHold)
+
+
+def test_status_page_pacing_holds_across_two_workers(tmp_path: Path, postgres_url: str) -> None:
+    """Another worker's status-page request a moment ago: this worker's request to the page waits out the second."""
+    slept: list[float] = []
+    h = make_harness(tmp_path, database_url=postgres_url)
+    schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
+    h.at(timedelta(hours=-48))
+    other_worker = SharedPacer(make_engine(postgres_url), "statuspage", 1.0, clock=h.clock, sleep=h.clock.sleep)
+    other_worker.wait(PAGE_TARGET)  # its request to the page leaves now
+
+    def recording_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        h.clock.sleep(seconds)
+
+    this = bootstrap(h.services.settings, clock=h.clock, sleep=recording_sleep, channels=h.channels)
+    before = h.clock()
+    this.dispatcher.run_until_idle()
+    assert [seconds for seconds in slept if 0.9 <= seconds <= 1.0], slept
+    assert len(h.channels[Channel.STATUSPAGE].recipients()) == 1 and h.clock() >= before + timedelta(seconds=1)
