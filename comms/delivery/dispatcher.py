@@ -34,7 +34,7 @@ from comms.errors import ChannelError, PermanentChannelError, TransientChannelEr
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
 from comms.plan.models import Plan
-from comms.store import ledger, sending_queries
+from comms.store import lease, ledger, sending_queries
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.lease import new_owner_id
@@ -54,6 +54,8 @@ TickHook = Callable[[Engine, datetime], None]
 
 STATUSPAGE_INTERVAL_S = 1.0
 """Statuspage's limit: about one request a second per page (its API token)."""
+FILL_LEASE_SECONDS = 15.0
+"""How long another worker waits for a silent writer of an occurrence's rows before it carries on (PostgreSQL)."""
 SERIAL_KINDS = (ChannelKind.SLACK, ChannelKind.STATUSPAGE)
 """Channels whose provider limits are per target and per second: one request in flight."""
 
@@ -339,6 +341,7 @@ class Dispatcher:
     def _close(self, current: _Sending) -> None:
         if current.filling is not None:
             current.filling = None  # a partial materialization resumes on the next tick (INSERT OR IGNORE)
+            self._release_fill(current)
         if current.tx is not None:
             current.tx.close()
             current.tx = None
@@ -384,6 +387,11 @@ class Dispatcher:
             if occurrence.hold_until_go and not releases_held(CutoverState(cutover.state)):
                 tx.close()
                 return None
+            if not self._take_fill(occurrence_id):  # another worker writes its rows: send those written so far
+                tx.close()
+                current.tx = None
+                self._refresh_lanes(current)
+                return current
             current.filling = materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
             report.occurrences.append(occurrence.key)
             self._advance_filling(current)
@@ -399,14 +407,19 @@ class Dispatcher:
     def _advance_filling(self, current: _Sending) -> None:
         """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
         assert current.filling is not None and current.tx is not None
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        if not self._take_fill(occurrence_id):  # this worker stalled past its fill lease; another carries on
+            current.filling = None
+            self._refresh_lanes(current)
+            return
         written = 0
         try:
             while written < INSERT_BATCH:  # small parts (a Slack channel, a few contacts) do not end a turn
                 written += next(current.filling)
         except StopIteration:
             current.filling = None
-        occurrence_id = current.occurrence.id
-        assert occurrence_id is not None
+            self._release_fill(current)
         state = sending_queries.occurrence_state(self.engine, occurrence_id)
         if state not in repo.ACTIVE_OCCURRENCE_STATES:
             current.filling = None  # cancelled or missed while being written: end the rows written so far too
@@ -416,6 +429,13 @@ class Dispatcher:
             current.lanes = []
             return
         self._refresh_lanes(current)
+
+    def _take_fill(self, occurrence_id: int) -> bool:
+        return lease.take_fill(self.engine, occurrence_id, self.owner, now=self.clock(), ttl=FILL_LEASE_SECONDS)
+
+    def _release_fill(self, current: _Sending) -> None:
+        assert current.occurrence.id is not None
+        lease.release_fill(self.engine, current.occurrence.id, self.owner)
 
     def _refresh_lanes(self, current: _Sending) -> None:
         occurrence_id = current.occurrence.id

@@ -41,6 +41,5 @@ def test_exclusive_refuses_while_another_worker_holds_a_lease(env: str) -> None:
 def test_exclusive_runs_when_no_other_worker_sends(env: str) -> None:
     """Nobody else sending: --exclusive runs as usual."""
     upgrade_database(env)
-    engine = make_engine(env)
     result = CliRunner().invoke(app, ["run", "--exclusive", "--until-idle"])
     assert result.exit_code == 0, result.output
