@@ -25,6 +25,7 @@ __all__ = [
     "Envelope",
     "EnvelopeExtras",
     "EnvelopeFacts",
+    "Leaving",
     "MaintenanceWindow",
     "PartRenderer",
     "Receipt",
@@ -33,6 +34,7 @@ __all__ = [
     "StatuspageIntent",
     "Target",
     "header_value",
+    "not_watched",
 ]
 
 CheckStatus = Literal["PASS", "WARN", "FAIL"]
@@ -154,8 +156,20 @@ class Reconciliation:
     receipt: Receipt | None = None
 
 
+Leaving = Callable[[], None]
+"""Called by ``Channel.send`` once the request is built, just before its first byte goes to the provider."""
+
+
+def not_watched() -> None:
+    """The default ``leaving``: nobody records when the request leaves."""
+
+
 class Channel(Protocol):
     """A delivery channel. ``send`` raises a ChannelError subclass on failure, never returns False.
+
+    ``send`` calls ``leaving()`` once, after building the request and before sending any of it: the sender
+    records there that the request may have left (before it, a crash means nothing was sent). If
+    ``leaving`` raises, nothing is sent and the error propagates.
 
     ``probe`` is the readiness check: it asks the provider whether credentials and the plan's
     targets work and answers rows; it never raises for a provider's answer, it reports it.
@@ -165,7 +179,7 @@ class Channel(Protocol):
     max_batch: int
     dry_run: bool
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
         """Deliver the envelope once; raise TransientChannelError or PermanentChannelError on failure."""
         ...
 

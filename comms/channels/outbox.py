@@ -26,7 +26,16 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from comms.channels.base import ChannelKind, CheckRow, Envelope, Receipt, Recipient, Reconciliation
+from comms.channels.base import (
+    ChannelKind,
+    CheckRow,
+    Envelope,
+    Leaving,
+    Receipt,
+    Recipient,
+    Reconciliation,
+    not_watched,
+)
 from comms.channels.calendar import build_ics
 from comms.channels.sendgrid import invite_attachment, mail_send_body
 from comms.channels.slack import build_post_args
@@ -136,13 +145,14 @@ class OutboxChannel:
         stem = f"{slug(envelope.occurrence)}.{slug(envelope.audience or 'page')}.{self.kind.value}"
         return self.directory / slug(envelope.cutover) / (stem + self._writer.file_suffix(envelope))
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
         """Write the envelope's file atomically; the receipt names it as ``outbox:<cutover>/<file>``."""
         if len(envelope.recipients) > self.max_batch:
             raise PermanentChannelError(
                 f"{len(envelope.recipients)} recipients in one {self.kind.value} envelope",
                 remedy=f"split the recipients into batches of at most {self.max_batch} (max_batch)",
             )
+        leaving()
         written: list[str] = []
         for part in _personal_envelopes(envelope):
             path = self.path_for(part)

@@ -22,12 +22,14 @@ from comms.channels.base import (
     Envelope,
     EnvelopeExtras,
     EnvelopeFacts,
+    Leaving,
     MaintenanceWindow,
     PartRenderer,
     Receipt,
     Reconciliation,
     Target,
     header_value,
+    not_watched,
 )
 from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
@@ -134,10 +136,11 @@ class SendGridChannel:
     def __repr__(self) -> str:
         return f"SendGridChannel(host={self._host!r}, from={self._from['email']!r})"
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
         """Post one Mail Send request for the envelope's recipients; return SendGrid's X-Message-Id."""
         body = self.build_request(envelope)
         count = len(envelope.recipients)
+        leaving()
         try:
             response = self._sg.client.mail.send.post(request_body=body, timeout=self._timeout)
         except Exception as exc:  # the SDK raises urllib and python_http_client errors; sorted below

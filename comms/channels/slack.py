@@ -19,10 +19,12 @@ from comms.channels.base import (
     Envelope,
     EnvelopeExtras,
     EnvelopeFacts,
+    Leaving,
     Receipt,
     Reconciliation,
     Target,
     header_value,
+    not_watched,
 )
 from comms.clock import Clock, utc_now
 from comms.core.content import SlackContent
@@ -202,10 +204,11 @@ class SlackChannel:
     def __repr__(self) -> str:
         return f"SlackChannel(base_url={self._base_url!r})"
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
         """Post the message; the receipt's thread_ref is the thread root later posts reply under."""
         args = build_post_args(envelope)
         channel = args["channel"]
+        leaving()
         response = self._call("chat_postMessage", channel, **args)
         ts = str(response.get("ts"))
         log.info("slack posted %s/%s to %s (ts %s)", envelope.occurrence, envelope.audience, channel, ts)

@@ -20,11 +20,13 @@ from comms.channels.base import (
     Envelope,
     EnvelopeExtras,
     EnvelopeFacts,
+    Leaving,
     PartRenderer,
     Receipt,
     Reconciliation,
     StatuspageIntent,
     Target,
+    not_watched,
 )
 from comms.channels.pacing import Pacer
 from comms.clock import Clock, ensure_utc, utc_now
@@ -207,9 +209,10 @@ class StatuspageChannel:
         """Close the HTTP connection pool."""
         self._http.close()
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
         """Create the incident (no incident_id yet) or post an update to it; return the incident id."""
         method, path, body = build_incident_request(envelope, self.page_id)
+        leaving()
         data = self._request(method, path, body, what=f"status-page {envelope.occurrence}")
         incident_id = str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
         if incident_id is None:

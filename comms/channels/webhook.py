@@ -25,10 +25,12 @@ from comms.channels.base import (
     Envelope,
     EnvelopeExtras,
     EnvelopeFacts,
+    Leaving,
     PartRenderer,
     Receipt,
     Reconciliation,
     Target,
+    not_watched,
 )
 from comms.channels.outbox import digest, json_bytes, slug
 from comms.clock import Clock, utc_now
@@ -181,12 +183,13 @@ class WebhookChannel:
         """Close the HTTP connection pool."""
         self._http.close()
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
         """POST the signed delivery; the receipt holds the receiver's X-Request-Id, if it gives one."""
         body = encode_body(delivery_payload(envelope, sent_at=self._clock()))
         url = envelope.recipients[0].address
         key = envelope.recipients[0].delivery_key
         what = f"webhook {envelope.occurrence}/{envelope.audience} to {shown_url(url)}"
+        leaving()
         response = self._post(url, body, {EVENT_HEADER: "delivery", KEY_HEADER: key}, what=what)
         status = response.status_code
         if not 200 <= status < 300:

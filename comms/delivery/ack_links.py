@@ -14,7 +14,7 @@ import html
 from dataclasses import replace
 from datetime import timedelta
 
-from comms.channels.base import Channel, CheckRow, Envelope, Receipt, Recipient, Reconciliation
+from comms.channels.base import Channel, CheckRow, Envelope, Leaving, Receipt, Recipient, Reconciliation, not_watched
 from comms.clock import Clock, utc_now
 from comms.core.ack_tokens import ack_claim, sign_ack_token
 from comms.core.content import ACK_MARK, EmailContent
@@ -48,9 +48,9 @@ class AckLinkedEmail:
     def __repr__(self) -> str:
         return f"AckLinkedEmail({self.inner!r})"
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
         """Send with each recipient's link."""
-        return self.inner.send(self.personalized(envelope))
+        return self.inner.send(self.personalized(envelope), leaving)
 
     def reconcile(self, envelope: Envelope) -> Reconciliation:
         """Reconcile the personalized envelope (what was sent)."""

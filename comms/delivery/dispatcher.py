@@ -3,8 +3,10 @@
 A tick serves the due occurrences round-robin: one batch per lane (occurrence x audience x channel)
 per turn, re-reading what is due between turns, with up to ``max_in_flight`` requests in flight
 (Slack and the status page keep one: their limits are per channel and per page). The main thread
-claims, builds and records; a thread pool only makes the requests, so claiming the next batch
-overlaps with the requests in flight. Before every claim the sender looks at its stop flag and
+claims, builds envelopes and records outcomes; a thread pool makes the requests (the channel builds
+its body there, then marks the attempt ``started`` through its ``leaving`` callback just before the
+first byte goes, so a crash before that leaves the batch pending, not uncertain), so claiming the
+next batch overlaps with the requests in flight. Before every claim the sender looks at its stop flag and
 the occurrence's lateness bound; a rollback or cancel flips pending rows to ``cancelled``, so the
 next claim finds nothing: events reach a send in flight within one batch. A big message is
 materialized one chunk per turn (``comms.delivery.materialize``), so its first request leaves
@@ -118,6 +120,8 @@ class _Flight:
     slot: ThreadSlot | None
     channel: Channel
     envelope: Envelope
+    left: threading.Event = field(default_factory=threading.Event)
+    """Set once the attempt is recorded ``started``, just before the request's first byte goes out."""
 
 
 @dataclass(frozen=True)
@@ -476,7 +480,8 @@ class Dispatcher:
     # -- one batch ------------------------------------------------------------------------------
 
     def _start_batch(self, sending: _Sending, lane: Lane) -> _Flight | None:
-        """Claim and build one batch of the lane and mark its request started; None when none is ready."""
+        """Claim one batch of the lane and build its envelope; None when none is ready ("started" is marked later,
+        by the channel, once the request is built and about to leave)."""
         channel = self.channels[ChannelKind(lane.channel)]
         assert sending.cutover.id is not None
         claim = ledger.claim_batch(
@@ -502,15 +507,19 @@ class Dispatcher:
         except Exception:
             ledger.release_claim(self.engine, claim)
             raise
-        ledger.mark_started(self.engine, claim, now=self.clock())
         return _Flight(sending, lane, claim, slot, channel, envelope)
 
     def _request(self, flight: _Flight) -> _Answer:
         """In a request thread: pace, send, and if no answer came, ask the provider what happened."""
         channel, envelope = flight.channel, flight.envelope
         self._pace(channel, envelope.recipients[0].address)
+
+        def leaving() -> None:  # built and paced: from now on a crash leaves the batch uncertain, not pending
+            ledger.mark_started(self.engine, flight.claim, now=self.clock())
+            flight.left.set()
+
         try:
-            return _Answer(receipt=channel.send(envelope))
+            return _Answer(receipt=channel.send(envelope, leaving))
         except TransientChannelError as exc:
             if not exc.maybe_delivered:
                 return _Answer(error=exc)
@@ -529,9 +538,17 @@ class Dispatcher:
         self.in_flight -= len(claim.deliveries)
         try:
             answer = future.result()
-        except Exception as exc:  # a bug in an adapter: the request may have left, so never resend blindly
-            log.exception("sending %s failed unexpectedly; recorded uncertain", sending.task)
-            self._record_uncertain(flight, str(exc) or type(exc).__name__)
+        except Exception as exc:  # a bug in an adapter, or the store refusing "started"
+            reason = str(exc) or type(exc).__name__
+            if not flight.left.is_set():  # before its request left: nothing was sent, so it is retried
+                log.exception("sending %s failed before its request left; retrying it", sending.task)
+                failure = TransientChannelError(f"{flight.channel.kind.value} send of {sending.task} failed: {reason}")
+                self._record_failure(flight, failure, retry_after=None, permanent=False, report=report)
+                if flight.lane in sending.lanes:
+                    sending.lanes.remove(flight.lane)
+                return
+            log.exception("sending %s failed unexpectedly; recorded uncertain", sending.task)  # it may have left
+            self._record_uncertain(flight, reason)
             return
         finally:
             self.progress.advanced(sending.task, count=len(claim.deliveries))

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from comms.bootstrap import bootstrap
+from comms.channels.base import not_watched
 from comms.delivery.progress import SendSummary
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.models import Channel
@@ -245,9 +247,9 @@ def test_slack_posts_to_one_channel_are_paced_a_second_apart(harness: Harness, m
     posted: list[tuple[str, float]] = []
     record = slack.send
 
-    def timed(envelope):
+    def timed(envelope, leaving=not_watched):
         posted.append((envelope.recipients[0].address, harness.clock().timestamp()))
-        return record(envelope)
+        return record(envelope, leaving)
 
     monkeypatch.setattr(slack, "send", timed)
     variables = {"summary": "Read-only at 23:00", "details": "The app is read-only for ten minutes."}
@@ -267,3 +269,42 @@ def test_slack_posts_to_one_channel_are_paced_a_second_apart(harness: Harness, m
     assert [at - cutover[0] for at in cutover] == [0.0, 1.0, 2.0]
     assert [at - executives[0] for at in executives] == [0.0, 1.0, 2.0]
     assert executives[0] == cutover[0]  # the other channel's first post did not wait behind #cutover
+
+
+class _BrokenBeforeOrAfterLeaving:
+    """Wraps a channel; its next send raises a bug (not a ChannelError) before or after the request leaves."""
+
+    def __init__(self, inner, *, after_leaving: bool) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.kind, self.max_batch, self.dry_run = inner, inner.kind, inner.max_batch, inner.dry_run
+        self.after_leaving = after_leaving
+        self.broken = 1
+
+    def send(self, envelope, leaving=not_watched):  # type: ignore[no-untyped-def]
+        if self.broken:
+            self.broken -= 1
+            if self.after_leaving:
+                leaving()
+            raise RuntimeError("adapter bug")
+        return self.inner.send(envelope, leaving)
+
+    def reconcile(self, envelope):  # type: ignore[no-untyped-def]
+        return self.inner.reconcile(envelope)
+
+
+@pytest.mark.parametrize(("after_leaving", "expected"), [(False, "sent"), (True, "uncertain")])
+def test_a_bug_before_the_request_leaves_is_retried_and_after_it_is_uncertain(
+    harness: Harness, after_leaving: bool, expected: str
+) -> None:
+    """Before ``leaving`` nothing was sent, so the batch is retried and delivered; after it, it may have been."""
+    channels = dict(harness.channels)
+    channels[Channel.EMAIL] = _BrokenBeforeOrAfterLeaving(harness.channels[Channel.EMAIL], after_leaving=after_leaving)
+    services = bootstrap(harness.services.settings, clock=harness.clock, sleep=harness.clock.sleep, channels=channels)
+    services.dispatcher.max_in_flight = 1
+    services.dispatcher.run_until_idle()
+    states = {d.state for d in _deliveries(harness, Channel.EMAIL) if d.audience == "end-users"}
+    assert expected in states and "in_flight" not in states, states
+    if not after_leaving:
+        assert states == {"sent"}
+        with Session(harness.services.engine) as session:
+            outcomes = [a.outcome for a in session.exec(select(AttemptRow).where(AttemptRow.channel == "email"))]
+        assert outcomes.count("transient") == 1 and "uncertain" not in outcomes, outcomes

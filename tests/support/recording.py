@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from comms.channels.base import Envelope, Receipt, Reconciliation
+from comms.channels.base import Envelope, Leaving, Receipt, Reconciliation, not_watched
 from comms.errors import ChannelError
 from comms.plan.models import Channel
 
@@ -23,7 +23,8 @@ class RecordingChannel:
         self._counter = 0
         self._lock = threading.Lock()  # the dispatcher sends from several request threads
 
-    def send(self, envelope: Envelope) -> Receipt:
+    def send(self, envelope: Envelope, leaving: Leaving = not_watched) -> Receipt:
+        leaving()
         with self._lock:
             if self.failures:
                 raise self.failures.popleft()
