@@ -47,13 +47,19 @@ class Recipient:
 
 @dataclass(frozen=True)
 class MaintenanceWindow:
-    """The maintenance window, for calendar invitations and the scheduled status-page maintenance."""
+    """The maintenance window, for calendar invitations and the scheduled status-page maintenance.
+
+    ``sequence`` is the iCalendar SEQUENCE: how many times the window was moved or called off
+    (0 as first planned); ``cancelled`` turns the invitation into an iTIP CANCEL.
+    """
 
     uid: str
     title: str
     description: str
     start: datetime
     end: datetime
+    sequence: int = 0
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)

@@ -344,3 +344,9 @@ def set_cutover_kpis(engine: Engine, cutover_name: str | None, kpis_json: str, *
         cutover.updated_at = now
         session.add(cutover)
         session.commit()
+
+
+def count_events(session: Session, cutover_id: int, kinds: Sequence[str]) -> int:
+    """How many events of the given kinds the cutover has recorded (the calendar SEQUENCE counts moves)."""
+    query = select(func.count()).select_from(EventRow)
+    return session.exec(query.where(EventRow.cutover_id == cutover_id, col(EventRow.kind).in_(list(kinds)))).one()
