@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from comms.core.unsubscribe import UnsubscribeLinks
 from comms.errors import SettingsError
 
 ENV_PREFIX = "COMMS_"
@@ -56,6 +57,11 @@ class Settings(BaseSettings):
 
     webhook_secret: SecretStr | None = None
 
+    public_url: str | None = None
+    """Where comms answers people (the console); end users' unsubscribe links point under it."""
+    unsubscribe_secret: SecretStr | None = None
+    """Signs unsubscribe links; without it (or without a public URL) the link is a mailto."""
+
     max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=5.0, ge=0)
     retry_max_seconds: float = Field(default=600.0, ge=0)
@@ -76,6 +82,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_means_no_cache(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    def unsubscribe_links(self) -> UnsubscribeLinks:
+        """Unsubscribe links: signed one-click URLs under COMMS_PUBLIC_URL, else a mailto to the reply-to."""
+        secret = self.unsubscribe_secret.get_secret_value().encode() if self.unsubscribe_secret else None
+        return UnsubscribeLinks(self.public_url or None, secret or None, self.email_reply_to or self.email_from)
 
     @property
     def sendgrid_configured(self) -> bool:

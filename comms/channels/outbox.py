@@ -28,6 +28,7 @@ from comms.channels.slack import build_post_args
 from comms.channels.statuspage import build_incident_request
 from comms.clock import Clock, utc_now
 from comms.core.content import EmailContent
+from comms.core.unsubscribe import UNSUBSCRIBE_TAG, UnsubscribeLinks
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.models import Plan
 
@@ -151,12 +152,19 @@ class EmailFile:
     keyed = False
 
     def __init__(
-        self, *, sender: str, sender_name: str | None = None, reply_to: str | None = None, clock: Clock = utc_now
+        self,
+        *,
+        sender: str,
+        sender_name: str | None = None,
+        reply_to: str | None = None,
+        clock: Clock = utc_now,
+        unsubscribe: UnsubscribeLinks | None = None,
     ) -> None:
         self._sender = sender
         self._sender_name = sender_name
         self._reply_to = reply_to
         self._clock = clock
+        self._unsubscribe = unsubscribe or UnsubscribeLinks(None, None, reply_to or sender)
 
     def file_suffix(self, envelope: Envelope) -> str:
         return f".batch-{_batch_id(envelope)}.eml"
@@ -185,8 +193,11 @@ class EmailFile:
         message["X-Comms-Audience"] = envelope.audience or ""
         message["X-Comms-Batch"] = batch
         message["X-Comms-Recipients"] = str(len(envelope.recipients))
-        message.set_content(content.text)
-        message.add_alternative(content.html, subtype="html")
+        text, html = content.text, content.html
+        if envelope.unsubscribe is not None:
+            text, html = self._add_unsubscribe(message, envelope, text, html)
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
         if envelope.calendar is not None:
             invite = build_ics(
                 envelope.calendar, organizer_email=self._sender, organizer_name=self._sender_name, stamp=self._clock()
@@ -199,6 +210,23 @@ class EmailFile:
                 params={"method": invite.method, "charset": "UTF-8"},
             )
         return message.as_bytes(policy=SMTP)
+
+
+    def _add_unsubscribe(self, message: EmailMessage, envelope: Envelope, text: str, html: str) -> tuple[str, str]:
+        """The List-Unsubscribe headers and footer link: the recipient's own for one, the mailto for a batch."""
+        assert envelope.unsubscribe is not None
+        audience = envelope.unsubscribe.audience
+        if len(envelope.recipients) == 1:
+            address = envelope.recipients[0].address
+            headers, link = self._unsubscribe.headers(audience, address), self._unsubscribe.link(audience, address)
+        else:  # one file for the batch: each address would get its own link from SendGrid
+            link = self._unsubscribe.mailto(audience)
+            headers = {"List-Unsubscribe": f"<{link}>"}
+        for name, value in headers.items():
+            message[name] = value
+        if envelope.unsubscribe.group_id is not None:
+            message["X-Comms-Asm-Group"] = str(envelope.unsubscribe.group_id)
+        return text.replace(UNSUBSCRIBE_TAG, link), html.replace(UNSUBSCRIBE_TAG, link)
 
 
 class SlackFile:

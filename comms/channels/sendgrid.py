@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import (
+    SUPPRESSED,
     ChannelKind,
     CheckRow,
     Envelope,
@@ -27,15 +28,17 @@ from comms.channels.base import (
     Receipt,
     Reconciliation,
     Target,
+    UnsubscribeIntent,
     header_value,
 )
 from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
 from comms.core.content import EmailContent, one_line
 from comms.core.times import parse_retry_after
+from comms.core.unsubscribe import UNSUBSCRIBE_TAG
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.plan.models import Audience, Plan
-from comms.plan.recipients import iter_email_recipients
+from comms.plan.recipients import iter_email_recipients, read_suppression_list
 
 if TYPE_CHECKING:
     from sendgrid import SendGridAPIClient
@@ -64,16 +67,28 @@ def email_content(part: PartRenderer, context: Mapping[str, Any]) -> EmailConten
 
 
 def email_targets(audience: Audience | None) -> Iterator[Target]:
-    """An audience's email recipients, streamed; rows that cannot be sent to carry their problem."""
+    """An audience's email recipients, streamed; rows that cannot be sent to carry their problem.
+
+    An address on the audience's suppression list is marked ``suppressed`` (never sent to).
+    """
     if audience is None:
         return
+    suppressed = read_suppression_list(audience)
+    listed = f"{SUPPRESSED}unsubscribed (on {audience.unsubscribe.suppression_list})" if audience.unsubscribe else ""
     for row in iter_email_recipients(audience):
+        if suppressed and row.address.strip().lower() in suppressed:
+            yield row.address, row.name, listed
+            continue
         yield row.address, row.name, f"{row.problem} at {row.source}" if row.problem else None
 
 
 def email_extras(facts: EnvelopeFacts) -> EnvelopeExtras:
-    """An email carries the calendar invitation when its message asks for one."""
-    return EnvelopeExtras(calendar=facts.window if facts.message.calendar_invite else None)
+    """An email carries the calendar invitation when its message asks for one, and end users' unsubscribe."""
+    audience = facts.audience
+    unsubscribe = None
+    if audience is not None and audience.unsubscribe is not None:
+        unsubscribe = UnsubscribeIntent(audience.key, audience.unsubscribe.group_id)
+    return EnvelopeExtras(calendar=facts.window if facts.message.calendar_invite else None, unsubscribe=unsubscribe)
 
 
 class _RedactAuthorization(logging.Filter):
@@ -115,6 +130,7 @@ class SendGridChannel:
         self._clock = clock
         self._timeout = timeout
         self._invites: dict[MaintenanceWindow, dict[str, str]] = {}
+        self._unsubscribe = settings.unsubscribe_links()
 
     def __repr__(self) -> str:
         return f"SendGridChannel(host={self._host!r}, from={self._from['email']!r})"
@@ -196,7 +212,12 @@ class SendGridChannel:
             to: dict[str, str] = {"email": address}
             if recipient.name:
                 to["name"] = _safe_name(recipient.name)
-            personalizations.append({"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}})
+            personalization: dict[str, Any] = {"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}}
+            if envelope.unsubscribe is not None:
+                audience = envelope.unsubscribe.audience
+                personalization["headers"] = self._unsubscribe.headers(audience, address)
+                personalization["substitutions"] = {UNSUBSCRIBE_TAG: self._unsubscribe.link(audience, address)}
+            personalizations.append(personalization)
         body: dict[str, Any] = {
             "personalizations": personalizations,
             "from": self._from,
@@ -212,6 +233,8 @@ class SendGridChannel:
             body["reply_to"] = {"email": self._reply_to}
         if envelope.calendar is not None:
             body["attachments"] = [self._invite(envelope.calendar)]
+        if envelope.unsubscribe is not None and envelope.unsubscribe.group_id is not None:
+            body["asm"] = {"group_id": envelope.unsubscribe.group_id}
         return body
 
     def _invite(self, window: MaintenanceWindow) -> dict[str, str]:

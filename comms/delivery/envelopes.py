@@ -97,7 +97,7 @@ def build_envelope(
     context = jsoncodec.loads(occurrence.context_json) or {}
     changes = repo.count_events(session, cutover.id, WINDOW_CHANGES) if message.calendar_invite else 0
     window = maintenance_window(plan, cutover, changes=changes)
-    facts = EnvelopeFacts(plan, message, window, thread_ref, context)
+    facts = EnvelopeFacts(plan, message, window, thread_ref, context, audience=plan.audiences.get(rows[0].audience))
     extras = channel_spec(channel).envelope(facts)
     envelope = Envelope(
         cutover=cutover.name,
@@ -111,6 +111,7 @@ def build_envelope(
         calendar=extras.calendar,
         statuspage=extras.statuspage,
         due_at=occurrence.due_at,
+        unsubscribe=extras.unsubscribe,
     )
     return envelope, slot
 

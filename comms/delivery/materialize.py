@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from comms.channels.base import target_state
 from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import content_hash, content_to_json
@@ -163,7 +164,7 @@ def _materialize_one(
             "idempotency_key, recipient, recipient_name, state, last_error, attempts) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             [
-                (*constants, key_prefix + address.lower(), address, name, "dead" if problem else "pending", problem)
+                (*constants, key_prefix + address.lower(), address, name, target_state(problem), problem)
                 for address, name, problem in chunk
             ],
         )

@@ -126,6 +126,17 @@ class AudienceChannels(_Frozen):
         return frozenset(Channel(name) for name in type(self).model_fields if getattr(self, name))
 
 
+class Unsubscribe(_Frozen):
+    """End users may unsubscribe: a SendGrid suppression group (ASM) and a list of addresses never sent to.
+
+    Audiences without it (staff, told operational messages) carry no unsubscribe link.
+    """
+
+    group_id: int | None = Field(default=None, ge=1)
+    suppression_list: str | None = None
+    """A CSV (column ``email``) of unsubscribed addresses, relative to the audience file."""
+
+
 class Audience(_Frozen):
     """One stakeholder group: who they are, their time zone and how they are reached."""
 
@@ -134,6 +145,7 @@ class Audience(_Frozen):
     description: str
     timezone: str
     channels: AudienceChannels
+    unsubscribe: Unsubscribe | None = None
     source: Path = Field(exclude=True)
 
     @field_validator("timezone")
@@ -146,6 +158,12 @@ class Audience(_Frozen):
         """The recipients CSV resolved against the audience file's folder, if any."""
         if self.channels.email and self.channels.email.recipients_csv:
             return (self.source.parent / self.channels.email.recipients_csv).resolve()
+        return None
+
+    def suppression_path(self) -> Path | None:
+        """The suppression list resolved against the audience file's folder, if any."""
+        if self.unsubscribe and self.unsubscribe.suppression_list:
+            return (self.source.parent / self.unsubscribe.suppression_list).resolve()
         return None
 
 

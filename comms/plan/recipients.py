@@ -54,10 +54,11 @@ class RecipientRow:
     problem: str | None = None
 
 
-def read_recipients_csv(path: Path) -> Generator[CsvRecipient, None, None]:
+def read_recipients_csv(path: Path, *, allow_empty: bool = False) -> Generator[CsvRecipient, None, None]:
     """Stream the data rows of a recipients CSV (blank rows skipped); raise RecipientsCsvError on a bad file.
 
-    The header is checked on the first ``next()``; a file with a header and no rows raises at its end.
+    The header is checked on the first ``next()``; a file with a header and no rows raises at its end
+    (unless ``allow_empty``: a suppression list may be empty).
     """
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
@@ -98,7 +99,7 @@ def read_recipients_csv(path: Path) -> Generator[CsvRecipient, None, None]:
         ) from exc
     except csv.Error as exc:
         raise RecipientsCsvError(path, f"not a readable CSV ({exc})", line=start) from exc
-    if rows == 0:
+    if rows == 0 and not allow_empty:
         raise RecipientsCsvError(path, "CSV has a header but no recipients")
 
 
@@ -167,6 +168,14 @@ def iter_email_recipients(audience: Audience) -> Iterator[RecipientRow]:
         if name and (";" in name or "," in name):
             name = name.replace(";", " ").replace(",", " ")
         yield RecipientRow(row.address, name, f"{display}:{row.line}", problem)
+
+
+def read_suppression_list(audience: Audience) -> frozenset[str]:
+    """The unsubscribed addresses of an audience (lower case), from its suppression list; empty without one."""
+    path = audience.suppression_path()
+    if path is None:
+        return frozenset()
+    return frozenset(row.address.strip().lower() for row in read_recipients_csv(path, allow_empty=True) if row.address)
 
 
 def _not_text(path: Path, line: int) -> RecipientsCsvError:

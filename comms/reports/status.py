@@ -3,7 +3,7 @@
 Delivery counts come from one GROUP BY over the delivery table, so the status of a cutover with a
 million recipients costs one index scan. A delivery is counted once, in the first bucket that fits:
 
-- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``in_flight``: its state;
+- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``suppressed``, ``in_flight``: its state;
 - ``retrying``: pending after at least one failed attempt (waiting for its next try);
 - ``pending``: pending and not tried yet.
 
@@ -37,7 +37,9 @@ STATE_LABELS = {
     "postponed": "postponed",
     "cancelled": "cancelled",
 }
-DELIVERY_BUCKETS = ("sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled")
+DELIVERY_BUCKETS = (
+    "sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled", "suppressed"
+)
 
 
 @dataclass
@@ -52,6 +54,8 @@ class DeliveryCounts:
     uncertain: int = 0
     missed: int = 0
     cancelled: int = 0
+    suppressed: int = 0
+    """Unsubscribed addresses, never sent to."""
 
     @property
     def total(self) -> int:

@@ -3,7 +3,7 @@
 States:
 - cutover:    planned, go, in_progress, completed, rolled_back, postponed, cancelled
 - occurrence: pending, held, dispatching, done, missed, cancelled
-- delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled
+- delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled, suppressed (unsubscribed)
 - attempt:    claimed, started, sent, transient, permanent, uncertain, released, unsent
 """
 
