@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from comms.core.quiet_hours import QuietHours, parse_quiet_hours
 from comms.core.times import load_zone, parse_duration, parse_offset
 from comms.plan.addresses import EmailAddress
 
@@ -58,6 +59,10 @@ def _offset(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     return parse_offset(str(value))
+
+
+def _quiet_hours(value: object) -> object:
+    return parse_quiet_hours(value) if isinstance(value, str) else value
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
@@ -146,6 +151,8 @@ class Audience(_Frozen):
     timezone: str
     channels: AudienceChannels
     unsubscribe: Unsubscribe | None = None
+    quiet_hours: Annotated[QuietHours, BeforeValidator(_quiet_hours)] | None = None
+    """Local hours (``"22:00-07:00"``) in which non-urgent messages wait (see ``comms.core.quiet_hours``)."""
     source: Path = Field(exclude=True)
 
     @field_validator("timezone")
@@ -202,6 +209,8 @@ class Message(_Frozen):
     event: Trigger | None = None
     stages: tuple[int, ...] | None = None
     hold_until_go: bool = False
+    urgent: bool = False
+    """Sent at once even in an audience's quiet hours."""
     calendar_invite: bool = False
     broadcast: bool = False
     with_metrics: bool = False

@@ -350,3 +350,47 @@ def count_events(session: Session, cutover_id: int, kinds: Sequence[str]) -> int
     """How many events of the given kinds the cutover has recorded (the calendar SEQUENCE counts moves)."""
     query = select(func.count()).select_from(EventRow)
     return session.exec(query.where(EventRow.cutover_id == cutover_id, col(EventRow.kind).in_(list(kinds)))).one()
+
+
+def realign_time_based(
+    session: Session, cutover_id: int, occurrences: Sequence[NewOccurrence], *, split_mark: str, now: datetime
+) -> None:
+    """After a reschedule, make the open time-based occurrences (pending or held, not materialized) the new timeline.
+
+    Each gets the due time, lateness bound, audiences and channels of its key, pending again. Quiet hours
+    split an audience off as ``<key><split_mark><audience>`` when they move it: a split the new T0 no
+    longer needs is cancelled, one it needs is added (or reopened), while the occurrence it splits from
+    is still open.
+    """
+    open_states = ("pending", "held")
+    rows = {
+        row.key: row
+        for row in session.exec(
+            select(OccurrenceRow).where(
+                OccurrenceRow.cutover_id == cutover_id, OccurrenceRow.trigger == Trigger.TIME.value
+            )
+        ).all()
+    }
+
+    def is_open(row: OccurrenceRow | None) -> bool:
+        return row is not None and row.state in open_states and not row.materialized
+
+    wanted = {occurrence.key: occurrence for occurrence in occurrences}
+    for key, row in rows.items():
+        if is_open(row) and key not in wanted:
+            row.state, row.finished_at = "cancelled", now
+            session.add(row)
+    for key, occurrence in wanted.items():
+        splits_from = rows.get(key.split(split_mark)[0])
+        if key not in rows:
+            if split_mark in key and is_open(splits_from):
+                session.add(_occurrence_row(cutover_id, occurrence, now=now))
+            continue
+        row = rows[key]
+        reopen = row.state == "cancelled" and split_mark in key and is_open(splits_from)
+        if not (is_open(row) or reopen):
+            continue
+        row.due_at, row.max_lateness_seconds = occurrence.due_at, occurrence.max_lateness_seconds
+        row.audiences_csv, row.channels_csv = ",".join(occurrence.audiences), ",".join(occurrence.channels)
+        row.state, row.finished_at = "pending", None
+        session.add(row)
