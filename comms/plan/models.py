@@ -77,6 +77,8 @@ class EmailTargets(_Frozen):
 
     recipients: tuple[EmailAddress, ...] = ()
     recipients_csv: str | None = None
+    fallback: Channel | None = None
+    """Where a message goes once when its email to this audience ends dead (see ``comms.services.fallback``)."""
 
     @model_validator(mode="after")
     def _some_recipients(self) -> EmailTargets:
@@ -89,6 +91,8 @@ class SlackTargets(_Frozen):
     """Slack channels (``#name`` or a channel id) an audience is told in."""
 
     channels: tuple[Annotated[str, Field(min_length=2)], ...] = Field(min_length=1)
+    fallback: Channel | None = None
+    """Where a message goes once when its Slack post to this audience ends dead (``fallback: email``)."""
 
     @field_validator("channels")
     @classmethod
@@ -103,6 +107,8 @@ class WebhookTargets(_Frozen):
     """Receivers of signed JSON POSTs (``http`` or ``https`` URLs), each one delivery target."""
 
     urls: tuple[str, ...] = Field(min_length=1)
+    fallback: Channel | None = None
+    """Where a message goes once when its webhook delivery to this audience ends dead."""
 
     @field_validator("urls")
     @classmethod
@@ -129,6 +135,23 @@ class AudienceChannels(_Frozen):
     def kinds(self) -> frozenset[Channel]:
         """The channels this audience can be reached on (the fields that are set)."""
         return frozenset(Channel(name) for name in type(self).model_fields if getattr(self, name))
+
+    def fallback_for(self, channel: Channel) -> Channel | None:
+        """The channel a dead delivery on ``channel`` falls back to, if the audience names one."""
+        targets = getattr(self, channel.value, None)
+        return getattr(targets, "fallback", None)
+
+    @model_validator(mode="after")
+    def _fallbacks_reach_the_audience(self) -> AudienceChannels:
+        for channel in self.kinds():
+            fallback = self.fallback_for(channel)
+            if fallback is None:
+                continue
+            if fallback is channel or fallback is Channel.STATUSPAGE:
+                raise ValueError(f"{channel.value}.fallback must be another channel of the audience, not {fallback}")
+            if fallback not in self.kinds():
+                raise ValueError(f"{channel.value}.fallback is {fallback.value}, but the audience has no {fallback.value}")
+        return self
 
 
 class Unsubscribe(_Frozen):

@@ -102,6 +102,8 @@ class DeliveryRow(SQLModel, table=True):
     provider_id: str | None = None
     sent_at: datetime | None = Field(default=None, sa_column=_utc())
     updated_at: datetime | None = Field(default=None, sa_column=_utc())
+    fallback_of: int | None = None
+    """The dead delivery (on the audience's primary channel) this one stands in for."""
 
 
 class AttemptRow(SQLModel, table=True):
