@@ -14,7 +14,7 @@ from comms.core.unsubscribe import UNSUBSCRIBE_TAG
 from comms.plan.models import Audience, Message, Plan, Trigger
 
 UTC_AUDIENCE: dict[str, str] = {
-    "key": "status-page", "title": "Status page", "timezone": "UTC", "unsubscribe_url": ""
+    "key": "status-page", "title": "Status page", "timezone": "UTC", "unsubscribe_url": "", "locale": "en"
 }
 """The audience view of the public status page: one page for everyone, times in UTC."""
 
@@ -41,6 +41,7 @@ def audience_view(audience: Audience | None) -> dict[str, str]:
         return dict(UTC_AUDIENCE)
     view = {"key": audience.key, "title": audience.title, "timezone": audience.timezone}
     view["unsubscribe_url"] = UNSUBSCRIBE_TAG if audience.unsubscribe else ""
+    view["locale"] = audience.locale or "en"
     return view
 
 

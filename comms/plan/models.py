@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from comms.core.locale_format import check_locale
 from comms.core.quiet_hours import QuietHours, parse_quiet_hours
 from comms.core.times import load_zone, parse_duration, parse_offset
 from comms.plan.addresses import EmailAddress
@@ -174,6 +175,8 @@ class Audience(_Frozen):
     timezone: str
     channels: AudienceChannels
     unsubscribe: Unsubscribe | None = None
+    locale: str | None = None
+    """The readers' language (``de``, ``fr``): its template variants and date formats; English without one."""
     quiet_hours: Annotated[QuietHours, BeforeValidator(_quiet_hours)] | None = None
     """Local hours (``"22:00-07:00"``) in which non-urgent messages wait (see ``comms.core.quiet_hours``)."""
     source: Path = Field(exclude=True)
@@ -183,6 +186,11 @@ class Audience(_Frozen):
     def _known_zone(cls, value: str) -> str:
         load_zone(value)
         return value
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        return check_locale(value) if value is not None else None
 
     def csv_path(self) -> Path | None:
         """The recipients CSV resolved against the audience file's folder, if any."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 
 from comms.core.context import sample_context
+from comms.core.locale_format import is_default
 from comms.errors import Problem
 from comms.plan.loader import display_path, sent_combinations
 from comms.plan.models import Plan
@@ -59,6 +60,25 @@ def check_templates(plan: Plan) -> list[Problem]:
         for wanted, needed_by in missing.items()
     ]
     return absent_problems + problems
+
+
+def missing_locale_variants(plan: Plan) -> list[str]:
+    """Per audience with a locale, the messages it is sent without that locale's variant (in English, then)."""
+    renderer = Renderer(plan.root / "templates")
+    missing: dict[tuple[str, str], list[str]] = {}
+    for message_key, audience_key, channel in sent_combinations(plan):
+        audience = plan.audiences.get(audience_key) if audience_key else None
+        if audience is None or is_default(audience.locale):
+            continue
+        assert audience.locale is not None
+        parts = PART_FILES[channel]
+        if any(renderer.localized(message_key, audience_key, channel, part, audience.locale) is None for part in parts):
+            missing.setdefault((audience.key, audience.locale), []).append(f"{message_key} ({channel})")
+    return [
+        f"audience '{key}' reads {locale}, but {len(found)} message(s) have no {locale} variant and go in English: "
+        + ", ".join(found)
+        for (key, locale), found in missing.items()
+    ]
 
 
 def _template_frame(exc: BaseException) -> tuple[str | None, int | None]:
