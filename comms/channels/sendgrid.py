@@ -69,13 +69,16 @@ def email_content(part: PartRenderer, context: Mapping[str, Any]) -> EmailConten
 def email_targets(audience: Audience | None) -> Iterator[Target]:
     """An audience's email recipients, streamed; rows that cannot be sent to carry their problem.
 
-    An address on the audience's suppression list is marked ``suppressed`` (never sent to).
+    An address on the audience's suppression list is marked ``suppressed`` (never sent to). An audience
+    with ``locales`` yields only the rows of its view's language (``Audience.reader_groups``).
     """
     if audience is None:
         return
     suppressed = read_suppression_list(audience)
     listed = f"{SUPPRESSED}unsubscribed (on {audience.unsubscribe.suppression_list})" if audience.unsubscribe else ""
     for row in iter_email_recipients(audience):
+        if audience.locales and not audience.reads_row(row.locale):
+            continue  # another language's view of the audience sends this row
         if suppressed and row.address.strip().lower() in suppressed:
             yield row.address, row.name, listed
             continue

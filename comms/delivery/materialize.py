@@ -39,6 +39,11 @@ def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, rec
     return f"{cutover}|{occurrence}|{audience}|{channel}|{recipient.lower()}"
 
 
+def content_audience(audience: Audience) -> str:
+    """The audience name a content is stored under: ``end-users``, or ``end-users@de`` for a language view."""
+    return f"{audience.key}@{audience.locale}" if audience.locale in audience.locales else audience.key
+
+
 def materialize_all(
     session: Session,
     plan: Plan,
@@ -86,9 +91,10 @@ def materialize(
             continue
         for audience in audiences:
             if channel in audience.channels.kinds():
-                yield from _materialize_one(
-                    session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now
-                )
+                for readers in audience.reader_groups() if channel is Channel.EMAIL else [audience]:
+                    yield from _materialize_one(
+                        session, plan, renderer, cutover, occurrence, readers, channel, extra, now=now
+                    )
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
             yield from _materialize_one(
@@ -122,11 +128,12 @@ def _materialize_one(
     direct: list[str] | None = None,
 ) -> Iterator[int]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
+    content_key = content_audience(audience) if audience else audience_key
     assert occurrence.id is not None and cutover.id is not None
     content_row = session.exec(
         select(ContentRow).where(
             ContentRow.occurrence_id == occurrence.id,
-            ContentRow.audience == audience_key,
+            ContentRow.audience == content_key,
             ContentRow.channel == channel.value,
         )
     ).first()
@@ -147,7 +154,7 @@ def _materialize_one(
         )
         content_row = ContentRow(
             occurrence_id=occurrence.id,
-            audience=audience_key,
+            audience=content_key,
             channel=channel.value,
             body_json=body,
             sha256=content_hash(body),

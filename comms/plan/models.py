@@ -177,6 +177,8 @@ class Audience(_Frozen):
     unsubscribe: Unsubscribe | None = None
     locale: str | None = None
     """The readers' language (``de``, ``fr``): its template variants and date formats; English without one."""
+    locales: tuple[str, ...] = ()
+    """Other languages named in the recipients CSV's ``locale`` column: one render each (see ``reader_groups``)."""
     quiet_hours: Annotated[QuietHours, BeforeValidator(_quiet_hours)] | None = None
     """Local hours (``"22:00-07:00"``) in which non-urgent messages wait (see ``comms.core.quiet_hours``)."""
     source: Path = Field(exclude=True)
@@ -191,6 +193,33 @@ class Audience(_Frozen):
     @classmethod
     def _known_locale(cls, value: str | None) -> str | None:
         return check_locale(value) if value is not None else None
+
+    @field_validator("locales")
+    @classmethod
+    def _known_locales(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_locale(v) for v in value)
+
+    @model_validator(mode="after")
+    def _locales_need_a_csv(self) -> Audience:
+        if self.locales and not (self.channels.email and self.channels.email.recipients_csv):
+            raise ValueError("'locales' names languages of the recipients CSV's 'locale' column: give a recipients_csv")
+        if (self.locale or "en") in self.locales:
+            raise ValueError(f"'locales' lists the audience's own locale {self.locale or 'en'}")
+        return self
+
+    def reader_groups(self) -> list[Audience]:
+        """The audience as one view per language it renders in: itself, then one copy per entry of ``locales``.
+
+        The copies select the CSV rows of their locale (``email_targets``); rows of another or no locale go
+        with the audience itself.
+        """
+        return [self, *(self.model_copy(update={"locale": locale}) for locale in self.locales)]
+
+    def reads_row(self, row_locale: str | None) -> bool:
+        """Whether a CSV row of ``row_locale`` belongs to this view (see ``reader_groups``)."""
+        if self.locale in self.locales:
+            return row_locale == self.locale
+        return row_locale not in self.locales
 
     def csv_path(self) -> Path | None:
         """The recipients CSV resolved against the audience file's folder, if any."""

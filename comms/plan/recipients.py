@@ -2,7 +2,7 @@
 
 A recipients CSV is UTF-8 text (a byte-order mark is allowed), with ``,`` or ``;`` between fields
 (whichever the header line uses more), LF or CRLF line ends, an ``email`` column and an optional
-``name`` column. It is read line by line, never whole: a million rows cost no more memory than ten.
+``name`` column and an optional ``locale`` column (the reader's language, ``de``). It is read line by line, never whole: a million rows cost no more memory than ten.
 A file that is not UTF-8 text, has no ``email`` column or has no rows is refused with a
 ``RecipientsCsvError`` naming the file and, where there is one, the line.
 """
@@ -37,11 +37,12 @@ class RecipientsCsvError(PlanError):
 
 
 class CsvRecipient(NamedTuple):
-    """One data row of a recipients CSV: its line (where the row starts), the address and the name."""
+    """One data row of a recipients CSV: its line (where the row starts), the address, the name, the locale."""
 
     line: int
     address: str
     name: str | None
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class RecipientRow:
     name: str | None
     source: str
     problem: str | None = None
+    locale: str | None = None
 
 
 def read_recipients_csv(path: Path, *, allow_empty: bool = False) -> Generator[CsvRecipient, None, None]:
@@ -80,6 +82,7 @@ def read_recipients_csv(path: Path, *, allow_empty: bool = False) -> Generator[C
                 raise RecipientsCsvError(path, f"CSV header has no 'email' column (columns found: {found})", line=1)
             email_at = columns.index("email")
             name_at = columns.index("name") if "name" in columns else len(columns)
+            locale_at = columns.index("locale") if "locale" in columns else len(columns)
             rows = 0
             start = reader.line_num + 1
             for row in reader:
@@ -90,7 +93,8 @@ def read_recipients_csv(path: Path, *, allow_empty: bool = False) -> Generator[C
                     rows += 1
                     address = row[email_at].strip() if email_at < len(row) else ""
                     name = (row[name_at].strip() or None) if name_at < len(row) else None
-                    yield CsvRecipient(start, address, name)
+                    locale = (row[locale_at].strip() or None) if locale_at < len(row) else None
+                    yield CsvRecipient(start, address, name, locale)
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:  # the text layer decodes ahead of the rows: find the line in the bytes
         line, byte = _first_undecodable(path)
@@ -167,7 +171,7 @@ def iter_email_recipients(audience: Audience) -> Iterator[RecipientRow]:
         name = row.name
         if name and (";" in name or "," in name):
             name = name.replace(";", " ").replace(",", " ")
-        yield RecipientRow(row.address, name, f"{display}:{row.line}", problem)
+        yield RecipientRow(row.address, name, f"{display}:{row.line}", problem, row.locale)
 
 
 def read_suppression_list(audience: Audience) -> frozenset[str]:

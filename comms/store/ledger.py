@@ -68,7 +68,7 @@ _CLAIM = """
 UPDATE delivery SET state = 'in_flight', claim = ?, attempts = attempts + 1, updated_at = ?
 WHERE id IN (
     SELECT id FROM delivery
-    WHERE occurrence_id = ? AND audience = ? AND channel = ? AND state = 'pending'
+    WHERE occurrence_id = ? AND audience = ? AND channel = ? AND content_id = ? AND state = 'pending'
       AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
     ORDER BY next_attempt_at, id LIMIT ?
 )
@@ -94,7 +94,7 @@ def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, toke
     with engine.begin() as connection:
         returned = connection.exec_driver_sql(
             _CLAIM,
-            (token, stamp, lane.occurrence_id, lane.audience, lane.channel, stamp, limit),
+            (token, stamp, lane.occurrence_id, lane.audience, lane.channel, lane.content_id, stamp, limit),
         ).all()
         if not returned:
             return None

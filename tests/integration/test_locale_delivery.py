@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,21 +19,45 @@ from tests.support.clock import FakeClock
 from .builders import T0, make_settings
 
 READER = "ada.lovelace@example.com"
+GERMAN_ROW = "alan.turing@example.org"
+FRENCH_ROW = "margaret.hamilton@example.net"
+
+
+def _with_csv_locales(root: Path) -> Plan:
+    """The end users' CSV gains a locale column (Alan de, Margaret fr) and the audience 'locales: [de, fr]'."""
+    csv = root / "audiences" / "end-users.csv"
+    locales = {GERMAN_ROW: "de", FRENCH_ROW: "fr"}
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    rows = [lines[0] + ",locale"] + [f"{line},{locales.get(line.split(',')[0], '')}" for line in lines[1:]]
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path = root / "audiences" / "end-users.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "locales: [de, fr]\n", encoding="utf-8")
+    return load_plan(root)
 
 
 def _with_locale(root: Path, locale: str) -> Plan:
+    """The whole audience reads ``locale`` (its CSV's locale column then unused)."""
     path = root / "audiences" / "end-users.yaml"
-    path.write_text(path.read_text(encoding="utf-8") + f"locale: {locale}\n", encoding="utf-8")
+    text = re.sub(r"(?m)^locales:.*\n", "", path.read_text(encoding="utf-8"))
+    path.write_text(text + f"locale: {locale}\n", encoding="utf-8")
     return load_plan(root)  # templates checked: every variant renders with sample data
 
 
-def _advance_notice_to(tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, clock: FakeClock) -> dict[str, Any]:
+def _send_advance_notice(tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, clock: FakeClock) -> None:
     services = bootstrap(make_settings(tmp_path, sendgrid=sendgrid), clock=clock, sleep=clock.sleep)
     services.dispatcher.plans.put(plan)
     schedule_cutover(services.engine, plan, start=T0, now=clock())
     services.dispatcher.run_until_idle()
-    [body] = [b for b in sendgrid.accepted if any(p["to"][0]["email"] == READER for p in b["personalizations"])]
+
+
+def _body_to(sendgrid: FakeSendGrid, address: str) -> dict[str, Any]:
+    [body] = [b for b in sendgrid.accepted if any(p["to"][0]["email"] == address for p in b["personalizations"])]
     return body
+
+
+def _advance_notice_to(tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, clock: FakeClock) -> dict[str, Any]:
+    _send_advance_notice(tmp_path, plan, sendgrid, clock)
+    return _body_to(sendgrid, READER)
 
 
 def _text(body: dict[str, Any]) -> str:
@@ -62,6 +87,23 @@ def test_french_end_user_gets_french_wording_and_a_french_date(
     text = _text(body)
     assert "au plus 12 heures" in text and "Fenêtre de maintenance" in text
     assert "Saturday" not in text
+
+
+def test_csv_locale_column_gives_each_reader_their_language_with_one_render_each(
+    tmp_path: Path, plan_copy: Path, sendgrid: FakeSendGrid, clock: FakeClock
+) -> None:
+    """locales: [de, fr]: CSV rows marked de and fr get German and French, the others English; one render each."""
+    _send_advance_notice(tmp_path, _with_csv_locales(plan_copy), sendgrid, clock)
+    assert _body_to(sendgrid, GERMAN_ROW)["subject"].startswith("Geplante Wartung am Samstag, 5. Dezember 2026")
+    assert _body_to(sendgrid, FRENCH_ROW)["subject"].startswith("Maintenance prévue le samedi 5 décembre 2026")
+    assert "Saturday 5 December 2026" in _body_to(sendgrid, READER)["subject"]
+    end_user_bodies = {
+        id(b)
+        for b in sendgrid.accepted
+        for p in b["personalizations"]
+        if p["to"][0]["email"] in (READER, GERMAN_ROW, FRENCH_ROW)
+    }
+    assert len(end_user_bodies) == 3  # one request per language: English (Ada, Grace), German, French
 
 
 def test_staff_without_a_locale_keep_the_english_wording(
