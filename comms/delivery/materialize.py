@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from comms.channels.base import target_state
 from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import content_hash, content_to_json
@@ -39,6 +40,11 @@ MetricsProvider = Callable[[Session, CutoverRow], dict[str, Any]]
 def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, recipient: str) -> str:
     """The deterministic idempotency key of one delivery."""
     return f"{cutover}|{occurrence}|{audience}|{channel}|{recipient.lower()}"
+
+
+def content_audience(audience: Audience) -> str:
+    """The audience name a content is stored under: ``end-users``, or ``end-users@de`` for a language view."""
+    return f"{audience.key}@{audience.locale}" if audience.locale in audience.locales else audience.key
 
 
 def materialize_all(
@@ -92,9 +98,19 @@ def materialize(
         winners: list[str] = []
         for audience in audiences:
             if channel in audience.channels.kinds():
-                yield from _materialize_one(
-                    session, plan, renderer, cutover, occurrence, audience, channel, extra, now=now, covering=winners
-                )
+                for readers in audience.reader_groups() if channel is Channel.EMAIL else [audience]:
+                    yield from _materialize_one(
+                        session,
+                        plan,
+                        renderer,
+                        cutover,
+                        occurrence,
+                        readers,
+                        channel,
+                        extra,
+                        now=now,
+                        covering=winners,
+                    )
                 winners.append(audience.key)
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
@@ -131,11 +147,12 @@ def _materialize_one(
     ended: tuple[str, str] | None = None,
 ) -> Iterator[int]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
+    content_key = content_audience(audience) if audience else audience_key
     assert occurrence.id is not None and cutover.id is not None
     content_row = session.exec(
         select(ContentRow).where(
             ContentRow.occurrence_id == occurrence.id,
-            ContentRow.audience == audience_key,
+            ContentRow.audience == content_key,
             ContentRow.channel == channel.value,
         )
     ).first()
@@ -159,7 +176,7 @@ def _materialize_one(
         )
         content_row = ContentRow(
             occurrence_id=occurrence.id,
-            audience=audience_key,
+            audience=content_key,
             channel=channel.value,
             body_json=body,
             sha256=content_hash(body),
@@ -196,7 +213,7 @@ def one_copy_order(audiences: Iterable[Audience]) -> list[Audience]:
 
 def _initial_state(problem: str | None, ended: tuple[str, str] | None) -> tuple[str, str | None]:
     if problem:
-        return "dead", problem
+        return target_state(problem), problem  # dead, or suppressed (unsubscribed)
     if ended is not None:
         return ended
     return "pending", None
