@@ -463,11 +463,11 @@ def fault_drill(
     """
     from comms.bootstrap import bootstrap
     from comms.channels.sendgrid import SendGridChannel
-    from comms.delivery.recovery import retry_deliveries
     from comms.plan.loader import load_plan
     from comms.plan.models import Channel as ChannelKind
     from comms.services.scheduling import schedule_cutover
     from comms.settings import Settings
+    from comms.store.ledger import retry_deliveries
 
     started = time.monotonic()
     plan_dir = _common.make_plan(workdir, recipients)

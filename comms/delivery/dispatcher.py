@@ -21,9 +21,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
 from comms.clock import Clock
 from comms.core.content import Content, content_from_json
@@ -39,16 +36,19 @@ from comms.plan.models import Channel as ChannelKind
 from comms.plan.models import Plan
 from comms.store import ledger, sending_queries
 from comms.store import repository as repo
+from comms.store.engine import Engine
 from comms.store.lease import new_owner_id
 from comms.store.ledger import Claim, Lane
 from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction, open_transaction, refresh, transaction
 
 __all__ = ["Dispatcher", "FailureHook", "RetryPolicy", "Sleeper", "TickHook", "TickReport"]
 
 log = logging.getLogger(__name__)
 
 Sleeper = Callable[[float], None]
-FailureHook = Callable[[Session, CutoverRow, OccurrenceRow, str], None]
+FailureHook = Callable[[Transaction, CutoverRow, OccurrenceRow, str], None]
+"""Escalates a failed occurrence (dead deliveries, missed) inside the transaction that records the failure."""
 TickHook = Callable[[Engine, datetime], None]
 """Runs at the start of every tick (escalation timers); may add due occurrences."""
 
@@ -96,8 +96,8 @@ class _Sending:
     lanes: list[Lane]
     deadline: datetime
     filling: Iterator[int] | None = None
-    """The materialization still running (one chunk per turn), with the session it writes through."""
-    session: Session | None = None
+    """The materialization still running (one chunk per turn), with the transaction it writes through."""
+    tx: Transaction | None = None
     shown: bool = False
     in_flight: int = 0
 
@@ -161,7 +161,7 @@ class Dispatcher:
         self.in_flight = 0
         """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
         self._pool: ThreadPoolExecutor | None = None
-        self._opening: Session | None = None
+        self._opening: Transaction | None = None
         self._lane_limits: dict[Lane, int] = {}
         """Smaller batches for a lane whose request was refused over some recipients (halved per refusal)."""
         self._held_channels: set[str] = set()
@@ -220,8 +220,8 @@ class Dispatcher:
                 total.stopped = True
                 return total
             now = self.clock()
-            with Session(self.engine, expire_on_commit=False) as session:
-                upcoming = repo.next_due_at(session)
+            with transaction(self.engine) as tx:
+                upcoming = repo.next_due_at(tx)
             if upcoming is None or upcoming > now + horizon:
                 return total
             if upcoming > now:
@@ -250,8 +250,8 @@ class Dispatcher:
         report: TickReport,
     ) -> int:
         """Open what fell due, advance each materialization one chunk, and start batches in turns."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            due = [o.id for o in repo.due_occurrences(session, self.clock()) if o.id is not None]
+        with transaction(self.engine) as tx:
+            due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]
         for occurrence_id in due:
             if occurrence_id in settled or occurrence_id in sending or (only is not None and occurrence_id not in only):
                 continue
@@ -316,8 +316,8 @@ class Dispatcher:
         return self._pool
 
     def _has_unsettled_due(self, settled: set[int], only: Sequence[int] | None) -> bool:
-        with Session(self.engine, expire_on_commit=False) as session:
-            due = [o.id for o in repo.due_occurrences(session, self.clock()) if o.id is not None]
+        with transaction(self.engine) as tx:
+            due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]
         return any(i not in settled and (only is None or i in only) for i in due)
 
     def _settle_idle(self, sending: dict[int, _Sending], settled: set[int]) -> None:
@@ -333,9 +333,9 @@ class Dispatcher:
     def _close(self, current: _Sending) -> None:
         if current.filling is not None:
             current.filling = None  # a partial materialization resumes on the next tick (INSERT OR IGNORE)
-        if current.session is not None:
-            current.session.close()
-            current.session = None
+        if current.tx is not None:
+            current.tx.close()
+            current.tx = None
         if current.shown:
             self.progress.finished(current.task)
             current.shown = False
@@ -343,7 +343,7 @@ class Dispatcher:
     # -- one occurrence -------------------------------------------------------------------------
 
     def _open_closing_on_error(self, occurrence_id: int, report: TickReport) -> _Sending | None:
-        """``_open``, rolling its session back if it fails (an open transaction would hold its locks)."""
+        """``_open``, rolling its transaction back if it fails (an open transaction would hold its locks)."""
         try:
             return self._open(occurrence_id, report)
         except Exception:
@@ -356,25 +356,25 @@ class Dispatcher:
     def _open(self, occurrence_id: int, report: TickReport) -> _Sending | None:
         """Start materializing (or miss) a due occurrence and list its lanes; None when it cannot be sent now."""
         now = self.clock()
-        session = self._opening = Session(self.engine)
-        occurrence = session.get(OccurrenceRow, occurrence_id)
+        tx = self._opening = open_transaction(self.engine)
+        occurrence = repo.get_occurrence(tx, occurrence_id)
         if occurrence is None or occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
-            session.close()
+            tx.close()
             return None
-        cutover = session.get(CutoverRow, occurrence.cutover_id)
-        assert cutover is not None and occurrence.due_at is not None
+        cutover = repo.get_cutover(tx, occurrence.cutover_id)
+        assert occurrence.due_at is not None
         plan, renderer = self.plans.get(cutover.plan_dir)
         deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
-        current = _Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, session=session)
+        current = _Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, tx=tx)
         if not occurrence.materialized:
             if now > deadline:
-                self._miss(session, cutover, occurrence, now, report)
-                session.close()
+                self._miss(tx, cutover, occurrence, now, report)
+                tx.close()
                 return None
             if occurrence.hold_until_go and not releases_held(CutoverState(cutover.state)):
-                session.close()
+                tx.close()
                 return None
-            current.filling = materialize(session, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
+            current.filling = materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
             report.occurrences.append(occurrence.key)
             self._advance_filling(current)
             if current.filling is None and occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
@@ -388,7 +388,7 @@ class Dispatcher:
 
     def _advance_filling(self, current: _Sending) -> None:
         """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
-        assert current.filling is not None and current.session is not None
+        assert current.filling is not None and current.tx is not None
         written = 0
         try:
             while written < INSERT_BATCH:  # small parts (a Slack channel, a few contacts) do not end a turn
@@ -423,16 +423,15 @@ class Dispatcher:
             current.shown = True
 
     def _miss(
-        self, session: Session, cutover: CutoverRow, occurrence: OccurrenceRow, now: datetime, report: TickReport
+        self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, now: datetime, report: TickReport
     ) -> None:
         assert occurrence.id is not None
-        repo.set_occurrence_states(session, [occurrence.id], "missed", at=now)
+        repo.set_occurrence_states(tx, [occurrence.id], "missed", at=now)
         report.missed += 1
         log.warning("occurrence %s missed: past its lateness bound", occurrence.key)
         if self.on_failure:
-            session.refresh(occurrence)
-            self.on_failure(session, cutover, occurrence, "missed")
-        session.commit()
+            self.on_failure(tx, cutover, refresh(tx, occurrence), "missed")
+        tx.commit()
 
     def _miss_rest(self, current: _Sending, report: TickReport) -> None:
         """The lateness bound passed mid-send: what is still pending is missed, never sent stale."""
@@ -461,9 +460,9 @@ class Dispatcher:
         if claim is None:
             return None
         try:
-            with Session(self.engine) as session:  # the Slack thread root or status-page incident so far
+            with transaction(self.engine) as tx:  # the Slack thread root or status-page incident so far
                 envelope, slot = build_envelope(
-                    session,
+                    tx,
                     sending.plan,
                     sending.cutover,
                     sending.occurrence,
@@ -544,8 +543,8 @@ class Dispatcher:
         first = flight.lane.channel not in self._held_channels
         self._held_channels.add(flight.lane.channel)
 
-        def write(session: Session) -> str | None:
-            held = ledger.hold_channel_rows(session, flight.claim, flight.lane.channel, str(error), now=self.clock())
+        def write(tx: Transaction) -> str | None:
+            held = ledger.hold_channel_rows(tx, flight.claim, flight.lane.channel, str(error), now=self.clock())
             log.error("%s held (%s deliveries): %s", flight.lane.channel, held, error)
             if not first:
                 return None
@@ -566,17 +565,15 @@ class Dispatcher:
             else:
                 self._lane_limits[flight.lane] = grown
         assert flight.sending.cutover.id is not None
-        with Session(self.engine) as session:
-            report.sent += ledger.record_sent(
-                session.connection(), flight.claim, provider_id=receipt.provider_id, now=self.clock()
-            )
-            remember_ref(session, flight.sending.cutover.id, flight.slot, receipt)
-            session.commit()
+        with transaction(self.engine) as tx:
+            report.sent += ledger.record_sent(tx, flight.claim, provider_id=receipt.provider_id, now=self.clock())
+            remember_ref(tx, flight.sending.cutover.id, flight.slot, receipt)
+            tx.commit()
 
     def _record_uncertain(self, flight: _Flight, error: str) -> None:
-        with Session(self.engine) as session:
-            ledger.record_uncertain(session, flight.claim, error, now=self.clock())
-            session.commit()
+        with transaction(self.engine) as tx:
+            ledger.record_uncertain(tx, flight.claim, error, now=self.clock())
+            tx.commit()
 
     def _record_failure(
         self, flight: _Flight, exc: ChannelError, *, retry_after: float | None, permanent: bool, report: TickReport
@@ -584,9 +581,9 @@ class Dispatcher:
         """Record the failure and, when rows died, their escalation in the same transaction."""
         log.warning("send failed (%s): %s", "permanent" if permanent else "transient", exc)
 
-        def write(session: Session) -> str | None:
+        def write(tx: Transaction) -> str | None:
             outcome = ledger.record_failure(
-                session,
+                tx,
                 flight.claim,
                 str(exc),
                 retry_after=retry_after,
@@ -602,20 +599,21 @@ class Dispatcher:
         self._commit_with_escalation(flight, write, report)
 
     def _commit_with_escalation(
-        self, flight: _Flight, write: Callable[[Session], str | None], report: TickReport
+        self, flight: _Flight, write: Callable[[Transaction], str | None], report: TickReport
     ) -> None:
         """Run ``write`` and escalate what it returns in one transaction; if escalating fails, record alone."""
         for escalate in (True, False):
             dead, retrying = report.dead, report.retrying
-            with Session(self.engine, expire_on_commit=False) as session:
-                reason = write(session)
+            with transaction(self.engine, keep_loaded=True) as tx:
+                reason = write(tx)
                 try:
                     if reason and escalate and self.on_failure:
-                        occurrence = session.get(OccurrenceRow, flight.sending.occurrence.id)
-                        cutover = session.get(CutoverRow, flight.sending.cutover.id)
-                        if occurrence is not None and cutover is not None:
-                            self.on_failure(session, cutover, occurrence, reason)
-                    session.commit()
+                        assert flight.sending.occurrence.id is not None and flight.sending.cutover.id is not None
+                        occurrence = repo.get_occurrence(tx, flight.sending.occurrence.id)
+                        cutover = repo.get_cutover(tx, flight.sending.cutover.id)
+                        if occurrence is not None:
+                            self.on_failure(tx, cutover, occurrence, reason)
+                    tx.commit()
                     return
                 except Exception:
                     if not escalate:
@@ -623,5 +621,5 @@ class Dispatcher:
                     log.exception(
                         "could not escalate %s (%s); recording the failure alone", flight.sending.task, reason
                     )
-                    session.rollback()
+                    tx.rollback()
                     report.dead, report.retrying = dead, retrying

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlmodel import Session
-
 from comms.channels.base import Envelope, EnvelopeFacts, MaintenanceWindow, Receipt, Recipient
 from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
@@ -15,6 +13,7 @@ from comms.core.content import Content
 from comms.plan.models import Channel, Message, Plan
 from comms.store import repository as repo
 from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction
 
 
 class DeliveryTarget(Protocol):
@@ -74,7 +73,7 @@ def cutover_title(plan: Plan) -> str:
 
 
 def build_envelope(
-    session: Session,
+    tx: Transaction,
     plan: Plan,
     cutover: CutoverRow,
     occurrence: OccurrenceRow,
@@ -92,10 +91,10 @@ def build_envelope(
     if scope is not None:
         slot = ThreadSlot(channel.value, scope, rows[0].recipient)
         thread_ref = repo.thread_ref(
-            session, cutover_id=cutover.id, channel=slot.channel, scope=slot.scope, target=slot.target
+            tx, cutover_id=cutover.id, channel=slot.channel, scope=slot.scope, target=slot.target
         )
     context = jsoncodec.loads(occurrence.context_json) or {}
-    changes = repo.count_events(session, cutover.id, WINDOW_CHANGES) if message.calendar_invite else 0
+    changes = repo.count_events(tx, cutover.id, WINDOW_CHANGES) if message.calendar_invite else 0
     window = maintenance_window(plan, cutover, changes=changes)
     facts = EnvelopeFacts(plan, message, window, thread_ref, context, audience=plan.audiences.get(rows[0].audience))
     extras = channel_spec(channel).envelope(facts)
@@ -116,11 +115,11 @@ def build_envelope(
     return envelope, slot
 
 
-def remember_ref(session: Session, cutover_id: int, slot: ThreadSlot | None, receipt: Receipt) -> None:
+def remember_ref(tx: Transaction, cutover_id: int, slot: ThreadSlot | None, receipt: Receipt) -> None:
     """Keep the provider reference a send returned (a Slack thread root, a status-page incident) for later sends."""
     if slot is not None and receipt.thread_ref is not None:
         repo.remember_thread(
-            session,
+            tx,
             cutover_id=cutover_id,
             channel=slot.channel,
             scope=slot.scope,

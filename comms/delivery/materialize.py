@@ -14,8 +14,6 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlmodel import Session, select
-
 from comms.channels.base import target_state
 from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
@@ -27,6 +25,7 @@ from comms.rendering import Renderer
 from comms.store import ledger
 from comms.store.covering import mark_covered, statuspage_sent
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction, save
 from comms.store.types import sqlite_stamp
 
 DIRECT_AUDIENCE = "direct"
@@ -34,7 +33,7 @@ DIRECT_AUDIENCE = "direct"
 STATUS_PAGE_AUDIENCE = "status-page"
 INSERT_BATCH = 5000
 
-MetricsProvider = Callable[[Session, CutoverRow], dict[str, Any]]
+MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]
 
 
 def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, recipient: str) -> str:
@@ -48,7 +47,7 @@ def content_audience(audience: Audience) -> str:
 
 
 def materialize_all(
-    session: Session,
+    tx: Transaction,
     plan: Plan,
     renderer: Renderer,
     cutover: CutoverRow,
@@ -58,11 +57,11 @@ def materialize_all(
     metrics: MetricsProvider,
 ) -> int:
     """Run ``materialize`` to the end; return how many delivery rows it wrote."""
-    return sum(materialize(session, plan, renderer, cutover, occurrence, now=now, metrics=metrics))
+    return sum(materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=metrics))
 
 
 def materialize(
-    session: Session,
+    tx: Transaction,
     plan: Plan,
     renderer: Renderer,
     cutover: CutoverRow,
@@ -81,18 +80,18 @@ def materialize(
     direct: dict[str, list[str]] = extra.pop("direct", None) or {}
     extra.pop("statuspage_override", None)
     if message.with_metrics:
-        extra["metrics"] = metrics(session, cutover)
+        extra["metrics"] = metrics(tx, cutover)
     occurrence.state = "dispatching"
-    session.add(occurrence)
-    session.commit()
+    save(tx, occurrence)
+    tx.commit()
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
     audiences = one_copy_order(plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences)
     for channel in channels:
         if not channel_spec(channel).per_audience:  # the status page: once, whichever audiences it serves
             if any(channel in a.channels.kinds() for a in audiences):
-                ended = _statuspage_backwards(session, plan, cutover, occurrence, message)
+                ended = _statuspage_backwards(tx, plan, cutover, occurrence, message)
                 yield from _materialize_one(
-                    session, plan, renderer, cutover, occurrence, None, channel, extra, now=now, ended=ended
+                    tx, plan, renderer, cutover, occurrence, None, channel, extra, now=now, ended=ended
                 )
             continue
         winners: list[str] = []
@@ -100,22 +99,13 @@ def materialize(
             if channel in audience.channels.kinds():
                 for readers in audience.reader_groups() if channel is Channel.EMAIL else [audience]:
                     yield from _materialize_one(
-                        session,
-                        plan,
-                        renderer,
-                        cutover,
-                        occurrence,
-                        readers,
-                        channel,
-                        extra,
-                        now=now,
-                        covering=winners,
+                        tx, plan, renderer, cutover, occurrence, readers, channel, extra, now=now, covering=winners
                     )
                 winners.append(audience.key)
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
             yield from _materialize_one(
-                session,
+                tx,
                 plan,
                 renderer,
                 cutover,
@@ -127,12 +117,12 @@ def materialize(
                 direct=addresses,
             )
     occurrence.materialized = True
-    session.add(occurrence)
-    session.commit()
+    save(tx, occurrence)
+    tx.commit()
 
 
 def _materialize_one(
-    session: Session,
+    tx: Transaction,
     plan: Plan,
     renderer: Renderer,
     cutover: CutoverRow,
@@ -149,13 +139,7 @@ def _materialize_one(
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     content_key = content_audience(audience) if audience else audience_key
     assert occurrence.id is not None and cutover.id is not None
-    content_row = session.exec(
-        select(ContentRow).where(
-            ContentRow.occurrence_id == occurrence.id,
-            ContentRow.audience == content_key,
-            ContentRow.channel == channel.value,
-        )
-    ).first()
+    content_row = ledger.find_content(tx, occurrence.id, content_key, channel.value)
     if content_row is None:
         context = build_context(
             plan,
@@ -181,14 +165,14 @@ def _materialize_one(
             body_json=body,
             sha256=content_hash(body),
         )
-        content_row = ledger.add_content(session, content_row)  # another worker may have stored it first
+        content_row = ledger.add_content(tx, content_row)  # another worker may have stored it first
     assert content_row.id is not None
     targets = ((address, None, None) for address in direct) if direct else channel_spec(channel).targets(audience)
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
         ledger.insert_deliveries(
-            session.connection(),
+            tx,
             [
                 (*constants, key_prefix + address.lower(), address, name, *_initial_state(problem, ended))
                 for address, name, problem in chunk
@@ -197,12 +181,12 @@ def _materialize_one(
         for winner in covering or ():  # one copy per person: an earlier audience's row covers this one
             winner_prefix = delivery_key(cutover.name, occurrence.key, winner, channel.value, "")
             mark_covered(
-                session,
+                tx,
                 [(key_prefix + address.lower(), winner_prefix + address.lower()) for address, _, _ in chunk],
                 reason=f"covered by the copy to audience '{winner}'",
                 now=now,
             )
-        session.commit()
+        tx.commit()
         yield len(chunk)
 
 
@@ -220,7 +204,7 @@ def _initial_state(problem: str | None, ended: tuple[str, str] | None) -> tuple[
 
 
 def _statuspage_backwards(
-    session: Session, plan: Plan, cutover: CutoverRow, occurrence: OccurrenceRow, message: Message
+    tx: Transaction, plan: Plan, cutover: CutoverRow, occurrence: OccurrenceRow, message: Message
 ) -> tuple[str, str] | None:
     """Keep the status page moving forward: ('cancelled', why) when this send must not go at all.
 
@@ -233,7 +217,7 @@ def _statuspage_backwards(
     override: dict[str, Any] = dict(context.get("statuspage_override") or {})
     wanted = str(override.get("status", message.statuspage.status))
     reached: list[str] = []
-    for sent_message, sent_context in statuspage_sent(session, cutover.id):
+    for sent_message, sent_context in statuspage_sent(tx, cutover.id):
         try:
             action = plan.message(sent_message).statuspage
         except KeyError:
@@ -248,8 +232,8 @@ def _statuspage_backwards(
         override["status"] = status
         context["statuspage_override"] = override
         occurrence.context_json = jsoncodec.dumps(context)
-        session.add(occurrence)
-        session.commit()
+        save(tx, occurrence)
+        tx.commit()
     return None
 
 

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
-
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from collections.abc import Collection, Mapping
 
 from comms.channels.base import Channel, Reconciliation
 from comms.clock import Clock
@@ -25,7 +21,9 @@ from comms.errors import ChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
 from comms.store import lease, ledger
-from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store import repository as repo
+from comms.store.engine import Engine
+from comms.store.transaction import transaction
 
 log = logging.getLogger(__name__)
 
@@ -64,62 +62,28 @@ def recover(
         if ledger.attempt_outcome(engine, claim) == "claimed":
             counts["pending"] += ledger.release_unsent(engine, claim, now=clock())
             continue
-        with Session(engine, expire_on_commit=False) as session:
-            rows = session.exec(select(DeliveryRow).where(DeliveryRow.claim == claim)).all()
+        with transaction(engine, keep_loaded=True) as tx:
+            rows = ledger.claimed_rows(tx, claim)
             if not rows:
                 continue
-            occurrence = session.get(OccurrenceRow, rows[0].occurrence_id)
-            cutover = session.get(CutoverRow, rows[0].cutover_id)
-            content = session.get(ContentRow, rows[0].content_id)
-            assert occurrence is not None and cutover is not None and content is not None
+            occurrence = repo.get_occurrence(tx, rows[0].occurrence_id)
+            cutover = repo.get_cutover(tx, rows[0].cutover_id)
+            content = ledger.get_content(tx, rows[0].content_id)
+            assert occurrence is not None
             plan, _ = plans.get(cutover.plan_dir)
-            envelope, slot = build_envelope(
-                session, plan, cutover, occurrence, content_from_json(content.body_json), rows
-            )
+            envelope, slot = build_envelope(tx, plan, cutover, occurrence, content_from_json(content.body_json), rows)
             try:
                 verdict = channels[ChannelKind(rows[0].channel)].reconcile(envelope)
             except ChannelError as exc:
                 log.warning("could not reconcile %s: %s", occurrence.key, exc)
                 verdict = Reconciliation("unknown")
-            now = clock()
             provider_id = verdict.receipt.provider_id if verdict.receipt else None
-            for row in rows:
-                row.claim = None
-                row.updated_at = now
-                if verdict.state == "sent":
-                    row.state, row.sent_at = "sent", now
-                    row.provider_id = provider_id or row.provider_id
-                elif verdict.state == "not_sent":
-                    row.state = "pending"
-                else:
-                    row.state, row.last_error = "uncertain", DIED_IN_FLIGHT
-                session.add(row)
+            ledger.settle_reconciled(
+                tx, rows, verdict.state, provider_id=provider_id, error=DIED_IN_FLIGHT, now=clock()
+            )
             outcome = {"sent": "sent", "not_sent": "pending"}.get(verdict.state, "uncertain")
             counts[outcome] += len(rows)
             if verdict.state == "sent" and verdict.receipt:
-                remember_ref(session, rows[0].cutover_id, slot, verdict.receipt)
-            session.commit()
+                remember_ref(tx, rows[0].cutover_id, slot, verdict.receipt)
+            tx.commit()
     return counts
-
-
-def retry_deliveries(engine: Engine, *, cutover_id: int, states: Sequence[str], now: datetime) -> int:
-    """Put uncertain (or dead) deliveries back to pending so the next tick sends them again."""
-    with Session(engine) as session:
-        result = session.execute(
-            update(DeliveryRow)
-            .where(col(DeliveryRow.cutover_id) == cutover_id, col(DeliveryRow.state).in_(states))
-            .values(state="pending", next_attempt_at=None, attempts=0, claim=None, updated_at=now)
-        )
-        occurrence_ids = session.exec(
-            select(DeliveryRow.occurrence_id)
-            .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "pending")
-            .distinct()
-        ).all()
-        if occurrence_ids:
-            session.execute(
-                update(OccurrenceRow)
-                .where(col(OccurrenceRow.id).in_(occurrence_ids), col(OccurrenceRow.state).in_(("done", "missed")))
-                .values(state="dispatching", finished_at=None)
-            )
-        session.commit()
-        return int(result.rowcount)  # type: ignore[attr-defined]

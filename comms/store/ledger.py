@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, or_, text, update
+from sqlalchemy import Engine, or_, text, update
 from sqlmodel import Session, col, select
 
 from comms.store import pacing_slots
 from comms.store.dialect import insert_ignoring_duplicates, is_postgresql, stamped
-from comms.store.tables import AttemptRow, ContentRow, DeliveryRow
+from comms.store.tables import AttemptRow, ContentRow, DeliveryRow, OccurrenceRow
 
 RetryDelay = Callable[[int, float | None], float]
 """Seconds until the next attempt after ``attempts`` failed ones, given the provider's Retry-After."""
@@ -115,23 +115,38 @@ DeliveryValues = tuple[int, int, int, str, str, str, str, str, str | None, str, 
 ``sqlite_stamp`` gives it), idempotency key, recipient, recipient name, state, last error."""
 
 
-def insert_deliveries(connection: Connection, rows: Sequence[DeliveryValues]) -> None:
-    """Insert delivery rows, skipping any whose idempotency key exists (a resumed materialization)."""
+def insert_deliveries(session: Session, rows: Sequence[DeliveryValues]) -> None:
+    """Insert delivery rows in ``session``, skipping any whose idempotency key exists (a resumed materialization)."""
     if rows:
+        connection = session.connection()
         connection.exec_driver_sql(_INSERT_DELIVERIES[connection.dialect.name], list(rows))
+
+
+def find_content(session: Session, occurrence_id: int, audience: str, channel: str) -> ContentRow | None:
+    """The content already rendered for this occurrence, audience and channel, if any."""
+    return session.exec(
+        select(ContentRow).where(
+            ContentRow.occurrence_id == occurrence_id,
+            ContentRow.audience == audience,
+            ContentRow.channel == channel,
+        )
+    ).first()
+
+
+def get_content(session: Session, content_id: int) -> ContentRow:
+    """The content with id ``content_id`` (deliveries point at it, so it exists)."""
+    row = session.get(ContentRow, content_id)
+    assert row is not None, f"content {content_id} is gone though deliveries point at it"
+    return row
 
 
 def add_content(session: Session, row: ContentRow) -> ContentRow:
     """Store a rendered content unless another worker stored the same one first; return the stored row."""
     values = row.model_dump(exclude={"id"})
     session.execute(insert_ignoring_duplicates(session, ContentRow).values(**values))
-    return session.exec(
-        select(ContentRow).where(
-            ContentRow.occurrence_id == row.occurrence_id,
-            ContentRow.audience == row.audience,
-            ContentRow.channel == row.channel,
-        )
-    ).one()
+    stored = find_content(session, row.occurrence_id, row.audience, row.channel)
+    assert stored is not None
+    return stored
 
 
 def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, token: str, now: datetime) -> Claim | None:
@@ -164,8 +179,9 @@ def mark_started(engine: Engine, claim: Claim, *, now: datetime) -> None:
         connection.execute(_STARTED, {"now": now, "attempt_id": claim.attempt_id})
 
 
-def record_sent(connection: Connection, claim: Claim, *, provider_id: str | None, now: datetime) -> int:
+def record_sent(session: Session, claim: Claim, *, provider_id: str | None, now: datetime) -> int:
     """Mark the claimed batch sent (inside the caller's transaction); return how many rows it marked."""
+    connection = session.connection()
     result = connection.execute(_SENT, {"provider_id": provider_id, "now": now, "token": claim.token})
     connection.execute(_ATTEMPT_SENT, {"now": now, "provider_id": provider_id, "attempt_id": claim.attempt_id})
     return int(result.rowcount)
@@ -288,6 +304,51 @@ def release_unsent(engine: Engine, claim: str, *, now: datetime) -> int:
         result = connection.execute(_UNSENT, {"now": now, "claim": claim})
         connection.execute(_ATTEMPT_UNSENT, {"now": now, "claim": claim})
     return int(result.rowcount)
+
+
+def claimed_rows(session: Session, claim: str) -> list[DeliveryRow]:
+    """The deliveries a claim holds, in id order."""
+    return list(session.exec(select(DeliveryRow).where(DeliveryRow.claim == claim).order_by(col(DeliveryRow.id))).all())
+
+
+def settle_reconciled(
+    session: Session, rows: Sequence[DeliveryRow], verdict: str, *, provider_id: str | None, error: str, now: datetime
+) -> None:
+    """Settle a dead sender's batch by what the provider said: ``sent``, ``not_sent`` (pending), else uncertain."""
+    for row in rows:
+        row.claim = None
+        row.updated_at = now
+        if verdict == "sent":
+            row.state, row.sent_at = "sent", now
+            row.provider_id = provider_id or row.provider_id
+        elif verdict == "not_sent":
+            row.state = "pending"
+        else:
+            row.state, row.last_error = "uncertain", error
+        session.add(row)
+
+
+def retry_deliveries(engine: Engine, *, cutover_id: int, states: Sequence[str], now: datetime) -> int:
+    """Put uncertain (or dead) deliveries back to pending, and their finished occurrences back to dispatching."""
+    with Session(engine) as session:
+        result = session.execute(
+            update(DeliveryRow)
+            .where(col(DeliveryRow.cutover_id) == cutover_id, col(DeliveryRow.state).in_(states))
+            .values(state="pending", next_attempt_at=None, attempts=0, claim=None, updated_at=now)
+        )
+        occurrence_ids = session.exec(
+            select(DeliveryRow.occurrence_id)
+            .where(DeliveryRow.cutover_id == cutover_id, DeliveryRow.state == "pending")
+            .distinct()
+        ).all()
+        if occurrence_ids:
+            session.execute(
+                update(OccurrenceRow)
+                .where(col(OccurrenceRow.id).in_(occurrence_ids), col(OccurrenceRow.state).in_(("done", "missed")))
+                .values(state="dispatching", finished_at=None)
+            )
+        session.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 HELD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)

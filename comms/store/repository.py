@@ -24,6 +24,19 @@ ACTIVE_OCCURRENCE_STATES = ("pending", "dispatching")
 OPEN_DELIVERY_STATES = ("pending", "in_flight")
 
 
+def get_cutover(session: Session, cutover_id: int) -> CutoverRow:
+    """The cutover with id ``cutover_id`` (it must exist: ids come from rows that point at it)."""
+    row = session.get(CutoverRow, cutover_id)
+    if row is None:
+        raise NotFoundError(f"no cutover with id {cutover_id}")
+    return row
+
+
+def get_occurrence(session: Session, occurrence_id: int) -> OccurrenceRow | None:
+    """The occurrence with id ``occurrence_id``, or None (a test or an operator may have removed it)."""
+    return session.get(OccurrenceRow, occurrence_id)
+
+
 def find_cutover(session: Session, name: str | None) -> CutoverRow:
     """The cutover called ``name``, or the only one when ``name`` is None."""
     if name is not None:

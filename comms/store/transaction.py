@@ -11,17 +11,41 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
+
+__all__ = ["Transaction", "open_transaction", "refresh", "save", "transaction"]
 
 Transaction: TypeAlias = Session
 """An open transaction (the SQLModel session that the store functions take)."""
 
+RowT = TypeVar("RowT", bound=SQLModel)
+
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Transaction]:
-    """Open a transaction on ``engine``; it is rolled back unless committed before the block ends."""
-    with Session(engine) as session:
+def transaction(engine: Engine, *, keep_loaded: bool = False) -> Iterator[Transaction]:
+    """Open a transaction on ``engine``; it is rolled back unless committed before the block ends.
+
+    ``keep_loaded``: rows read in it keep their values after a commit (for a caller that goes on
+    using them once the transaction is over) instead of being read again on their next use.
+    """
+    with Session(engine, expire_on_commit=not keep_loaded) as session:
         yield session
+
+
+def open_transaction(engine: Engine) -> Transaction:
+    """A transaction that outlives one block (a materialization written chunk by chunk): the caller closes it."""
+    return Session(engine)
+
+
+def save(tx: Transaction, *rows: SQLModel) -> None:
+    """Write changed (or new) rows in ``tx``; they are stored when it commits."""
+    tx.add_all(rows)
+
+
+def refresh(tx: Transaction, row: RowT) -> RowT:
+    """Read ``row`` again from the database in ``tx`` (another transaction may have changed it)."""
+    tx.refresh(row)
+    return row

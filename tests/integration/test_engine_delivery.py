@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from comms.delivery.recovery import retry_deliveries
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.models import Channel
 from comms.services.scheduling import schedule_cutover
+from comms.store.ledger import retry_deliveries
 from comms.store.tables import AttemptRow, DeliveryRow
 from tests.support.engine import T0, Harness, make_harness
 

@@ -14,6 +14,7 @@ from comms.services.scheduling import schedule_cutover
 from comms.store import ledger
 from comms.store.ledger import Lane
 from comms.store.tables import AttemptRow, CutoverRow, DeliveryRow, OccurrenceRow
+from comms.store.transaction import transaction
 from tests.support.engine import T0, Harness, make_harness
 
 
@@ -111,8 +112,9 @@ def test_rows_waiting_for_a_retry_are_not_claimed_before_their_time(lane: tuple[
 def test_record_sent_marks_exactly_the_claimed_batch(lane: tuple[Harness, Lane]) -> None:
     h, end_users = lane
     claim = _claim(h, end_users)
-    with h.services.engine.begin() as connection:
-        assert ledger.record_sent(connection, claim, provider_id="msg-1", now=h.clock()) == 2
+    with transaction(h.services.engine) as tx:
+        assert ledger.record_sent(tx, claim, provider_id="msg-1", now=h.clock()) == 2
+        tx.commit()
     states = sorted(r.state for r in _rows(h))
     assert states.count("sent") == 2 and states.count("pending") == len(states) - 2
     sent = [r for r in _rows(h) if r.state == "sent"]

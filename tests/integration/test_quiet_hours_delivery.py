@@ -23,11 +23,12 @@ REMINDER_DUE = T0 - timedelta(hours=24)  # 09:00 UTC on 1 Nov = 04:00 EST, the c
 QUIET_END = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # 07:00 EST (a fixed EDT offset would say 11:00 UTC)
 END_USER = "ada.lovelace@example.com"
 STAFF = "cto@example.com"
+SCHEDULED_AT = T0 - timedelta(hours=60)  # before the first message: a T0 that close would miss some (refused)
 
 
 @pytest.fixture
 def services(tmp_path: Path, sendgrid: FakeSendGrid) -> tuple[Services, FakeClock]:
-    clock = FakeClock(REMINDER_DUE)
+    clock = FakeClock(SCHEDULED_AT)
     built = bootstrap(make_settings(tmp_path, sendgrid=sendgrid), clock=clock, sleep=clock.sleep)
     built.dispatcher.plans.put(PLAN)
     schedule_cutover(built.engine, PLAN, start=T0, now=clock())
@@ -48,6 +49,7 @@ def test_end_users_reminder_waits_for_seven_in_the_morning_across_dst(
 ) -> None:
     """Staff get the reminder at 04:00 New York time; end users at 07:00 EST (12:00 UTC), not before."""
     built, clock = services
+    clock.set(REMINDER_DUE)
     built.dispatcher.tick()
     assert _reminders_to(sendgrid, STAFF) == ["reminder"] and _reminders_to(sendgrid, END_USER) == []
     clock.set(QUIET_END - timedelta(minutes=1))  # 11:59 UTC: an hour past a naive 07:00 EDT, still quiet
