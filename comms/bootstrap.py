@@ -22,7 +22,7 @@ from comms.store.engine import OPERATOR_BUSY_TIMEOUT_S, WORKER_BUSY_TIMEOUT_S, E
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction
 
-__all__ = ["OPERATOR_BUSY_TIMEOUT_S", "WORKER_BUSY_TIMEOUT_S", "Services", "bootstrap"]
+__all__ = ["FailureHooks", "OPERATOR_BUSY_TIMEOUT_S", "Services", "WORKER_BUSY_TIMEOUT_S", "bootstrap"]
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+__all__ = ["Clock", "ManualClock", "ensure_utc", "utc_now"]
+
 Clock = Callable[[], datetime]
 
 

@@ -31,6 +31,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "AckLinkError",
+    "ChannelError",
+    "CommsError",
+    "DatabaseFullError",
+    "DatabaseLockedError",
+    "DatabaseReadOnlyError",
+    "DatabaseUnavailableError",
+    "DatabaseUrlError",
+    "InputError",
+    "NotFoundError",
+    "NotReadyError",
+    "PermanentChannelError",
+    "PlanError",
+    "Problem",
+    "SchemaMismatchError",
+    "SenderError",
+    "SettingsError",
+    "StateError",
+    "StoreError",
+    "TransientChannelError",
+    "is_read_timeout",
+]
+
 
 class CommsError(Exception):
     """Root of every error comms raises on purpose."""

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from comms.core.unsubscribe import UnsubscribeLinks
 from comms.errors import SettingsError
 
+__all__ = ["ENV_PREFIX", "Settings", "default_cache_dir", "settings_error"]
+
 ENV_PREFIX = "COMMS_"
 
 

@@ -27,6 +27,8 @@ from jinja2.bccache import Bucket
 
 from comms.settings import Settings
 
+__all__ = ["template_bytecode_cache"]
+
 log = logging.getLogger(__name__)
 
 

@@ -18,6 +18,26 @@ from comms.core.content import Content
 from comms.plan.models import Audience, Message, Plan
 from comms.plan.models import Channel as ChannelKind
 
+__all__ = [
+    "Channel",
+    "CheckRow",
+    "CheckStatus",
+    "Envelope",
+    "EnvelopeExtras",
+    "EnvelopeFacts",
+    "MaintenanceWindow",
+    "PartRenderer",
+    "Receipt",
+    "Recipient",
+    "Reconciliation",
+    "SUPPRESSED",
+    "StatuspageIntent",
+    "Target",
+    "UnsubscribeIntent",
+    "header_value",
+    "target_state",
+]
+
 CheckStatus = Literal["PASS", "WARN", "FAIL"]
 
 PartRenderer = Callable[[str], str]

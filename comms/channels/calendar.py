@@ -21,6 +21,8 @@ from typing import Literal
 from comms.channels.base import MaintenanceWindow
 from comms.clock import ensure_utc
 
+__all__ = ["CalendarAttachment", "FILENAME", "Method", "PRODID", "build_ics"]
+
 Method = Literal["PUBLISH", "REQUEST", "CANCEL"]
 
 PRODID = "-//comms//cutover communications//EN"

@@ -12,6 +12,8 @@ from comms.channels.registry import SPECS, channel_spec
 from comms.clock import Clock, utc_now
 from comms.settings import Settings
 
+__all__ = ["build_channels", "close_channels", "outbox_channel"]
+
 log = logging.getLogger(__name__)
 
 

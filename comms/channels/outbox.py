@@ -37,6 +37,23 @@ from comms.core.unsubscribe import UNSUBSCRIBE_TAG, UnsubscribeLinks
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.models import Plan
 
+__all__ = [
+    "CompanionWriter",
+    "EMAIL_BATCH",
+    "EmailFile",
+    "OutboxChannel",
+    "OutboxWriter",
+    "PAGE_PLACEHOLDER",
+    "PER_RECIPIENT_FILES",
+    "SENDGRID_BODY_FILE",
+    "SlackFile",
+    "StatuspageFile",
+    "digest",
+    "json_bytes",
+    "key_digest",
+    "slug",
+]
+
 log = logging.getLogger(__name__)
 
 EMAIL_BATCH = 1000

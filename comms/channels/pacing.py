@@ -14,6 +14,8 @@ from collections.abc import Callable, Hashable
 
 from comms.clock import Clock, utc_now
 
+__all__ = ["Monotonic", "Pacer", "Sleep", "monotonic_for"]
+
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], None]
 

@@ -41,6 +41,8 @@ from comms.plan.models import Audience, Message
 if TYPE_CHECKING:
     from comms.settings import Settings  # imported by the callers; kept off the import path of rendering
 
+__all__ = ["AdapterFactory", "ChannelSpec", "OutboxFactory", "SPECS", "Sleep", "ThreadScope", "channel_spec"]
+
 Sleep = Callable[[float], None]
 AdapterFactory = Callable[["Settings", Clock, Sleep], Channel]
 OutboxFactory = Callable[["Settings", Clock], OutboxWriter]

@@ -45,6 +45,21 @@ if TYPE_CHECKING:
 
     from comms.settings import Settings
 
+__all__ = [
+    "CATEGORY_LIMIT",
+    "DEFAULT_TIMEOUT",
+    "EMAIL_PARTS",
+    "MAX_CATEGORIES",
+    "MAX_RECIPIENTS",
+    "SendGridChannel",
+    "categories",
+    "email_content",
+    "email_extras",
+    "email_targets",
+    "invite_attachment",
+    "mail_send_body",
+]
+
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 1000

@@ -36,6 +36,20 @@ if TYPE_CHECKING:
 
     from comms.settings import Settings
 
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EVENT_TYPE",
+    "HISTORY_MAX_PAGES",
+    "HISTORY_PAGE",
+    "LIST_MAX_PAGES",
+    "SlackChannel",
+    "build_post_args",
+    "plan_slack_channels",
+    "slack_extras",
+    "slack_targets",
+    "slack_thread_scope",
+]
+
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "comms_delivery"

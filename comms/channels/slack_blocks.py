@@ -14,6 +14,18 @@ from comms.channels.base import PartRenderer
 from comms.core.content import SlackContent
 from comms.core.times import format_utc
 
+__all__ = [
+    "ACK_ACTION_ID",
+    "SLACK_HEADER_LIMIT",
+    "SLACK_MAX_BLOCKS",
+    "SLACK_PARTS",
+    "SLACK_SECTION_LIMIT",
+    "ack_button",
+    "build_slack_content",
+    "escape_slack",
+    "slack_content",
+]
+
 SLACK_SECTION_LIMIT = 3000
 SLACK_HEADER_LIMIT = 150
 SLACK_MAX_BLOCKS = 50

@@ -11,6 +11,8 @@ from comms.errors import PermanentChannelError, TransientChannelError
 if TYPE_CHECKING:
     from comms.settings import Settings
 
+__all__ = ["update_slack_message"]
+
 log = logging.getLogger(__name__)
 
 

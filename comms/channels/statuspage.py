@@ -38,6 +38,24 @@ if TYPE_CHECKING:
 
     from comms.settings import Settings
 
+__all__ = [
+    "BODY_LIMIT",
+    "DEFAULT_RETRY_AFTER",
+    "DEFAULT_TIMEOUT",
+    "MAINTENANCE_STATUSES",
+    "PAGE_TARGET",
+    "REALTIME_STATUSES",
+    "REQUESTS_PER_SECOND",
+    "STATUSPAGE_PARTS",
+    "StatuspageChannel",
+    "TITLE_LIMIT",
+    "build_incident_request",
+    "statuspage_content",
+    "statuspage_extras",
+    "statuspage_targets",
+    "statuspage_thread_scope",
+]
+
 log = logging.getLogger(__name__)
 
 MAINTENANCE_STATUSES = frozenset({"scheduled", "in_progress", "verifying", "completed"})

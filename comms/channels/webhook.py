@@ -42,6 +42,27 @@ if TYPE_CHECKING:
 
     from comms.settings import Settings
 
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EVENT_HEADER",
+    "KEY_HEADER",
+    "MIN_SECRET_LENGTH",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "USER_AGENT",
+    "WEBHOOK_PARTS",
+    "WebhookChannel",
+    "WebhookFile",
+    "delivery_payload",
+    "encode_body",
+    "plan_webhook_urls",
+    "shown_url",
+    "signature",
+    "webhook_content",
+    "webhook_extras",
+    "webhook_targets",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0

@@ -16,6 +16,20 @@ from rich.markup import escape
 
 from comms.errors import CommsError, PlanError, StoreError
 
+__all__ = [
+    "CutoverOption",
+    "JsonOption",
+    "PlanOption",
+    "StartOption",
+    "TzOption",
+    "app",
+    "console",
+    "err_console",
+    "handles_errors",
+    "main",
+    "print_json",
+]
+
 log = logging.getLogger(__name__)
 
 app = typer.Typer(

@@ -15,6 +15,8 @@ from comms.errors import NotReadyError
 if TYPE_CHECKING:
     from comms.reports.readiness import ReadinessReport
 
+__all__ = ["OptionalStartOption", "check", "verdict_line"]
+
 OptionalStartOption = Annotated[
     str | None,
     typer.Option("--start", help="T0 to check timing against: ISO-8601 with offset, or naive with --tz."),

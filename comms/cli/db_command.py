@@ -6,6 +6,8 @@ import typer
 
 from comms.cli.app import app, console, handles_errors
 
+__all__ = ["db_app", "upgrade"]
+
 db_app = typer.Typer(help="The database: its schema and migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -33,6 +33,25 @@ if TYPE_CHECKING:
     from comms.bootstrap import Services
     from comms.store.tables import CutoverRow
 
+__all__ = [
+    "ByOption",
+    "ForceOption",
+    "OverrideReasonOption",
+    "PlanOverride",
+    "ReasonOption",
+    "cancel",
+    "event_app",
+    "event_complete",
+    "event_go",
+    "event_no_go",
+    "event_rollback",
+    "event_stage",
+    "reschedule",
+    "retry",
+    "schedule",
+    "simulate",
+]
+
 
 def _services(*, quiet: bool = False, worker: bool = False) -> Services:
     """The services; the worker waits longer for another process's write lock than an operator's command."""

@@ -19,6 +19,19 @@ if TYPE_CHECKING:  # the services load SQLAlchemy and the SDKs: imported inside 
     from comms.plan.models import Channel
     from comms.services.incidents import IncidentOutcome
 
+__all__ = [
+    "IncidentId",
+    "MessageOption",
+    "bootstrap",
+    "incident_ack",
+    "incident_app",
+    "incident_list",
+    "incident_open",
+    "incident_resolve",
+    "incident_update",
+    "send",
+]
+
 
 def bootstrap(*, channels: Mapping[Channel, ChannelPort] | None = None) -> Services:
     """Build the services (imported late so the CLI starts fast)."""

@@ -15,6 +15,8 @@ from comms.errors import InputError
 from comms.plan.loader import load_plan
 from comms.plan.models import Channel, Plan
 
+__all__ = ["WIDE_TIMELINE_COLUMNS", "preview", "timeline", "validate"]
+
 
 @app.command()
 @handles_errors

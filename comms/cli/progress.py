@@ -1,8 +1,10 @@
-"""The terminal side of dispatch progress: rich bars for the ``ProgressSink`` port of ``comms.delivery.progress``.
+"""The terminal side of dispatch progress: the ``ProgressSink`` port of ``comms.delivery.progress``.
 
-``TerminalProgress`` draws rich bars, only for tasks of at least ``min_total`` deliveries (a Slack
-post is not worth a bar). ``terminal_progress`` picks the right sink for a command: quiet (the null
-sink) with ``--json`` or when stdout is not a terminal, so piped output and JSON stay clean.
+Every send prints one line (time, message, audience, channel, what happened to its recipients):
+``SendLines`` does only that, for a worker whose output goes to a log. ``TerminalProgress`` also
+draws rich bars, only for tasks of at least ``min_total`` deliveries (a Slack post is not worth a
+bar). ``terminal_progress`` picks the sink for a command: nothing with ``--json`` (``quiet``), lines
+when stdout is not a terminal, lines and bars on a terminal.
 """
 
 from __future__ import annotations
@@ -12,10 +14,32 @@ import threading
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from comms.delivery.progress import NULL_PROGRESS, ProgressSink
+from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
+
+__all__ = ["MIN_TOTAL", "SendLines", "TerminalProgress", "terminal_progress"]
 
 MIN_TOTAL = 100
 """Tasks with fewer deliveries than this get no bar."""
+
+
+class SendLines:
+    """One line per send on the console, no bars (for output that goes to a log or a pipe)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def started(self, task: str, *, total: int) -> None:
+        """Nothing: the line comes when the send is over."""
+
+    def advanced(self, task: str, *, count: int) -> None:
+        """Nothing."""
+
+    def finished(self, task: str) -> None:
+        """Nothing."""
+
+    def summarized(self, summary: SendSummary) -> None:
+        """Print the send's line."""
+        self.console.print(summary.describe(), markup=False, highlight=False, soft_wrap=True)
 
 
 class TerminalProgress:
@@ -66,6 +90,12 @@ class TerminalProgress:
                 self._progress.stop()
                 self._progress = None
 
+    def summarized(self, summary: SendSummary) -> None:
+        """Print the send's line (above the bars while they are drawn)."""
+        with self._lock:
+            console = self._progress.console if self._progress is not None else self.console
+            console.print(summary.describe(), markup=False, highlight=False, soft_wrap=True)
+
     def close(self) -> None:
         """Stop drawing (for a command that ends while tasks are still open)."""
         with self._lock:
@@ -76,7 +106,9 @@ class TerminalProgress:
 
 
 def terminal_progress(console: Console, *, quiet: bool = False, min_total: int = MIN_TOTAL) -> ProgressSink:
-    """The sink for a command: bars on a terminal, nothing with ``--json`` (``quiet``) or when piped."""
-    if quiet or not console.is_terminal:
+    """The sink for a command: nothing with ``--json`` (``quiet``), lines when piped, lines and bars on a terminal."""
+    if quiet:
         return NULL_PROGRESS
+    if not console.is_terminal:
+        return SendLines(console)
     return TerminalProgress(console, min_total=min_total)

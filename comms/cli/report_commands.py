@@ -23,6 +23,20 @@ if TYPE_CHECKING:  # the store and reports load SQLAlchemy: imported inside the 
     from comms.reports.effectiveness_model import EffectivenessReport
     from comms.reports.status import CutoverStatus
 
+__all__ = [
+    "ALWAYS_SHOWN",
+    "BUCKET_TITLES",
+    "PROSE_HEADERS",
+    "audit_app",
+    "audit_export",
+    "audit_show",
+    "kpis_app",
+    "kpis_set",
+    "kpis_show",
+    "report",
+    "status",
+]
+
 kpis_app = typer.Typer(
     help="The migration's own KPIs, quoted by the T+1 week success-metrics message.", no_args_is_help=True
 )

@@ -11,6 +11,8 @@ import typer
 from comms.cli.app import app, console, handles_errors
 from comms.errors import InputError
 
+__all__ = ["LOOPBACK", "serve"]
+
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")

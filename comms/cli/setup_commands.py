@@ -12,6 +12,8 @@ from comms.cli.app import JsonOption, PlanOption, app, console, handles_errors, 
 from comms.cli.tables import fitted_table, fixed, text
 from comms.plan.loader import display_path
 
+__all__ = ["init", "schema", "vars_"]
+
 
 @app.command()
 @handles_errors

@@ -15,6 +15,18 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+__all__ = [
+    "Column",
+    "ColumnKind",
+    "LONGEST_UNBROKEN",
+    "breakable_key",
+    "fitted_table",
+    "fixed",
+    "short_local",
+    "short_utc",
+    "text",
+]
+
 ColumnKind = Literal["fixed", "text"]
 Column = tuple[str, ColumnKind]
 LONGEST_UNBROKEN = 30

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from comms.errors import AckLinkError
 
+__all__ = ["AckClaim", "ack_claim", "sign_ack_token", "token_digest", "verify_ack_token"]
+
 _VERSION = 1
 
 

@@ -9,6 +9,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+__all__ = [
+    "ACK_MARK",
+    "Content",
+    "EmailContent",
+    "SlackContent",
+    "StatuspageContent",
+    "WebhookContent",
+    "ack_marks",
+    "content_from_json",
+    "content_hash",
+    "content_to_json",
+    "one_line",
+]
+
 ACK_MARK = re.compile(r"%comms-ack-(html|text)-(\d+)-(\d+)%")
 """Where an escalation email's ack link goes, per recipient (``%comms-ack-<part>-<incident>-<level>%``)."""
 

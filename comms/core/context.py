@@ -14,6 +14,23 @@ from comms.core.times import format_duration
 from comms.core.unsubscribe import UNSUBSCRIBE_TAG
 from comms.plan.models import Audience, Channel, Message, Plan, Trigger
 
+__all__ = [
+    "SAMPLE_ESCALATION",
+    "SAMPLE_INCIDENT",
+    "SAMPLE_METRICS",
+    "SAMPLE_START",
+    "UTC_AUDIENCE",
+    "audience_view",
+    "build_context",
+    "cutover_view",
+    "relative",
+    "sample_context",
+    "sample_event",
+    "sample_extra",
+    "sample_targets",
+    "send_view",
+]
+
 UTC_AUDIENCE: dict[str, str] = {
     "key": "status-page",
     "title": "Status page",

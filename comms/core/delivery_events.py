@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+__all__ = ["COUNTED_OUTCOMES", "DeliveryEvent", "DeliveryEventState", "EVENT_OUTCOME", "OUTCOME_RANK", "merge_event"]
+
 EVENT_OUTCOME = {
     "processed": "processed",
     "deferred": "deferred",

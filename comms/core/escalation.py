@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from comms.core.times import format_duration
 from comms.plan.models import SeverityPolicy
 
+__all__ = ["DueNotice", "EscalationDecision", "decide_escalation", "escalation_reason"]
+
 
 @dataclass(frozen=True, order=True)
 class DueNotice:

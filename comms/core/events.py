@@ -17,6 +17,18 @@ from comms.core.times import iso_utc
 from comms.errors import InputError, StateError
 from comms.plan.models import Plan, Trigger
 
+__all__ = [
+    "CutoverState",
+    "EventWindow",
+    "PendingEffect",
+    "Transition",
+    "check_event_time",
+    "decide",
+    "event_window",
+    "is_finished",
+    "releases_held",
+]
+
 
 class CutoverState(StrEnum):
     """Where a cutover stands."""

@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+__all__ = ["dumps", "loads"]
+
 
 def _default(value: object) -> object:
     if isinstance(value, datetime):

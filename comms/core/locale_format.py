@@ -14,6 +14,19 @@ from babel.numbers import format_decimal
 
 from comms.core.times import to_local
 
+__all__ = [
+    "DEFAULT_LOCALE",
+    "check_locale",
+    "duration",
+    "is_default",
+    "local_date",
+    "local_datetime",
+    "local_span",
+    "local_time",
+    "number",
+    "when",
+]
+
 DEFAULT_LOCALE = "en"
 _DATE_PATTERNS = {"de": "EEE d. MMM y", "fr": "EEE d MMM y"}
 

@@ -22,6 +22,8 @@ from enum import StrEnum
 from comms.core.events import CutoverState
 from comms.plan.models import Message, Plan, Trigger
 
+__all__ = ["Phase", "phase_of", "phases_over", "retire_reason", "statuspage_moves_forward", "statuspage_status_to_send"]
+
 
 class Phase(StrEnum):
     """The part of the cutover a message speaks about."""

@@ -21,6 +21,17 @@ from typing import TYPE_CHECKING
 
 from comms.core.times import load_zone
 
+__all__ = [
+    "EXEMPT_TRIGGERS",
+    "QuietHours",
+    "SHARED_CHANNELS",
+    "SPLIT_MARK",
+    "parse_quiet_hours",
+    "quiet_end",
+    "shifted_due",
+    "split_for_quiet_hours",
+]
+
 if TYPE_CHECKING:
     from comms.core.timeline import Occurrence
     from comms.plan.models import Plan

@@ -12,6 +12,8 @@ from comms.clock import ensure_utc
 from comms.core.quiet_hours import split_for_quiet_hours
 from comms.plan.models import Channel, Message, Plan, Trigger
 
+__all__ = ["Occurrence", "build_timeline", "occurrence_key"]
+
 
 @dataclass(frozen=True)
 class Occurrence:

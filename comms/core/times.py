@@ -10,6 +10,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from comms.errors import InputError
 
+__all__ = [
+    "DurationUnit",
+    "format_duration",
+    "format_local",
+    "format_offset",
+    "format_utc",
+    "iso_utc",
+    "load_zone",
+    "parse_duration",
+    "parse_offset",
+    "parse_retry_after",
+    "parse_start",
+    "to_local",
+]
+
 _DURATION = re.compile(r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 _OFFSET = re.compile(r"^\s*T\s*(?:([+-])\s*(.+))?$")
 _DELTA_SECONDS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")

@@ -16,6 +16,8 @@ import hmac
 from dataclasses import dataclass
 from urllib.parse import quote
 
+__all__ = ["ONE_CLICK", "UNSUBSCRIBE_TAG", "UnsubscribeLinks", "sign_token", "verify_token"]
+
 UNSUBSCRIBE_TAG = "%unsubscribe_url%"
 """Where a rendered footer's unsubscribe link goes; replaced per recipient by the email channel."""
 

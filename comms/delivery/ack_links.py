@@ -21,6 +21,8 @@ from comms.core.content import ACK_MARK, EmailContent
 from comms.core.times import format_utc
 from comms.plan.models import Plan
 
+__all__ = ["AckLinkedEmail"]
+
 
 class AckLinkedEmail:
     """The email channel, with every escalation recipient's ack link filled in."""

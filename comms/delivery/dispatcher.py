@@ -27,7 +27,7 @@ from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
 from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
 from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
-from comms.delivery.progress import NULL_PROGRESS, ProgressSink
+from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
 from comms.delivery.shared_pacing import hold_for, pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
@@ -100,6 +100,8 @@ class _Sending:
     tx: Transaction | None = None
     shown: bool = False
     in_flight: int = 0
+    summaries: dict[Lane, SendSummary] = field(default_factory=dict)
+    """What each lane's requests did in this tick (one line per send when the occurrence settles)."""
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,10 @@ class Dispatcher:
         if current.shown:
             self.progress.finished(current.task)
             current.shown = False
+        for summary in current.summaries.values():
+            if summary.recipients:
+                self.progress.summarized(summary)
+        current.summaries.clear()
 
     # -- one occurrence -------------------------------------------------------------------------
 
@@ -543,8 +549,11 @@ class Dispatcher:
         first = flight.lane.channel not in self._held_channels
         self._held_channels.add(flight.lane.channel)
 
+        held_counts: list[int] = []
+
         def write(tx: Transaction) -> str | None:
             held = ledger.hold_channel_rows(tx, flight.claim, flight.lane.channel, str(error), now=self.clock())
+            held_counts[:] = [held]
             log.error("%s held (%s deliveries): %s", flight.lane.channel, held, error)
             if not first:
                 return None
@@ -554,6 +563,7 @@ class Dispatcher:
             )
 
         self._commit_with_escalation(flight, write, report)
+        self._summary(flight).held += sum(held_counts)  # the channel's waiting rows, this batch among them
         for lane in [lane for lane in flight.sending.lanes if lane.channel == flight.lane.channel]:
             flight.sending.lanes.remove(lane)
 
@@ -566,14 +576,17 @@ class Dispatcher:
                 self._lane_limits[flight.lane] = grown
         assert flight.sending.cutover.id is not None
         with transaction(self.engine) as tx:
-            report.sent += ledger.record_sent(tx, flight.claim, provider_id=receipt.provider_id, now=self.clock())
+            sent = ledger.record_sent(tx, flight.claim, provider_id=receipt.provider_id, now=self.clock())
             remember_ref(tx, flight.sending.cutover.id, flight.slot, receipt)
             tx.commit()
+        report.sent += sent
+        self._summary(flight).sent += sent
 
     def _record_uncertain(self, flight: _Flight, error: str) -> None:
         with transaction(self.engine) as tx:
             ledger.record_uncertain(tx, flight.claim, error, now=self.clock())
             tx.commit()
+        self._summary(flight).uncertain += len(flight.claim.deliveries)
 
     def _record_failure(
         self, flight: _Flight, exc: ChannelError, *, retry_after: float | None, permanent: bool, report: TickReport
@@ -596,7 +609,23 @@ class Dispatcher:
             report.retrying += outcome.retrying
             return f"{len(outcome.dead)} delivery(ies) dead: {exc}" if outcome.dead else None
 
+        dead, retrying = report.dead, report.retrying
         self._commit_with_escalation(flight, write, report)
+        summary = self._summary(flight)
+        summary.dead += report.dead - dead
+        summary.retrying += report.retrying - retrying
+
+    def _summary(self, flight: _Flight) -> SendSummary:
+        """The running summary of the flight's send (its lane in this tick), stamped with the latest outcome."""
+        summary = flight.sending.summaries.get(flight.lane)
+        if summary is None:
+            lane = flight.lane
+            summary = SendSummary(
+                flight.sending.task, lane.audience, lane.channel, at=self.clock(), dry_run=flight.channel.dry_run
+            )
+            flight.sending.summaries[lane] = summary
+        summary.at = self.clock()
+        return summary
 
     def _commit_with_escalation(
         self, flight: _Flight, write: Callable[[Transaction], str | None], report: TickReport

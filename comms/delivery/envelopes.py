@@ -15,6 +15,17 @@ from comms.store import repository as repo
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction
 
+__all__ = [
+    "DeliveryTarget",
+    "ThreadSlot",
+    "WINDOW_CHANGES",
+    "build_envelope",
+    "cutover_title",
+    "maintenance_window",
+    "remember_ref",
+    "thread_scope",
+]
+
 
 class DeliveryTarget(Protocol):
     """The columns of a claimed delivery an envelope needs (a DeliveryRow or a selected row)."""

@@ -28,6 +28,18 @@ from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, save
 from comms.store.types import sqlite_stamp
 
+__all__ = [
+    "DIRECT_AUDIENCE",
+    "INSERT_BATCH",
+    "MetricsProvider",
+    "STATUS_PAGE_AUDIENCE",
+    "content_audience",
+    "delivery_key",
+    "materialize",
+    "materialize_all",
+    "one_copy_order",
+]
+
 DIRECT_AUDIENCE = "direct"
 """Deliveries to contacts named directly (escalation e-mails, Slack users) rather than via an audience."""
 STATUS_PAGE_AUDIENCE = "status-page"

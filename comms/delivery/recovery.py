@@ -25,6 +25,8 @@ from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.transaction import transaction
 
+__all__ = ["DIED_IN_FLIGHT", "claim_is_live", "claim_owner", "new_claim_token", "recover"]
+
 log = logging.getLogger(__name__)
 
 DIED_IN_FLIGHT = "the process died while this request may have been in flight; re-send with 'comms retry --uncertain'"

@@ -15,6 +15,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+__all__ = ["EMAIL_MAX_LENGTH", "EmailAddress", "address_problem", "is_valid_address"]
+
 EMAIL_MAX_LENGTH = 254
 """RFC 5321's limit on a whole address, which email-validator enforces."""
 

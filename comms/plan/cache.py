@@ -8,6 +8,8 @@ from comms.plan.loader import load_plan
 from comms.plan.models import Plan
 from comms.rendering import Renderer
 
+__all__ = ["PlanCache"]
+
 
 class PlanCache:
     """Loads each cutover's plan folder once per process."""

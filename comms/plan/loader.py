@@ -17,6 +17,16 @@ from comms.errors import PlanError, Problem
 from comms.plan.models import Audience, Channel, EscalationMatrix, Plan, Schedule
 from comms.plan.yaml_source import Loc, YamlDocument, read_yaml
 
+__all__ = [
+    "ESCALATION_FILE",
+    "MAX_LISTED_ADDRESSES",
+    "SCHEDULE_FILE",
+    "display_path",
+    "inspect_plan",
+    "load_plan",
+    "sent_combinations",
+]
+
 SCHEDULE_FILE = "schedules/cutover.yaml"
 ESCALATION_FILE = "schedules/escalation.yaml"
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")

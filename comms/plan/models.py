@@ -15,6 +15,31 @@ from comms.core.quiet_hours import QuietHours, parse_quiet_hours
 from comms.core.times import load_zone, parse_duration, parse_offset
 from comms.plan.addresses import EmailAddress
 
+__all__ = [
+    "Audience",
+    "AudienceChannels",
+    "BounceRatePolicy",
+    "Channel",
+    "CutoverSpec",
+    "Duration",
+    "EmailTargets",
+    "EscalationLevel",
+    "EscalationMatrix",
+    "Message",
+    "Offset",
+    "Plan",
+    "QuietHoursText",
+    "Schedule",
+    "SeverityPolicy",
+    "SlackTargets",
+    "StatuspageAction",
+    "StatuspageSettings",
+    "StatuspageStatus",
+    "Trigger",
+    "Unsubscribe",
+    "WebhookTargets",
+]
+
 
 class Channel(StrEnum):
     """The delivery channels a message can go out on."""
@@ -211,7 +236,7 @@ class Audience(_Frozen):
     channels: AudienceChannels
     """How the audience is reached: any of email, slack, statuspage, webhook."""
     priority: int = 0
-    """Whose copy wins when a person is in several audiences of one message: higher first, then the message's order."""
+    """Whose copy wins when a person is in several audiences of one message: higher first, then the message's order, e.g. `10`."""
     unsubscribe: Unsubscribe | None = None
     """End users may unsubscribe (staff audiences leave it out), e.g. `{group_id: 4242, suppression_list: end-users-unsubscribed.csv}`."""
     locale: str | None = None
@@ -343,7 +368,7 @@ class Message(_Frozen):
     statuspage: StatuspageAction | None = None
     """What it does on the status page (required with the statuspage channel), e.g. `{status: in_progress}`."""
     phase: Literal["before", "window", "after"] | None = None
-    """The cutover phase the message speaks about; derived from its offset or event when not given."""
+    """The cutover phase the message speaks about; derived from its offset or event when not given, e.g. `window`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
@@ -399,7 +424,7 @@ class CutoverSpec(_Frozen):
     status_page_url: str
     """The public status page, linked by templates, e.g. `https://status.example.com`."""
     go_window_opens: Offset = timedelta(hours=-6)
-    """The earliest instant (relative to T0) at which go may be given; it may be given until the window ends."""
+    """The earliest instant (relative to T0) at which go may be given; it may be given until the window ends, e.g. `-6h`."""
     facts: dict[str, str] = Field(default_factory=dict)
     """Any wording templates quote as `cutover.facts.<name>`, e.g. `{support_email: support@example.com}`."""
 
@@ -480,9 +505,9 @@ class BounceRatePolicy(_Frozen):
     """When the provider's bounces and drops for one audience are too many: tell the delivery_failures contacts."""
 
     threshold: float = Field(gt=0, le=1)
-    """The share of an audience's reported deliveries bounced or dropped above which one notice goes out."""
+    """The share of an audience's reported deliveries bounced or dropped above which one notice goes out, e.g. `0.05`."""
     min_reported: int = Field(default=20, ge=1)
-    """How many deliveries the provider must have reported on before the rate means anything."""
+    """How many deliveries the provider must have reported on before the rate means anything, e.g. `20`."""
 
 
 class EscalationMatrix(_Frozen):
@@ -493,6 +518,7 @@ class EscalationMatrix(_Frozen):
     delivery_failures: EscalationLevel | None = None
     """Whom to tell when a delivery dies or a message is missed, e.g. `{after: 0m, notify: [engineering]}`."""
     bounce_rate: BounceRatePolicy | None = None
+    """Tell the delivery_failures contacts when an audience's bounces pass a share, e.g. `{threshold: 0.05}`."""
 
 
 class Plan(_Frozen):

@@ -23,6 +23,18 @@ from comms.plan.addresses import address_problem
 from comms.plan.loader import display_path
 from comms.plan.models import Audience
 
+__all__ = [
+    "CsvRecipient",
+    "RecipientRow",
+    "RecipientsCsvError",
+    "RecipientsScan",
+    "check_recipients_header",
+    "iter_email_recipients",
+    "read_recipients_csv",
+    "read_suppression_list",
+    "scan_recipients_csv",
+]
+
 _NUL = "\x00"
 
 

@@ -21,6 +21,7 @@ from comms.core.times import format_duration
 from comms.plan.models import (
     Audience,
     AudienceChannels,
+    BounceRatePolicy,
     CutoverSpec,
     EmailTargets,
     EscalationLevel,
@@ -35,6 +36,8 @@ from comms.plan.models import (
     Unsubscribe,
     WebhookTargets,
 )
+
+__all__ = ["main", "plan_reference", "templates_reference"]
 
 _HIDDEN = {"key", "source"}
 _SECTIONS: tuple[tuple[str, str, type[BaseModel]], ...] = (
@@ -52,6 +55,7 @@ _SECTIONS: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("schedules/escalation.yaml", "", EscalationMatrix),
     ("schedules/escalation.yaml", "severities.<sev>", SeverityPolicy),
     ("schedules/escalation.yaml", "severities.<sev>.levels[] and delivery_failures", EscalationLevel),
+    ("schedules/escalation.yaml", "bounce_rate", BounceRatePolicy),
 )
 _FILE_NOTES = {
     "audiences/<key>.yaml": "One file per audience; the file name (lowercase-with-dashes) is the audience's key.",

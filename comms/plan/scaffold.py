@@ -18,6 +18,8 @@ from comms.errors import InputError
 from comms.plan.models import Channel
 from comms.plan.schema import AUDIENCE_SCHEMA_FILE, SCHEDULE_SCHEMA_FILE, plan_schemas
 
+__all__ = ["AudienceChoice", "DEFAULT_CHANNELS", "default_audiences", "parse_audience_choice", "write_plan"]
+
 DEFAULT_CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SLACK, Channel.STATUSPAGE)
 """The channel kinds of a plan when ``comms init`` is given none."""
 

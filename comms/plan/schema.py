@@ -10,6 +10,16 @@ from typing import Any
 
 from comms.plan.models import Audience, EscalationMatrix, Schedule
 
+__all__ = [
+    "AUDIENCE_SCHEMA_FILE",
+    "ESCALATION_SCHEMA_FILE",
+    "SCHEDULE_SCHEMA_FILE",
+    "audience_schema",
+    "escalation_schema",
+    "plan_schemas",
+    "schedule_schema",
+]
+
 AUDIENCE_SCHEMA_FILE = "audience.schema.json"
 SCHEDULE_SCHEMA_FILE = "schedule.schema.json"
 ESCALATION_SCHEMA_FILE = "escalation.schema.json"

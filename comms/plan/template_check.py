@@ -15,6 +15,8 @@ from comms.plan.loader import display_path, sent_combinations
 from comms.plan.models import Channel, Plan
 from comms.rendering import PART_FILES, Renderer
 
+__all__ = ["check_templates", "fixed_duration_warnings", "missing_locale_variants"]
+
 
 def check_templates(plan: Plan) -> list[Problem]:
     """Render every (message, audience, channel) the plan sends with sample data; report what fails."""

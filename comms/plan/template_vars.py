@@ -18,6 +18,8 @@ from comms.errors import InputError
 from comms.plan.models import Plan
 from comms.rendering import render_expression
 
+__all__ = ["FILTERS", "TemplateFilter", "TemplateVariable", "message_variables", "template_filters"]
+
 
 @dataclass(frozen=True)
 class TemplateVariable:

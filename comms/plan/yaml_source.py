@@ -10,6 +10,8 @@ import yaml
 
 from comms.errors import Problem
 
+__all__ = ["Loc", "YamlDocument", "read_yaml"]
+
 Loc = tuple[str | int, ...]
 
 

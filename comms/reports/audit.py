@@ -24,6 +24,19 @@ from comms.store import repository as repo
 from comms.store.audit import AuditRecord, iter_audit_records, stored_content
 from comms.store.engine import Engine
 
+__all__ = [
+    "AUDIT_COLUMNS",
+    "AuditRow",
+    "DeliveryContent",
+    "FORMATS",
+    "YIELD_PER",
+    "delivery_content",
+    "export_audit",
+    "iter_audit_rows",
+    "write_csv",
+    "write_json",
+]
+
 AUDIT_COLUMNS = (
     "delivery_id",
     "when",

@@ -30,6 +30,8 @@ from comms.store.engine import Engine
 from comms.store.tables import CutoverRow
 from comms.store.transaction import Transaction, transaction
 
+__all__ = ["LIST_LIMIT", "OPEN_STATES", "effectiveness_report"]
+
 LIST_LIMIT = 100
 """Most failure reasons and dead letters listed (the totals count them all)."""
 OPEN_STATES = ("pending", "in_flight")

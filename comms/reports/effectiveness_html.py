@@ -24,6 +24,17 @@ from comms.reports.effectiveness_model import EffectivenessReport, TimelinePoint
 from comms.reports.page_templates import render_page
 from comms.reports.status import describe_state
 
+__all__ = [
+    "Lane",
+    "PointMarks",
+    "TICK_HOURS",
+    "Table",
+    "Tick",
+    "TimelineLayout",
+    "render_report_html",
+    "timeline_layout",
+]
+
 WIDTH, LANE, LEFT, RIGHT, TOP, BOTTOM = 1100, 34, 150, 30, 20, 40
 TICK_HOURS = (-168, -72, -48, -24, -12, -6, -2, 0, 2, 6, 12, 24, 72, 168)
 _RATE_HEADERS = ("deliveries", "sent", "dead", "uncertain", "missed", "open", "cancelled", "rate %")

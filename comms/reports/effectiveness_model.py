@@ -9,6 +9,19 @@ from typing import Any
 from comms.core.times import format_duration, iso_utc
 from comms.reports.metrics import ON_TIME_SECONDS, OccurrenceLateness
 
+__all__ = [
+    "DeadLetter",
+    "EffectivenessReport",
+    "FailureEscalation",
+    "FailureReason",
+    "IncidentEscalation",
+    "RateLine",
+    "RetryLine",
+    "TimelinePoint",
+    "Timeliness",
+    "human_seconds",
+]
+
 
 @dataclass(frozen=True)
 class RateLine:

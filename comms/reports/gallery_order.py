@@ -13,6 +13,8 @@ from comms.core.times import format_offset
 from comms.plan.loader import sent_combinations
 from comms.plan.models import Message, Plan, Trigger
 
+__all__ = ["gallery_groups", "unsent_templates"]
+
 _LAST = timedelta(days=10_000)
 _OUTSIDE = {Trigger.INCIDENT: "an incident", Trigger.ADHOC: "`comms send`", Trigger.ESCALATION: "an escalation"}
 

@@ -24,6 +24,8 @@ from comms.reports.metrics import stored_kpis
 from comms.store import repository as repo
 from comms.store.engine import Engine
 
+__all__ = ["MAX_KPIS", "MAX_VALUE_LENGTH", "load_kpis", "read_kpis", "store_kpis"]
+
 MAX_KPIS = 100
 MAX_VALUE_LENGTH = 500
 

@@ -23,6 +23,18 @@ from comms.store import reporting
 from comms.store.tables import CutoverRow
 from comms.store.transaction import Transaction
 
+__all__ = [
+    "ESCALATION_KINDS",
+    "ON_TIME_SECONDS",
+    "OccurrenceLateness",
+    "SETTLED_OCCURRENCE_STATES",
+    "communication_metrics",
+    "occurrence_lateness",
+    "percentile",
+    "rate",
+    "stored_kpis",
+]
+
 ON_TIME_SECONDS = 60.0
 """An occurrence is on time when its first successful send left within this many seconds of its due time."""
 

@@ -13,6 +13,8 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+__all__ = ["render_page"]
+
 
 def _nothing_for_none(value: object) -> object:
     return "" if value is None else value

@@ -26,6 +26,16 @@ from comms.reports.gallery_order import gallery_groups, unsent_templates
 from comms.reports.page_templates import render_page
 from comms.reports.slack_view import slack_view
 
+__all__ = [
+    "GalleryGroup",
+    "Preview",
+    "preview_text",
+    "render_gallery_index",
+    "render_gallery_page",
+    "render_preview",
+    "write_gallery",
+]
+
 
 @dataclass(frozen=True)
 class Preview:

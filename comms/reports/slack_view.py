@@ -15,6 +15,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+__all__ = ["EMOJI", "SlackBlockView", "mrkdwn_html", "slack_view"]
+
 EMOJI: Mapping[str, str] = {
     "tada": "🎉",
     "white_check_mark": "✅",

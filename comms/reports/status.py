@@ -31,6 +31,20 @@ from comms.store.engine import Engine
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, transaction
 
+__all__ = [
+    "CutoverStatus",
+    "DELIVERY_BUCKETS",
+    "DeliveryCounts",
+    "EscalationLine",
+    "IncidentLine",
+    "NextMessage",
+    "OccurrenceStatus",
+    "STATE_LABELS",
+    "cutover_status",
+    "describe_state",
+    "relative_text",
+]
+
 STATE_LABELS = {
     "planned": "planned",
     "go": "go",

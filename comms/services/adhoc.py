@@ -26,6 +26,8 @@ from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.tables import CutoverRow
 
+__all__ = ["AdhocOutcome", "parse_vars", "send_adhoc", "split_names"]
+
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEY_ATTEMPTS = 5
 

@@ -20,6 +20,8 @@ from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.transaction import transaction
 
+__all__ = ["escalate_bounce_rates"]
+
 log = logging.getLogger(__name__)
 
 

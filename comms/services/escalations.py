@@ -36,6 +36,19 @@ from comms.store.repository import NewOccurrence
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, transaction
 
+__all__ = [
+    "DeliveryFailureEscalation",
+    "ESCALATION_MESSAGE",
+    "EscalationTimers",
+    "add_occurrence",
+    "due_now",
+    "escalate_failure",
+    "incident_context",
+    "notice_targets",
+    "notify_due_levels",
+    "severity_policy",
+]
+
 log = logging.getLogger(__name__)
 
 ESCALATION_MESSAGE = "escalation-notice"

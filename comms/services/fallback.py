@@ -30,6 +30,8 @@ from comms.store import fallback_queries
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction
 
+__all__ = ["DeliveryFallback", "MetricsProvider", "queue_fallbacks"]
+
 log = logging.getLogger(__name__)
 
 MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]

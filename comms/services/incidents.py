@@ -28,6 +28,19 @@ from comms.store.engine import Engine
 from comms.store.incident_tables import IncidentRow
 from comms.store.transaction import Transaction, transaction
 
+__all__ = [
+    "FIRST_UPDATE",
+    "IncidentOutcome",
+    "IncidentView",
+    "StepView",
+    "UPDATE_STATUSES",
+    "acknowledge_incident",
+    "list_incidents",
+    "open_incident",
+    "resolve_incident",
+    "update_incident",
+]
+
 OPENED, UPDATED, ACKNOWLEDGED, RESOLVED = (
     "incident-opened",
     "incident-updated",

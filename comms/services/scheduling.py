@@ -22,6 +22,8 @@ from comms.store.engine import Engine
 from comms.store.repository import NewOccurrence
 from comms.store.transaction import Transaction, transaction
 
+__all__ = ["EventOutcome", "ScheduleOutcome", "apply_event", "schedule_cutover"]
+
 
 @dataclass(frozen=True)
 class ScheduleOutcome:

@@ -22,6 +22,8 @@ from comms.settings import Settings
 from comms.store.engine import Engine
 from comms.store.reporting import occurrence_sends
 
+__all__ = ["SentLine", "SimulatedEvent", "SimulationResult", "rehearsal_events", "simulate"]
+
 
 @dataclass(frozen=True)
 class SimulatedEvent:

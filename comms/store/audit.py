@@ -20,6 +20,8 @@ from comms.store.reporting import as_utc
 from comms.store.repository import find_cutover
 from comms.store.tables import ContentRow, CutoverRow, DeliveryRow, OccurrenceRow, ProviderEventRow
 
+__all__ = ["AuditRecord", "StoredContent", "iter_audit_records", "stored_content"]
+
 
 class AuditRecord(NamedTuple):
     """One delivery with its occurrence and the hash of the content it was given."""

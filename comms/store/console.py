@@ -13,6 +13,8 @@ from sqlmodel import Session, col, select
 from comms.errors import StoreError
 from comms.store.tables import AckTokenUseRow, DeliveryRow
 
+__all__ = ["LaneCount", "ack_token_use", "claim_ack_token", "lane_counts", "release_ack_token", "store_answers"]
+
 
 @dataclass(frozen=True)
 class LaneCount:

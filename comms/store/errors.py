@@ -25,6 +25,15 @@ from comms.errors import (
     StoreError,
 )
 
+__all__ = [
+    "as_store_error",
+    "describe_database",
+    "folder_error",
+    "sqlite_path",
+    "translate_statement_error",
+    "url_error",
+]
+
 _UNKNOWN = "named by COMMS_DATABASE_URL"
 _URL_EXAMPLES = "sqlite:///path/to/comms.db or postgresql+psycopg://user:password@host/dbname"
 

@@ -10,6 +10,8 @@ from sqlmodel import Session, col, select
 
 from comms.store.tables import ContentRow, DeliveryRow
 
+__all__ = ["DeadPrimary", "add_fallback_deliveries", "audience_has_channel", "dead_primaries"]
+
 
 @dataclass(frozen=True)
 class DeadPrimary:

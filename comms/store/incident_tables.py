@@ -19,6 +19,8 @@ from sqlmodel import Field, SQLModel
 
 from comms.store.types import UTCDateTime
 
+__all__ = ["EscalationStepRow", "IncidentRow"]
+
 
 def _utc(nullable: bool = True) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable)

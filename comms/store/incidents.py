@@ -19,6 +19,24 @@ from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.repository import find_cutover
 from comms.store.tables import CutoverRow
 
+__all__ = [
+    "IncidentHistory",
+    "UnacknowledgedIncident",
+    "add_incident",
+    "add_step",
+    "claim_step",
+    "get_incident",
+    "incident_histories",
+    "incident_with_cutover",
+    "link_step",
+    "notified_slots",
+    "record_acknowledgement",
+    "record_incident_update",
+    "record_resolution",
+    "reread_incident",
+    "unacknowledged_incidents",
+]
+
 
 @dataclass(frozen=True)
 class UnacknowledgedIncident:

@@ -24,6 +24,37 @@ from comms.store import pacing_slots
 from comms.store.dialect import insert_ignoring_duplicates, is_postgresql, stamped
 from comms.store.tables import AttemptRow, ContentRow, DeliveryRow, OccurrenceRow
 
+__all__ = [
+    "Claim",
+    "ClaimedDelivery",
+    "DeliveryValues",
+    "FailureOutcome",
+    "HELD_PREFIX",
+    "HELD_UNTIL",
+    "Lane",
+    "RetryDelay",
+    "add_content",
+    "attempt_outcome",
+    "claim_batch",
+    "claimed_rows",
+    "find_content",
+    "get_content",
+    "hold_channel",
+    "hold_channel_rows",
+    "in_flight_claims",
+    "insert_deliveries",
+    "mark_started",
+    "record_failure",
+    "record_sent",
+    "record_uncertain",
+    "release_claim",
+    "release_held",
+    "release_unsent",
+    "retry_deliveries",
+    "settle_reconciled",
+    "split_back",
+]
+
 RetryDelay = Callable[[int, float | None], float]
 """Seconds until the next attempt after ``attempts`` failed ones, given the provider's Retry-After."""
 

@@ -12,6 +12,8 @@ from sqlmodel import Session, col, select
 from comms.core.delivery_events import DeliveryEvent, DeliveryEventState, merge_event
 from comms.store.tables import DeliveryRow, ProviderEventRow, ProviderEventTallyRow
 
+__all__ = ["EventTally", "last_events", "outcome_counts", "record_delivery_events", "unknown_key_count"]
+
 _CHUNK = 500
 
 

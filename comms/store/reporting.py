@@ -20,6 +20,29 @@ from sqlmodel import Session, col, select
 from comms.store.incident_tables import EscalationStepRow, IncidentRow
 from comms.store.tables import AttemptRow, DeliveryRow, OccurrenceRow
 
+__all__ = [
+    "AudienceSends",
+    "DeliveryGroup",
+    "OccurrenceSends",
+    "as_utc",
+    "attempt_outcomes",
+    "audience_sends",
+    "dead_deliveries",
+    "delivery_groups",
+    "delivery_state_counts",
+    "escalation_count",
+    "escalation_steps",
+    "failure_reasons",
+    "first_sends",
+    "incidents_of",
+    "level_notices",
+    "next_retries",
+    "occurrence_sends",
+    "retried_sent",
+    "state_counts_by",
+    "transient_attempts",
+]
+
 
 @dataclass(frozen=True)
 class DeliveryGroup:

@@ -20,6 +20,41 @@ from comms.errors import NotFoundError
 from comms.plan.models import Trigger
 from comms.store.tables import CutoverRow, DeliveryRow, EventRow, OccurrenceRow, ThreadRow
 
+__all__ = [
+    "ACTIVE_OCCURRENCE_STATES",
+    "CutoverAdded",
+    "NewOccurrence",
+    "OPEN_DELIVERY_STATES",
+    "QueuedOccurrence",
+    "add_cutover",
+    "add_numbered_occurrence",
+    "add_occurrence",
+    "cancel_time_based",
+    "count_events",
+    "cutovers_in_states",
+    "due_occurrences",
+    "find_cutover",
+    "get_cutover",
+    "get_cutover_by_name",
+    "get_occurrence",
+    "hold_time_based",
+    "list_cutovers",
+    "load_cutover",
+    "next_due_at",
+    "next_future_due_at",
+    "occurrence_id_by_key",
+    "occurrences",
+    "open_timeline_occurrences",
+    "realign_time_based",
+    "record_event",
+    "remember_thread",
+    "set_cutover_kpis",
+    "set_cutover_state",
+    "set_occurrence_states",
+    "thread_ref",
+    "told_audiences",
+]
+
 ACTIVE_OCCURRENCE_STATES = ("pending", "dispatching")
 OPEN_DELIVERY_STATES = ("pending", "in_flight")
 

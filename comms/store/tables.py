@@ -17,6 +17,21 @@ from sqlmodel import Field, SQLModel
 
 from comms.store.types import UTCDateTime
 
+__all__ = [
+    "AckTokenUseRow",
+    "AttemptRow",
+    "ContentRow",
+    "CutoverRow",
+    "DeliveryRow",
+    "EventRow",
+    "LeaseRow",
+    "OccurrenceRow",
+    "PacingRow",
+    "ProviderEventRow",
+    "ProviderEventTallyRow",
+    "ThreadRow",
+]
+
 
 def _utc(nullable: bool = True, index: bool = False) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable, index=index)

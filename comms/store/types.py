@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.types import DateTime, TypeDecorator
 
+__all__ = ["UTCDateTime", "sqlite_stamp"]
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC as naive in SQLite, attaches UTC on read, and rejects naive values on write."""

@@ -24,6 +24,8 @@ from comms.store import console as console_store
 from comms.store.transaction import transaction
 from comms.web.context import Console
 
+__all__ = ["AckOutcome", "ROUTES", "ack", "ack_page"]
+
 log = logging.getLogger(__name__)
 
 

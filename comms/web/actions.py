@@ -25,6 +25,8 @@ from comms.services.scheduling import apply_event
 from comms.store import repository as repo
 from comms.web.context import Console
 
+__all__ = ["ACTIONS", "Action", "Fields", "ROUTES", "confirm", "perform"]
+
 log = logging.getLogger(__name__)
 
 Fields = Mapping[str, str]

@@ -13,6 +13,8 @@ from comms.web import acks, actions, pages, sendgrid_events, slack_actions
 from comms.web.context import Console, page_environment
 from comms.web.security import MAX_BODY_BYTES, BodyLimit, ConsoleGuard
 
+__all__ = ["StrictHeaders", "create_app"]
+
 _HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     (b"x-frame-options", b"DENY"),

@@ -16,6 +16,8 @@ from comms.core.times import format_utc, iso_utc
 from comms.plan.cache import PlanCache
 from comms.web.security import LOGIN_COOKIE, SESSION_SECONDS, ConsoleGuard, Session
 
+__all__ = ["Console", "page_environment"]
+
 
 @dataclass
 class Console:

@@ -17,6 +17,19 @@ from comms.web.context import Console
 from comms.web.security import LOGIN_COOKIE, SESSION_COOKIE
 from comms.web.views import cutover_names, cutover_view
 
+__all__ = [
+    "ROUTES",
+    "cutover_json",
+    "cutover_page",
+    "healthz",
+    "incidents_json",
+    "incidents_page",
+    "index",
+    "login",
+    "login_page",
+    "logout",
+]
+
 log = logging.getLogger(__name__)
 
 

@@ -19,6 +19,16 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+__all__ = [
+    "BodyLimit",
+    "ConsoleGuard",
+    "LOGIN_COOKIE",
+    "MAX_BODY_BYTES",
+    "SESSION_COOKIE",
+    "SESSION_SECONDS",
+    "Session",
+]
+
 SESSION_COOKIE = "comms_session"
 LOGIN_COOKIE = "comms_login"
 SESSION_SECONDS = 12 * 3600

@@ -28,6 +28,17 @@ from comms.services.bounce_escalation import escalate_bounce_rates
 from comms.store.provider_events import EventTally, record_delivery_events
 from comms.web.context import Console
 
+__all__ = [
+    "PROVIDER",
+    "ROUTES",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WINDOW_S",
+    "event_webhook",
+    "parse_events",
+    "sendgrid_events",
+]
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"

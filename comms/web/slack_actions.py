@@ -29,6 +29,8 @@ from comms.errors import ChannelError, StateError
 from comms.services.incidents import acknowledge_incident
 from comms.web.context import Console
 
+__all__ = ["ROUTES", "slack_interactions"]
+
 log = logging.getLogger(__name__)
 
 

@@ -19,6 +19,8 @@ from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.transaction import transaction
 
+__all__ = ["CutoverView", "LANE_ORDER", "TimelineRow", "ZoneTimes", "cutover_names", "cutover_view"]
+
 LANE_ORDER = ("sent", "in_flight", "pending", "retrying", "uncertain", "dead", "missed", "cancelled")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,8 @@ def test_run_until_idle_sends_due_advance_notice_to_outbox(env: dict[str, str]) 
     _run("schedule", "--start", _start(), "--plan", str(PLAN))
     code, output = _run("run", "--until-idle")
     assert code == 0 and "Sent" in output
+    # one line per send: time, message, audience, channel, what became of its recipients
+    assert re.search(r"^\d\d:\d\d:\d\dZ advance-notice -> end-users by email: \d+ written to the outbox$", output, re.M)
     files = list(Path(env["COMMS_OUTBOX_DIR"]).rglob("*"))
     assert any(f.suffix == ".eml" for f in files) and any(f.suffix == ".json" for f in files)
 

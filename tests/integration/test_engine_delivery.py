@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from comms.delivery.progress import SendSummary
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.models import Channel
 from comms.services.scheduling import schedule_cutover
@@ -151,6 +152,7 @@ def test_uncertain_is_resent_only_on_request(harness: Harness) -> None:
 class _RecordingProgress:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, int]] = []
+        self.summaries: list[SendSummary] = []
 
     def started(self, task: str, *, total: int) -> None:
         self.events.append(("started", task, total))
@@ -160,6 +162,9 @@ class _RecordingProgress:
 
     def finished(self, task: str) -> None:
         self.events.append(("finished", task, 0))
+
+    def summarized(self, summary: SendSummary) -> None:
+        self.summaries.append(summary)
 
 
 def test_progress_is_reported_per_occurrence(harness: Harness) -> None:
@@ -171,6 +176,18 @@ def test_progress_is_reported_per_occurrence(harness: Harness) -> None:
     advanced = sum(e[2] for e in progress.events if e[0] == "advanced")
     assert started == [("started", "advance-notice", advanced)]
     assert progress.events[-1] == ("finished", "advance-notice", 0)
+
+
+def test_each_send_is_summarized_in_one_line(harness: Harness) -> None:
+    """One summary per audience x channel of the message, its counts adding up to what was sent."""
+    progress = _RecordingProgress()
+    harness.services.dispatcher.progress = progress
+    report = harness.services.dispatcher.run_until_idle()
+    lanes = [(s.message, s.audience, s.channel) for s in progress.summaries]
+    assert len(lanes) == len(set(lanes)) and all(message == "advance-notice" for message, _, _ in lanes)
+    assert sum(s.sent for s in progress.summaries) == report.sent > 0
+    line = progress.summaries[0].describe()
+    assert line.startswith(f"{harness.clock():%H:%M:%S}Z advance-notice -> ") and line.endswith(" sent")
 
 
 def test_repeated_csv_address_is_delivered_once(tmp_path: Path, database_url: str) -> None:
