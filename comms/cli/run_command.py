@@ -96,6 +96,13 @@ def run(
                 console.print("Stopped while on standby; nothing was sent.")
                 return
             console.print("Took over the sender lease.")
+        others = keeper.other_workers() if exclusive else []
+        if others:  # PostgreSQL: workers share the work, so the lease was ours too; --exclusive wants no other
+            keeper.release()
+            raise SenderError(
+                f"{len(others)} other worker(s) are sending on this database: "
+                f"{'; '.join(o.describe(keeper.clock()) for o in others)}; stop them, or run without --exclusive"
+            )
         recovered = dispatcher.recover()
         if any(recovered.values()):
             console.print(f"Settled deliveries left in flight: {recovered}")

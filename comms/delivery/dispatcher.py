@@ -29,12 +29,12 @@ from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
 from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
-from comms.delivery.shared_pacing import hold_for, pacer_for
+from comms.delivery.shared_pacing import hold_for, pacer_for, shared_pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
 from comms.plan.models import Plan
-from comms.store import ledger, sending_queries
+from comms.store import lease, ledger, sending_queries
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.lease import new_owner_id
@@ -52,6 +52,10 @@ FailureHook = Callable[[Transaction, CutoverRow, OccurrenceRow, str], None]
 TickHook = Callable[[Engine, datetime], None]
 """Runs at the start of every tick (escalation timers); may add due occurrences."""
 
+STATUSPAGE_INTERVAL_S = 1.0
+"""Statuspage's limit: about one request a second per page (its API token)."""
+FILL_LEASE_SECONDS = 15.0
+"""How long another worker waits for a silent writer of an occurrence's rows before it carries on (PostgreSQL)."""
 SERIAL_KINDS = (ChannelKind.SLACK, ChannelKind.STATUSPAGE)
 """Channels whose provider limits are per target and per second: one request in flight."""
 
@@ -170,6 +174,8 @@ class Dispatcher:
         """Channels held in this tick after a channel-wide refusal (one escalation, no more requests)."""
         self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
         self._provider_hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
+        # Statuspage paces itself per page in-process; with several workers they also share one slot per page
+        self._statuspage_pacer = shared_pacer_for(engine, "statuspage", STATUSPAGE_INTERVAL_S, clock=clock, sleep=sleep)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -335,6 +341,7 @@ class Dispatcher:
     def _close(self, current: _Sending) -> None:
         if current.filling is not None:
             current.filling = None  # a partial materialization resumes on the next tick (INSERT OR IGNORE)
+            self._release_fill(current)
         if current.tx is not None:
             current.tx.close()
             current.tx = None
@@ -380,6 +387,11 @@ class Dispatcher:
             if occurrence.hold_until_go and not releases_held(CutoverState(cutover.state)):
                 tx.close()
                 return None
+            if not self._take_fill(occurrence_id):  # another worker writes its rows: send those written so far
+                tx.close()
+                current.tx = None
+                self._refresh_lanes(current)
+                return current
             current.filling = materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
             report.occurrences.append(occurrence.key)
             self._advance_filling(current)
@@ -395,14 +407,19 @@ class Dispatcher:
     def _advance_filling(self, current: _Sending) -> None:
         """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
         assert current.filling is not None and current.tx is not None
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        if not self._take_fill(occurrence_id):  # this worker stalled past its fill lease; another carries on
+            current.filling = None
+            self._refresh_lanes(current)
+            return
         written = 0
         try:
             while written < INSERT_BATCH:  # small parts (a Slack channel, a few contacts) do not end a turn
                 written += next(current.filling)
         except StopIteration:
             current.filling = None
-        occurrence_id = current.occurrence.id
-        assert occurrence_id is not None
+            self._release_fill(current)
         state = sending_queries.occurrence_state(self.engine, occurrence_id)
         if state not in repo.ACTIVE_OCCURRENCE_STATES:
             current.filling = None  # cancelled or missed while being written: end the rows written so far too
@@ -412,6 +429,13 @@ class Dispatcher:
             current.lanes = []
             return
         self._refresh_lanes(current)
+
+    def _take_fill(self, occurrence_id: int) -> bool:
+        return lease.take_fill(self.engine, occurrence_id, self.owner, now=self.clock(), ttl=FILL_LEASE_SECONDS)
+
+    def _release_fill(self, current: _Sending) -> None:
+        assert current.occurrence.id is not None
+        lease.release_fill(self.engine, current.occurrence.id, self.owner)
 
     def _refresh_lanes(self, current: _Sending) -> None:
         occurrence_id = current.occurrence.id
@@ -537,12 +561,15 @@ class Dispatcher:
                 sending.lanes.remove(flight.lane)  # this lane waits for its retry time
 
     def _pace(self, channel: Channel, target: str) -> None:
-        """Slack accepts about one post per second per channel: wait out the rest of that second."""
+        """Slack accepts about one post per second per channel, Statuspage a request per second per page."""
         if self._provider_hold is not None:
             self._provider_hold.wait(channel.kind.value)
-        if channel.kind is not ChannelKind.SLACK or channel.dry_run:
+        if channel.dry_run:
             return
-        self._slack_pacer.wait(target)
+        if channel.kind is ChannelKind.SLACK:
+            self._slack_pacer.wait(target)
+        elif channel.kind is ChannelKind.STATUSPAGE and self._statuspage_pacer is not None:
+            self._statuspage_pacer.wait(target)
 
     def _hold_channel(self, flight: _Flight, error: PermanentChannelError, report: TickReport) -> None:
         """No request on this channel can succeed until a person acts: hold it, escalate once with the remedy."""

@@ -57,6 +57,11 @@ class SenderLease:
             return None
         return lease.holder(engine, now=self.clock())
 
+    def other_workers(self) -> list[LeaseHolder]:
+        """The other live workers on this database (on PostgreSQL several may hold leases at once)."""
+        holders = lease.live_holders(self.dispatcher.engine, now=self.clock())
+        return [found for found in holders if found.owner != self.owner and found.role == self.role]
+
     def wait_for(self, *, on_wait: Callable[[LeaseHolder], None], poll: float = 0.5) -> bool:
         """Stand by until the lease is ours (True) or the dispatcher is asked to stop (False)."""
         told = False

@@ -2,7 +2,8 @@
 
 ``pacer_for`` gives the dispatcher its Slack pacer: the in-process ``Pacer`` when one sender is all there
 can be (SQLite), else a ``SharedPacer`` whose slots every worker reserves in the database, so two workers
-together still post at most once per interval to a channel. ``hold_for`` likewise makes a provider's
+together still post at most once per interval to a channel. ``shared_pacer_for`` is the same for a limit
+that a channel already keeps in-process (Statuspage, per page): the shared one, or None with one sender. ``hold_for`` likewise makes a provider's
 429 (Retry-After) hold every worker's next request, not only the pending rows.
 """
 
@@ -15,7 +16,7 @@ from comms.clock import Clock
 from comms.store import pacing_slots
 from comms.store.engine import Engine
 
-__all__ = ["ProviderHold", "SharedPacer", "hold_for", "pacer_for"]
+__all__ = ["ProviderHold", "SharedPacer", "hold_for", "pacer_for", "shared_pacer_for"]
 
 
 class SharedPacer:
@@ -50,6 +51,13 @@ def pacer_for(
     if pacing_slots.is_shared(engine):
         return SharedPacer(engine, scope, interval, clock=clock, sleep=sleep)
     return Pacer(interval, monotonic=monotonic_for(clock), sleep=sleep)
+
+
+def shared_pacer_for(
+    engine: Engine, scope: str, interval: float, *, clock: Clock, sleep: Callable[[float], None]
+) -> SharedPacer | None:
+    """The database-wide pacer of ``scope`` when several workers may send; None with one sender."""
+    return SharedPacer(engine, scope, interval, clock=clock, sleep=sleep) if pacing_slots.is_shared(engine) else None
 
 
 class ProviderHold:

@@ -29,7 +29,9 @@ __all__ = [
     "live_owners",
     "new_owner_id",
     "release",
+    "release_fill",
     "renew",
+    "take_fill",
     "wake",
     "wake_count",
 ]
@@ -170,6 +172,36 @@ def release(engine: Engine, owner: str) -> None:
     """Give the lease up at once (a clean stop), so a standby takes over without waiting for expiry."""
     with engine.begin() as connection:
         connection.execute(_RELEASE, {"epoch": _EPOCH, "name": _row_name(connection, owner), "owner": owner})
+
+
+FILL_LEASE = "fill"
+"""Lease rows ``fill/<occurrence id>``: which worker writes an occurrence's delivery rows (PostgreSQL)."""
+FILL_ROLE = "filler"
+_DROP = text("DELETE FROM lease WHERE name = :name AND owner = :owner")
+
+
+def take_fill(engine: Engine, occurrence_id: int, owner: str, *, now: datetime, ttl: float) -> bool:
+    """Become (or stay) the one writer of the occurrence's rows; False while another live worker writes them.
+
+    Only PostgreSQL has several workers: on SQLite the sender is alone and always writes. Called again
+    before each chunk it renews the fill lease; a writer that died loses it ``ttl`` seconds after its last
+    chunk, and the next worker carries on where it stopped (the rows are inserted idempotently).
+    """
+    if not is_postgresql(engine):
+        return True
+    name = f"{FILL_LEASE}/{occurrence_id}"
+    until = now + timedelta(seconds=ttl)
+    with engine.begin() as connection:
+        _ensure_row(connection, name)
+        taken = connection.execute(_TAKE, {"owner": owner, "role": FILL_ROLE, "now": now, "until": until, "name": name})
+    return bool(taken.rowcount)
+
+
+def release_fill(engine: Engine, occurrence_id: int, owner: str) -> None:
+    """Give up writing the occurrence's rows (written, or this worker stops): another may carry on at once."""
+    if is_postgresql(engine):
+        with engine.begin() as connection:
+            connection.execute(_DROP, {"name": f"{FILL_LEASE}/{occurrence_id}", "owner": owner})
 
 
 def live_holders(engine: Engine, *, now: datetime) -> list[LeaseHolder]:

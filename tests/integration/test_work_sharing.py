@@ -10,12 +10,13 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from comms.bootstrap import bootstrap
+from comms.channels.statuspage import PAGE_TARGET
 from comms.delivery.shared_pacing import SharedPacer, pacer_for
 from comms.plan.models import Channel
 from comms.services.scheduling import schedule_cutover
 from comms.store import lease
 from comms.store.engine import make_engine
-from comms.store.tables import AttemptRow, DeliveryRow
+from comms.store.tables import AttemptRow, DeliveryRow, OccurrenceRow
 from tests.support.engine import T0, make_harness
 
 
@@ -154,3 +155,51 @@ def test_a_429_one_worker_was_answered_holds_the_other_workers_requests(postgres
     assert other_worker.wait("email") == 2.0 and slept == [2.0]
     assert other_worker.wait("slack") == 0.0
     assert isinstance(hold_for(engine, clock=lambda: T0, sleep=slept.append), ProviderHold)
+
+
+def test_status_page_pacing_holds_across_two_workers(tmp_path: Path, postgres_url: str) -> None:
+    """Another worker's status-page request a moment ago: this worker's request to the page waits out the second."""
+    slept: list[float] = []
+    h = make_harness(tmp_path, database_url=postgres_url)
+    schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
+    h.at(timedelta(hours=-48))
+    other_worker = SharedPacer(make_engine(postgres_url), "statuspage", 1.0, clock=h.clock, sleep=h.clock.sleep)
+    other_worker.wait(PAGE_TARGET)  # its request to the page leaves now
+
+    def recording_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        h.clock.sleep(seconds)
+
+    this = bootstrap(h.services.settings, clock=h.clock, sleep=recording_sleep, channels=h.channels)
+    before = h.clock()
+    this.dispatcher.run_until_idle()
+    assert [seconds for seconds in slept if 0.9 <= seconds <= 1.0], slept
+    assert len(h.channels[Channel.STATUSPAGE].recipients()) == 1 and h.clock() >= before + timedelta(seconds=1)
+
+
+def test_one_worker_writes_an_occurrences_rows_and_another_carries_on_when_it_dies(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """While another worker holds an occurrence's fill lease this one writes none of its rows; once that
+    lease has expired (the writer died) this one writes and sends them all."""
+    h = make_harness(tmp_path, database_url=postgres_url)
+    schedule_cutover(h.services.engine, h.plan, start=T0, now=h.clock())
+    h.at(timedelta(hours=-48))
+    with Session(h.services.engine) as session:
+        due = session.exec(select(OccurrenceRow).where(OccurrenceRow.key == "advance-notice")).one()
+    assert due.id is not None
+    assert lease.take_fill(h.services.engine, due.id, "writer-host:1:abc", now=h.clock(), ttl=15)
+
+    h.services.dispatcher.tick()
+    with Session(h.services.engine) as session:
+        assert session.exec(select(DeliveryRow).where(DeliveryRow.occurrence_id == due.id)).all() == []
+        assert not session.get(OccurrenceRow, due.id).materialized  # type: ignore[union-attr]
+
+    h.clock.sleep(16)  # the writer's fill lease runs out
+    h.services.dispatcher.run_until_idle()
+    with Session(h.services.engine) as session:
+        states = Counter(r.state for r in session.exec(select(DeliveryRow).where(DeliveryRow.occurrence_id == due.id)))
+        assert session.get(OccurrenceRow, due.id).materialized  # type: ignore[union-attr]
+    assert set(states) == {"sent"} and states["sent"] > 0, states
+    # written: the fill lease was given up, so nobody waits on it
+    assert lease.take_fill(h.services.engine, due.id, "another-host:2:def", now=h.clock(), ttl=15)
