@@ -59,6 +59,9 @@ def make_plan(root: Path, recipients: int, *, email_only: bool = True) -> Path:
     for folder in PLAN_FOLDERS:
         shutil.copytree(REPO_ROOT / folder, plan / folder)
     write_audience_csv(plan / "audiences" / "end-users.csv", recipients)
+    # The drills run on the wall clock: quiet hours would hold the end users' mail at some times of day.
+    audience = plan / "audiences" / "end-users.yaml"
+    audience.write_text(re.sub(r"(?m)^quiet_hours:.*\n", "", audience.read_text(encoding="utf-8")), encoding="utf-8")
     if email_only:
         schedule = plan / "schedules" / "cutover.yaml"
         text = schedule.read_text(encoding="utf-8")

@@ -10,16 +10,19 @@ from datetime import timedelta
 from comms.channels.base import Channel
 from comms.clock import Clock, utc_now
 from comms.delivery.ack_links import AckLinkedEmail
-from comms.delivery.dispatcher import Dispatcher, RetryPolicy, Sleeper
+from comms.delivery.dispatcher import Dispatcher, FailureHook, RetryPolicy, Sleeper
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
 from comms.reports.metrics import communication_metrics
 from comms.services.escalations import DeliveryFailureEscalation, EscalationTimers
+from comms.services.fallback import DeliveryFallback
 from comms.services.phases import PhaseRetirement
 from comms.settings import Settings
 from comms.store.engine import OPERATOR_BUSY_TIMEOUT_S, WORKER_BUSY_TIMEOUT_S, Engine, make_engine
+from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction
 
-__all__ = ["OPERATOR_BUSY_TIMEOUT_S", "WORKER_BUSY_TIMEOUT_S", "Services", "bootstrap"]
+__all__ = ["FailureHooks", "OPERATOR_BUSY_TIMEOUT_S", "Services", "WORKER_BUSY_TIMEOUT_S", "bootstrap"]
 
 
 @dataclass
@@ -31,6 +34,17 @@ class Services:
     channels: Mapping[ChannelKind, Channel]
     dispatcher: Dispatcher
     clock: Clock
+
+
+class FailureHooks:
+    """The dispatcher's ``on_failure`` hook calling several in turn (the fallback first, then the escalation)."""
+
+    def __init__(self, *hooks: FailureHook) -> None:
+        self.hooks = hooks
+
+    def __call__(self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str) -> None:
+        for hook in self.hooks:
+            hook(tx, cutover, occurrence, reason)
 
 
 def bootstrap(
@@ -62,7 +76,10 @@ def bootstrap(
         retry=RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds),
         plans=plans,
         metrics=communication_metrics,
-        on_failure=DeliveryFailureEscalation(plans, clock=clock),
+        on_failure=FailureHooks(
+            DeliveryFallback(plans, clock=clock, metrics=communication_metrics),
+            DeliveryFailureEscalation(plans, clock=clock),
+        ),
         tick_hooks=[PhaseRetirement(plans), EscalationTimers(plans)],
         max_in_flight=settings.max_in_flight,
     )

@@ -18,7 +18,9 @@ from jinja2.runtime import Context
 
 from comms.channels.registry import SPECS, channel_spec
 from comms.channels.slack_blocks import build_slack_content, escape_slack
+from comms.core import locale_format
 from comms.core.content import Content
+from comms.core.locale_format import is_default
 from comms.core.times import format_duration, format_local, format_utc, iso_utc, to_local
 from comms.plan.models import Channel
 from comms.template_cache import template_bytecode_cache
@@ -36,27 +38,62 @@ def _finalizer(escape: Callable[[str], str]) -> Callable[[object], object]:
     return finalize
 
 
+def _reader_locale(context: Context) -> str | None:
+    """The audience's locale when it is not English (English keeps the house formats below)."""
+    locale = context["audience"].get("locale") if "audience" in context else None
+    return None if is_default(locale) else str(locale)
+
+
 @pass_context
 def _local(context: Context, instant: datetime) -> str:
+    if locale := _reader_locale(context):
+        return locale_format.local_datetime(instant, context["audience"]["timezone"], locale)
     return format_local(instant, context["audience"]["timezone"])
 
 
 @pass_context
 def _local_time(context: Context, instant: datetime) -> str:
+    if locale := _reader_locale(context):
+        return locale_format.local_time(instant, context["audience"]["timezone"], locale)
     local = to_local(instant, context["audience"]["timezone"])
     return f"{local:%H:%M} {local.tzname()}"
 
 
 @pass_context
 def _local_date(context: Context, instant: datetime) -> str:
+    if locale := _reader_locale(context):
+        return locale_format.local_date(instant, context["audience"]["timezone"], locale)
     local = to_local(instant, context["audience"]["timezone"])
     return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+@pass_context
+def _utc(context: Context, instant: datetime) -> str:
+    """The instant in UTC, written for the reader's locale."""
+    if locale := _reader_locale(context):
+        return locale_format.local_datetime(instant, "UTC", locale)
+    return format_utc(instant)
+
+
+@pass_context
+def _number(context: Context, value: float) -> str:
+    """A number with the reader's digit grouping (``12,840``; ``12.840`` in German)."""
+    return locale_format.number(value, _reader_locale(context) or "en")
+
+
+@pass_context
+def _duration(context: Context, delta: timedelta) -> str:
+    if locale := _reader_locale(context):
+        return locale_format.duration(delta, locale)
+    return _humanize(delta)
 
 
 @pass_context
 def _when(context: Context, instant: datetime) -> str:
     """Local time with the UTC time alongside, unless the audience lives in UTC."""
     zone = context["audience"]["timezone"]
+    if locale := _reader_locale(context):
+        return locale_format.when(instant, zone, locale)
     if zone == "UTC":
         return format_utc(instant)
     return f"{format_local(instant, zone)} ({instant.astimezone(UTC):%H:%M} UTC)"
@@ -66,6 +103,8 @@ def _when(context: Context, instant: datetime) -> str:
 def _local_span(context: Context, start: datetime, end: datetime) -> str:
     """``Sat 5 Dec 2026, 17:00 EST to 05:00`` when on one local day, else the end's date too."""
     zone = context["audience"]["timezone"]
+    if locale := _reader_locale(context):
+        return locale_format.local_span(start, end, zone, locale)
     local_start, local_end = to_local(start, zone), to_local(end, zone)
     if local_start.date() == local_end.date():
         tail = f"{local_end:%H:%M} {local_end.tzname()}"
@@ -103,9 +142,10 @@ def _environment(root: Path, *, autoescape: bool, finalize: Any = None) -> Envir
         local_span=_local_span,
         local_time=_local_time,
         local_date=_local_date,
-        utc=format_utc,
+        utc=_utc,
         iso=iso_utc,
-        duration=_humanize,
+        duration=_duration,
+        number=_number,
     )
     env.bytecode_cache = template_bytecode_cache(env)
     return env
@@ -120,21 +160,37 @@ class Renderer:
         self._text = _environment(templates_root, autoescape=False)
         self._escaped: dict[Callable[[str], str], Environment] = {}
 
-    def candidates(self, message: str, audience: str | None, channel: Channel, part: str) -> list[str]:
+    def candidates(
+        self, message: str, audience: str | None, channel: Channel, part: str, *, locale: str | None = None
+    ) -> list[str]:
         """Template names tried for a part, most specific first.
 
         Each of the part's files in turn (a channel's own file before the one it falls back to),
         the audience's override before the message's default; channels sent once per message
-        (the status page) have no audience view.
+        (the status page) have no audience view. For a reader's ``locale`` (not English) its
+        variants come first: ``<message>/<audience>/<locale>/`` then ``<message>/<locale>/``.
         """
         spec = channel_spec(channel)
         per_audience = bool(audience) and audience != "direct" and spec.per_audience
+        localized = locale is not None and not is_default(locale)
         names: list[str] = []
         for filename in spec.parts[part]:
+            if localized:
+                if per_audience:
+                    names.append(f"{message}/{audience}/{locale}/{filename}")
+                names.append(f"{message}/{locale}/{filename}")
             if per_audience:
                 names.append(f"{message}/{audience}/{filename}")
             names.append(f"{message}/{filename}")
         return names
+
+    def localized(self, message: str, audience: str | None, channel: Channel, part: str, locale: str) -> str | None:
+        """The locale's own variant of a part, or None when the part falls back to the default wording."""
+        default = set(self.candidates(message, audience, channel, part))
+        for name in self.candidates(message, audience, channel, part, locale=locale):
+            if name not in default and (self.root / name).is_file():
+                return name
+        return None
 
     def resolve(self, message: str, audience: str | None, channel: Channel, part: str) -> str | None:
         """The template name that would be used for a part, or None when none exists."""
@@ -153,15 +209,22 @@ class Renderer:
             self._escaped[escape] = _environment(self.root, autoescape=False, finalize=_finalizer(escape))
         return self._escaped[escape]
 
-    def _template(self, message: str, audience: str | None, channel: Channel, part: str) -> Template:
+    def _template(
+        self, message: str, audience: str | None, channel: Channel, part: str, locale: str | None = None
+    ) -> Template:
         env = self._environment_for(channel, part)
-        return env.select_template(self.candidates(message, audience, channel, part))
+        return env.select_template(self.candidates(message, audience, channel, part, locale=locale))
 
     def render(self, message: str, audience: str | None, channel: Channel, context: Mapping[str, Any]) -> Content:
-        """Render one message for one audience on one channel (the channel's spec assembles the parts)."""
+        """Render one message for one audience on one channel (the channel's spec assembles the parts).
+
+        The audience's locale (``context["audience"]["locale"]``) picks its template variants.
+        """
+        view = context.get("audience")
+        locale = view.get("locale") if isinstance(view, Mapping) else None
 
         def part(name: str) -> str:
-            return self._template(message, audience, channel, name).render(context).strip()
+            return self._template(message, audience, channel, name, locale).render(context).strip()
 
         return channel_spec(channel).content(part, context)
 

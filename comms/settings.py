@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from comms.core.unsubscribe import UnsubscribeLinks
 from comms.errors import SettingsError
 
 __all__ = ["ENV_PREFIX", "Settings", "default_cache_dir", "settings_error"]
@@ -66,9 +67,12 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: SecretStr | None = None
     """SendGrid's Event Webhook verification key, base64 exactly as SendGrid shows it."""
     public_url: str | None = None
-    """The console's public base URL, the start of links in messages (https://comms.example.com)."""
+    """The console's public base URL, the start of links in messages (https://comms.example.com); end users'
+    unsubscribe links point under it."""
     ack_link_hours: float = Field(default=24.0, gt=0, le=24 * 14)
     """How long an ack link stays valid after its email is sent."""
+    unsubscribe_secret: SecretStr | None = None
+    """Signs unsubscribe links; without it (or without a public URL) the link is a mailto."""
 
     max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=5.0, ge=0)
@@ -100,6 +104,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_means_no_cache(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    def unsubscribe_links(self) -> UnsubscribeLinks:
+        """Unsubscribe links: signed one-click URLs under COMMS_PUBLIC_URL, else a mailto to the reply-to."""
+        secret = self.unsubscribe_secret.get_secret_value().encode() if self.unsubscribe_secret else None
+        return UnsubscribeLinks(self.public_url or None, secret or None, self.email_reply_to or self.email_from)
 
     @property
     def sendgrid_configured(self) -> bool:

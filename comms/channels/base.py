@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from comms.core.content import Content
+from comms.plan.models import Audience, Message, Plan
 from comms.plan.models import Channel as ChannelKind
-from comms.plan.models import Message, Plan
 
 __all__ = [
     "Channel",
@@ -31,10 +31,13 @@ __all__ = [
     "Receipt",
     "Recipient",
     "Reconciliation",
+    "SUPPRESSED",
     "StatuspageIntent",
     "Target",
+    "UnsubscribeIntent",
     "header_value",
     "not_watched",
+    "target_state",
 ]
 
 CheckStatus = Literal["PASS", "WARN", "FAIL"]
@@ -44,6 +47,16 @@ PartRenderer = Callable[[str], str]
 
 Target = tuple[str, str | None, str | None]
 """One delivery target of an audience: address, display name, and why it cannot be sent to (or None)."""
+
+SUPPRESSED = "suppressed: "
+"""How a target's problem starts when the address unsubscribed: recorded ``suppressed``, not ``dead``."""
+
+
+def target_state(problem: str | None) -> str:
+    """The delivery state a target starts in: pending, suppressed (unsubscribed) or dead (cannot be sent to)."""
+    if problem is None:
+        return "pending"
+    return "suppressed" if problem.startswith(SUPPRESSED) else "dead"
 
 
 @dataclass(frozen=True)
@@ -70,13 +83,19 @@ class Recipient:
 
 @dataclass(frozen=True)
 class MaintenanceWindow:
-    """The maintenance window, for calendar invitations and the scheduled status-page maintenance."""
+    """The maintenance window, for calendar invitations and the scheduled status-page maintenance.
+
+    ``sequence`` is the iCalendar SEQUENCE: how many times the window was moved or called off
+    (0 as first planned); ``cancelled`` turns the invitation into an iTIP CANCEL.
+    """
 
     uid: str
     title: str
     description: str
     start: datetime
     end: datetime
+    sequence: int = 0
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,14 @@ class StatuspageIntent:
     remind_prior: bool = True
     auto_in_progress: bool = False
     auto_completed: bool = False
+
+
+@dataclass(frozen=True)
+class UnsubscribeIntent:
+    """An end-user email's unsubscribe: the audience its links name and its SendGrid suppression group."""
+
+    audience: str
+    group_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,7 @@ class Envelope:
     calendar: MaintenanceWindow | None = None
     statuspage: StatuspageIntent | None = None
     due_at: datetime | None = None
+    unsubscribe: UnsubscribeIntent | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +157,7 @@ class EnvelopeFacts:
     window: MaintenanceWindow
     thread_ref: str | None
     context: Mapping[str, Any]
+    audience: Audience | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +167,7 @@ class EnvelopeExtras:
     thread_ref: str | None = None
     calendar: MaintenanceWindow | None = None
     statuspage: StatuspageIntent | None = None
+    unsubscribe: UnsubscribeIntent | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,15 @@
 """The maintenance window as an iCalendar (.ics) invitation, shared by the email adapter and the outbox.
 
 Times are written in UTC (``DTSTART:20261205T220000Z``) so every calendar shows the same instant as
-the status page, whatever the reader's zone. The UID stays the same for one window across messages,
-and SEQUENCE rises with the stamp, so a reschedule updates the entry instead of adding a second one.
+the status page, whatever the reader's zone. The UID stays the same for one cutover across messages,
+and SEQUENCE counts the reschedules and the cancel, so (RFC 5546) an invitation sent after a move
+supersedes the entry already in the reader's calendar, and a cancel (``METHOD:CANCEL``,
+``STATUS:CANCELLED``, the next SEQUENCE) removes it.
+
+The invitations are iTIP PUBLISH (RFC 5546 section 3.2.1), updated by a later PUBLISH and ended by
+CANCEL: one attachment goes to up to 1000 recipients of one request, and a REQUEST must name its
+ATTENDEEs, which would show every recipient to every other. PUBLISH and CANCEL carry the ORGANIZER,
+DTSTAMP, UID and SEQUENCE those methods require, and no ATTENDEE.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from comms.clock import ensure_utc
 
 __all__ = ["CalendarAttachment", "FILENAME", "Method", "PRODID", "build_ics"]
 
-Method = Literal["PUBLISH", "REQUEST"]
+Method = Literal["PUBLISH", "REQUEST", "CANCEL"]
 
 PRODID = "-//comms//cutover communications//EN"
 FILENAME = "maintenance.ics"
@@ -44,7 +51,10 @@ def build_ics(
     stamp: datetime,
     method: Method = "PUBLISH",
 ) -> CalendarAttachment:
-    """Build a VCALENDAR with one VEVENT for ``window`` (UTC start and end, UID, SUMMARY, DESCRIPTION)."""
+    """Build a VCALENDAR with one VEVENT for ``window`` (UTC start and end, UID, SUMMARY, DESCRIPTION).
+
+    A cancelled window is always a CANCEL with ``STATUS:CANCELLED``, whatever ``method`` says.
+    """
     from icalendar import Calendar, Event, vCalAddress
 
     start, end, stamp = ensure_utc(window.start), ensure_utc(window.end), ensure_utc(stamp)
@@ -54,6 +64,8 @@ def build_ics(
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
+    if window.cancelled:
+        method = "CANCEL"
     calendar.add("method", method)
     event = Event()
     event.add("uid", window.uid)
@@ -62,8 +74,8 @@ def build_ics(
     event.add("dtend", end)
     event.add("summary", window.title)
     event.add("description", window.description)
-    event.add("sequence", int(stamp.timestamp()) // 60)
-    event.add("status", "CONFIRMED")
+    event.add("sequence", window.sequence)
+    event.add("status", "CANCELLED" if window.cancelled else "CONFIRMED")
     event.add("transp", "OPAQUE")
     organizer = vCalAddress(f"mailto:{organizer_email}")
     if organizer_name:

@@ -42,6 +42,7 @@ from comms.channels.slack import build_post_args
 from comms.channels.statuspage import build_incident_request
 from comms.clock import Clock, utc_now
 from comms.core.content import EmailContent
+from comms.core.unsubscribe import UNSUBSCRIBE_TAG, UnsubscribeLinks
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.models import Plan
 
@@ -204,12 +205,19 @@ class EmailFile:
     keyed = False
 
     def __init__(
-        self, *, sender: str, sender_name: str | None = None, reply_to: str | None = None, clock: Clock = utc_now
+        self,
+        *,
+        sender: str,
+        sender_name: str | None = None,
+        reply_to: str | None = None,
+        clock: Clock = utc_now,
+        unsubscribe: UnsubscribeLinks | None = None,
     ) -> None:
         self._sender = sender
         self._sender_name = sender_name
         self._reply_to = reply_to
         self._clock = clock
+        self._unsubscribe = unsubscribe or UnsubscribeLinks(None, None, reply_to or sender)
 
     def file_suffix(self, envelope: Envelope) -> str:
         return f".batch-{_batch_id(envelope)}.eml"
@@ -238,7 +246,14 @@ class EmailFile:
             )
             invite = invite_attachment(ics.data, content_type=ics.content_type, filename=ics.filename)
         sender = {"email": self._sender, "name": self._sender_name or ""}
-        body = mail_send_body(envelope, sender=sender, reply_to=self._reply_to, invite=invite, max_batch=self.max_batch)
+        body = mail_send_body(
+            envelope,
+            sender=sender,
+            reply_to=self._reply_to,
+            invite=invite,
+            max_batch=self.max_batch,
+            unsubscribe=self._unsubscribe,
+        )
         return {SENDGRID_BODY_FILE: json_bytes(body)}
 
     def _eml(self, envelope: Envelope, recipient: Recipient | None, *, sample: bool) -> bytes:
@@ -266,8 +281,11 @@ class EmailFile:
         message["X-Comms-Recipients"] = str(len(envelope.recipients))
         if recipient is not None:
             message["X-Comms-Delivery-Key"] = recipient.delivery_key
-        message.set_content(content.text)
-        message.add_alternative(content.html, subtype="html")
+        text, html = content.text, content.html
+        if envelope.unsubscribe is not None:
+            text, html = self._add_unsubscribe(message, envelope, recipient, text, html)
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
         if envelope.calendar is not None:
             invite = build_ics(
                 envelope.calendar, organizer_email=self._sender, organizer_name=self._sender_name, stamp=self._clock()
@@ -280,6 +298,24 @@ class EmailFile:
                 params={"method": invite.method, "charset": "UTF-8"},
             )
         return message.as_bytes(policy=SMTP)
+
+    def _add_unsubscribe(
+        self, message: EmailMessage, envelope: Envelope, recipient: Recipient | None, text: str, html: str
+    ) -> tuple[str, str]:
+        """The List-Unsubscribe headers and footer link: the recipient's own (each .eml is one person's copy)."""
+        assert envelope.unsubscribe is not None
+        audience = envelope.unsubscribe.audience
+        if recipient is not None:
+            address = recipient.address
+            headers, link = self._unsubscribe.headers(audience, address), self._unsubscribe.link(audience, address)
+        else:
+            link = self._unsubscribe.mailto(audience)
+            headers = {"List-Unsubscribe": f"<{link}>"}
+        for name, value in headers.items():
+            message[name] = value
+        if envelope.unsubscribe.group_id is not None:
+            message["X-Comms-Asm-Group"] = str(envelope.unsubscribe.group_id)
+        return text.replace(UNSUBSCRIBE_TAG, link), html.replace(UNSUBSCRIBE_TAG, link)
 
 
 class SlackFile:

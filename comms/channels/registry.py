@@ -107,6 +107,7 @@ SPECS: Mapping[ChannelKind, ChannelSpec] = {
                 sender_name=settings.email_from_name,
                 reply_to=settings.email_reply_to,
                 clock=clock,
+                unsubscribe=settings.unsubscribe_links(),
             ),
             parts=EMAIL_PARTS,
             content=email_content,

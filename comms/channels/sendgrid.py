@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import (
+    SUPPRESSED,
     ChannelKind,
     CheckRow,
     Envelope,
@@ -28,6 +29,7 @@ from comms.channels.base import (
     Receipt,
     Reconciliation,
     Target,
+    UnsubscribeIntent,
     header_value,
     not_watched,
 )
@@ -35,9 +37,10 @@ from comms.channels.calendar import build_ics
 from comms.clock import Clock, utc_now
 from comms.core.content import EmailContent, one_line
 from comms.core.times import parse_retry_after
+from comms.core.unsubscribe import UNSUBSCRIBE_TAG, UnsubscribeLinks
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
 from comms.plan.models import Audience, Plan
-from comms.plan.recipients import iter_email_recipients
+from comms.plan.recipients import iter_email_recipients, read_suppression_list
 
 if TYPE_CHECKING:
     from sendgrid import SendGridAPIClient
@@ -81,16 +84,31 @@ def email_content(part: PartRenderer, context: Mapping[str, Any]) -> EmailConten
 
 
 def email_targets(audience: Audience | None) -> Iterator[Target]:
-    """An audience's email recipients, streamed; rows that cannot be sent to carry their problem."""
+    """An audience's email recipients, streamed; rows that cannot be sent to carry their problem.
+
+    An address on the audience's suppression list is marked ``suppressed`` (never sent to). An audience
+    with ``locales`` yields only the rows of its view's language (``Audience.reader_groups``).
+    """
     if audience is None:
         return
+    suppressed = read_suppression_list(audience)
+    listed = f"{SUPPRESSED}unsubscribed (on {audience.unsubscribe.suppression_list})" if audience.unsubscribe else ""
     for row in iter_email_recipients(audience):
+        if audience.locales and not audience.reads_row(row.locale):
+            continue  # another language's view of the audience sends this row
+        if suppressed and row.address.strip().lower() in suppressed:
+            yield row.address, row.name, listed
+            continue
         yield row.address, row.name, f"{row.problem} at {row.source}" if row.problem else None
 
 
 def email_extras(facts: EnvelopeFacts) -> EnvelopeExtras:
-    """An email carries the calendar invitation when its message asks for one."""
-    return EnvelopeExtras(calendar=facts.window if facts.message.calendar_invite else None)
+    """An email carries the calendar invitation when its message asks for one, and end users' unsubscribe."""
+    audience = facts.audience
+    unsubscribe = None
+    if audience is not None and audience.unsubscribe is not None:
+        unsubscribe = UnsubscribeIntent(audience.key, audience.unsubscribe.group_id)
+    return EnvelopeExtras(calendar=facts.window if facts.message.calendar_invite else None, unsubscribe=unsubscribe)
 
 
 class _RedactAuthorization(logging.Filter):
@@ -132,6 +150,7 @@ class SendGridChannel:
         self._clock = clock
         self._timeout = timeout
         self._invites: dict[MaintenanceWindow, dict[str, str]] = {}
+        self._unsubscribe = settings.unsubscribe_links()
 
     def __repr__(self) -> str:
         return f"SendGridChannel(host={self._host!r}, from={self._from['email']!r})"
@@ -185,7 +204,9 @@ class SendGridChannel:
     def build_request(self, envelope: Envelope) -> dict[str, Any]:
         """The Mail Send request body for an envelope (refusing what SendGrid would refuse)."""
         invite = self._invite(envelope.calendar) if envelope.calendar is not None else None
-        return mail_send_body(envelope, sender=self._from, reply_to=self._reply_to, invite=invite)
+        return mail_send_body(
+            envelope, sender=self._from, reply_to=self._reply_to, invite=invite, unsubscribe=self._unsubscribe
+        )
 
     def _invite(self, window: MaintenanceWindow) -> dict[str, str]:
         """The .ics attachment of a window, built once per window (every batch of a message shares it)."""
@@ -253,10 +274,13 @@ def mail_send_body(
     reply_to: str | None,
     invite: Mapping[str, str] | None,
     max_batch: int = MAX_RECIPIENTS,
+    unsubscribe: UnsubscribeLinks | None = None,
 ) -> dict[str, Any]:
     """The Mail Send request body of an envelope, exactly as SendGrid receives it (the outbox writes it too).
 
     ``sender`` is ``{"email", "name"}``; ``invite`` the attachment of the calendar invite, if any.
+    An envelope with an unsubscribe (end users) gets each recipient's List-Unsubscribe headers and
+    footer link from ``unsubscribe`` (a mailto to the reply-to or sender without one) and the ASM group.
     Raises PermanentChannelError for what SendGrid would refuse (no or duplicate recipients, too many).
     """
     content = envelope.content
@@ -275,6 +299,7 @@ def mail_send_body(
             f"{len(recipients)} recipients in one email request; SendGrid takes at most {max_batch}",
             remedy=f"split the recipients into batches of at most {max_batch} (max_batch)",
         )
+    links = unsubscribe or UnsubscribeLinks(None, None, reply_to or sender["email"])
     seen: set[str] = set()
     personalizations: list[dict[str, Any]] = []
     for recipient in recipients:
@@ -290,8 +315,13 @@ def mail_send_body(
         if recipient.name:
             to["name"] = _safe_name(recipient.name)
         personalization: dict[str, Any] = {"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}}
-        if recipient.substitutions:  # the recipient's own ack link (comms.delivery.ack_links)
-            personalization["substitutions"] = dict(recipient.substitutions)
+        substitutions = dict(recipient.substitutions)  # the recipient's own ack link (comms.delivery.ack_links)
+        if envelope.unsubscribe is not None:
+            audience = envelope.unsubscribe.audience
+            personalization["headers"] = links.headers(audience, address)
+            substitutions[UNSUBSCRIBE_TAG] = links.link(audience, address)
+        if substitutions:
+            personalization["substitutions"] = substitutions
         personalizations.append(personalization)
     body: dict[str, Any] = {
         "personalizations": personalizations,
@@ -308,6 +338,8 @@ def mail_send_body(
         body["reply_to"] = {"email": reply_to}
     if invite is not None:
         body["attachments"] = [dict(invite)]
+    if envelope.unsubscribe is not None and envelope.unsubscribe.group_id is not None:
+        body["asm"] = {"group_id": envelope.unsubscribe.group_id}
     return body
 
 

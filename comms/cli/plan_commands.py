@@ -31,6 +31,10 @@ def validate(plan: PlanOption = Path(".")) -> None:
         f"[green]Plan is valid:[/] {len(loaded.audiences)} audiences, "
         f"{len(loaded.schedule.messages)} messages ({plan})."
     )
+    from comms.plan.template_check import missing_locale_variants  # Jinja only when validating
+
+    for note in missing_locale_variants(loaded):
+        console.print(f"[yellow]Missing translations:[/] {note}")
 
 
 WIDE_TIMELINE_COLUMNS = 160

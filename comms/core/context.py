@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from comms.core.times import format_duration
+from comms.core.unsubscribe import UNSUBSCRIBE_TAG
 from comms.plan.models import Audience, Channel, Message, Plan, Trigger
 
 __all__ = [
@@ -30,7 +31,13 @@ __all__ = [
     "send_view",
 ]
 
-UTC_AUDIENCE: dict[str, str] = {"key": "status-page", "title": "Status page", "timezone": "UTC"}
+UTC_AUDIENCE: dict[str, str] = {
+    "key": "status-page",
+    "title": "Status page",
+    "timezone": "UTC",
+    "unsubscribe_url": "",
+    "locale": "en",
+}
 """The audience view of the public status page: one page for everyone, times in UTC."""
 
 
@@ -54,7 +61,10 @@ def audience_view(audience: Audience | None) -> dict[str, str]:
     """The ``audience`` object of the context (the status page's own view when None)."""
     if audience is None:
         return dict(UTC_AUDIENCE)
-    return {"key": audience.key, "title": audience.title, "timezone": audience.timezone}
+    view = {"key": audience.key, "title": audience.title, "timezone": audience.timezone}
+    view["unsubscribe_url"] = UNSUBSCRIBE_TAG if audience.unsubscribe else ""
+    view["locale"] = audience.locale or "en"
+    return view
 
 
 def relative(delta: timedelta) -> str:

@@ -1,4 +1,7 @@
-"""T0 + plan -> occurrences: what is due when, or on which event. Pure: no clock, no I/O."""
+"""T0 + plan -> occurrences: what is due when, or on which event. Pure: no clock, no I/O.
+
+Audiences with quiet hours get occurrences of their own, shifted out of them (``comms.core.quiet_hours``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from comms.clock import ensure_utc
+from comms.core.quiet_hours import split_for_quiet_hours
 from comms.plan.models import Channel, Message, Plan, Trigger
 
 __all__ = ["Occurrence", "build_timeline", "occurrence_key"]
@@ -44,7 +48,8 @@ def build_timeline(plan: Plan, start: datetime) -> list[Occurrence]:
     bound: list[Occurrence] = []
     for message in plan.schedule.messages:
         if message.event is None:
-            timed.extend(_timed(plan, message, start))
+            for occurrence in _timed(plan, message, start):
+                timed.extend(split_for_quiet_hours(plan, occurrence, urgent=message.urgent))
         elif message.event.in_timeline:
             bound.extend(_event_bound(plan, message))
     timed.sort(key=lambda o: (o.due_at, o.key))

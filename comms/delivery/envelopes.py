@@ -18,6 +18,7 @@ from comms.store.transaction import Transaction
 __all__ = [
     "DeliveryTarget",
     "ThreadSlot",
+    "WINDOW_CHANGES",
     "build_envelope",
     "cutover_title",
     "maintenance_window",
@@ -56,14 +57,24 @@ def thread_scope(channel: Channel, message: Message, occurrence: OccurrenceRow) 
     return scope(message, occurrence.incident_id) if scope is not None else None
 
 
-def maintenance_window(plan: Plan, cutover: CutoverRow) -> MaintenanceWindow:
-    """The cutover's maintenance window, for calendar invitations and the scheduled maintenance."""
+WINDOW_CHANGES = ("reschedule", "cancel")
+"""The events that change the maintenance window's calendar entry (each raises its SEQUENCE by one)."""
+
+
+def maintenance_window(plan: Plan, cutover: CutoverRow, *, changes: int = 0) -> MaintenanceWindow:
+    """The cutover's maintenance window, for calendar invitations and the scheduled maintenance.
+
+    One UID per cutover; ``changes`` (reschedules and the cancel recorded so far) is its SEQUENCE,
+    so each invitation after a move or a cancel supersedes the entry already in the reader's calendar.
+    """
     return MaintenanceWindow(
         uid=f"{cutover.name}@comms",
         title=cutover_title(plan),
         description=f"{plan.cutover.title}. Live status: {plan.cutover.status_page_url}",
         start=cutover.start,
         end=cutover.start + plan.cutover.window,
+        sequence=changes,
+        cancelled=cutover.state == "cancelled",
     )
 
 
@@ -94,7 +105,9 @@ def build_envelope(
             tx, cutover_id=cutover.id, channel=slot.channel, scope=slot.scope, target=slot.target
         )
     context = jsoncodec.loads(occurrence.context_json) or {}
-    facts = EnvelopeFacts(plan, message, maintenance_window(plan, cutover), thread_ref, context)
+    changes = repo.count_events(tx, cutover.id, WINDOW_CHANGES) if message.calendar_invite else 0
+    window = maintenance_window(plan, cutover, changes=changes)
+    facts = EnvelopeFacts(plan, message, window, thread_ref, context, audience=plan.audiences.get(rows[0].audience))
     extras = channel_spec(channel).envelope(facts)
     envelope = Envelope(
         cutover=cutover.name,
@@ -108,6 +121,7 @@ def build_envelope(
         calendar=extras.calendar,
         statuspage=extras.statuspage,
         due_at=occurrence.due_at,
+        unsubscribe=extras.unsubscribe,
     )
     return envelope, slot
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
+from comms.channels.base import target_state
 from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import content_hash, content_to_json
@@ -32,6 +33,7 @@ __all__ = [
     "INSERT_BATCH",
     "MetricsProvider",
     "STATUS_PAGE_AUDIENCE",
+    "content_audience",
     "delivery_key",
     "materialize",
     "materialize_all",
@@ -49,6 +51,11 @@ MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]
 def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, recipient: str) -> str:
     """The deterministic idempotency key of one delivery."""
     return f"{cutover}|{occurrence}|{audience}|{channel}|{recipient.lower()}"
+
+
+def content_audience(audience: Audience) -> str:
+    """The audience name a content is stored under: ``end-users``, or ``end-users@de`` for a language view."""
+    return f"{audience.key}@{audience.locale}" if audience.locale in audience.locales else audience.key
 
 
 def materialize_all(
@@ -102,9 +109,10 @@ def materialize(
         winners: list[str] = []
         for audience in audiences:
             if channel in audience.channels.kinds():
-                yield from _materialize_one(
-                    tx, plan, renderer, cutover, occurrence, audience, channel, extra, now=now, covering=winners
-                )
+                for readers in audience.reader_groups() if channel is Channel.EMAIL else [audience]:
+                    yield from _materialize_one(
+                        tx, plan, renderer, cutover, occurrence, readers, channel, extra, now=now, covering=winners
+                    )
                 winners.append(audience.key)
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
@@ -141,8 +149,9 @@ def _materialize_one(
     ended: tuple[str, str] | None = None,
 ) -> Iterator[int]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
+    content_key = content_audience(audience) if audience else audience_key
     assert occurrence.id is not None and cutover.id is not None
-    content_row = ledger.find_content(tx, occurrence.id, audience_key, channel.value)
+    content_row = ledger.find_content(tx, occurrence.id, content_key, channel.value)
     if content_row is None:
         context = build_context(
             plan,
@@ -163,7 +172,7 @@ def _materialize_one(
         )
         content_row = ContentRow(
             occurrence_id=occurrence.id,
-            audience=audience_key,
+            audience=content_key,
             channel=channel.value,
             body_json=body,
             sha256=content_hash(body),
@@ -200,7 +209,7 @@ def one_copy_order(audiences: Iterable[Audience]) -> list[Audience]:
 
 def _initial_state(problem: str | None, ended: tuple[str, str] | None) -> tuple[str, str | None]:
     if problem:
-        return "dead", problem
+        return target_state(problem), problem  # dead, or suppressed (unsubscribed)
     if ended is not None:
         return ended
     return "pending", None

@@ -109,7 +109,23 @@ def _load_audiences(
             continue
         audiences[key] = audience
         _check_csv(audience, doc, problems, whole=check_recipients)
+        _check_suppression_list(audience, problems)
     return audiences, broken
+
+
+def _check_suppression_list(audience: Audience, problems: list[Problem]) -> None:
+    path = audience.suppression_path()
+    if path is None:
+        return
+    from comms.plan.recipients import RecipientsCsvError, read_suppression_list
+
+    if not path.is_file():
+        problems.append(Problem(display_path(audience.source), f"suppression list not found: {display_path(path)}"))
+        return
+    try:
+        read_suppression_list(audience)
+    except RecipientsCsvError as exc:
+        problems.extend(exc.problems)
 
 
 def _check_csv(audience: Audience, doc: YamlDocument | Problem, problems: list[Problem], *, whole: bool) -> None:

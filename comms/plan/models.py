@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from comms.core.locale_format import check_locale
+from comms.core.quiet_hours import QuietHours, parse_quiet_hours
 from comms.core.times import load_zone, parse_duration, parse_offset
 from comms.plan.addresses import EmailAddress
 
@@ -26,6 +28,7 @@ __all__ = [
     "Message",
     "Offset",
     "Plan",
+    "QuietHoursText",
     "Schedule",
     "SeverityPolicy",
     "SlackTargets",
@@ -33,6 +36,7 @@ __all__ = [
     "StatuspageSettings",
     "StatuspageStatus",
     "Trigger",
+    "Unsubscribe",
     "WebhookTargets",
 ]
 
@@ -83,6 +87,10 @@ def _offset(value: object) -> timedelta:
     return parse_offset(str(value))
 
 
+def _quiet_hours(value: object) -> object:
+    return parse_quiet_hours(value) if isinstance(value, str) else value
+
+
 _DURATION_TEXT = r"^\s*(?=\S*\d)(\d+w)?\s*(\d+d)?\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?\s*$"
 _OFFSET_TEXT = r"^\s*T(0?|\s*[+-]\s*(?=\S*\d)(\d+w)?\s*(\d+d)?\s*(\d+h)?\s*(\d+m)?\s*(\d+s)?)\s*$"
 """What parse_duration and parse_offset accept, as JSON Schema patterns (for editors)."""
@@ -101,6 +109,14 @@ Offset = Annotated[
 ]
 """An instant relative to T0 written as ``T-48h``, ``T0``, ``T+1w``."""
 
+_QUIET_HOURS_TEXT = r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)\s*$"
+QuietHoursText = Annotated[
+    QuietHours,
+    BeforeValidator(_quiet_hours),
+    WithJsonSchema({"type": "string", "pattern": _QUIET_HOURS_TEXT, "examples": ["22:00-07:00"]}),
+]
+"""A local span of the day written as ``22:00-07:00`` (it may cross midnight)."""
+
 
 class EmailTargets(_Frozen):
     """Email recipients: an inline list, a CSV file (column ``email``, optional ``name``), or both."""
@@ -109,6 +125,8 @@ class EmailTargets(_Frozen):
     """Addresses written in the plan, e.g. `[cto@example.com, ceo@example.com]`."""
     recipients_csv: str | None = None
     """A CSV of recipients beside the audience file (column `email`, optional `name`; streamed, any size), e.g. `end-users.csv`."""
+    fallback: Channel | None = None
+    """Where a message goes once when its email to this audience ends dead (see `comms.services.fallback`), e.g. `slack`."""
 
     @model_validator(mode="after")
     def _some_recipients(self) -> EmailTargets:
@@ -122,6 +140,8 @@ class SlackTargets(_Frozen):
 
     channels: tuple[Annotated[str, Field(min_length=2)], ...] = Field(min_length=1)
     """Slack channels by name or id, e.g. `["#exec-updates"]` or `[C0123ABC]`."""
+    fallback: Channel | None = None
+    """Where a message goes once when its Slack post to this audience ends dead, e.g. `email`."""
 
     @field_validator("channels")
     @classmethod
@@ -137,6 +157,8 @@ class WebhookTargets(_Frozen):
 
     urls: tuple[str, ...] = Field(min_length=1)
     """Receiver URLs of signed JSON POSTs, e.g. `["https://hooks.example.com/cutover"]`."""
+    fallback: Channel | None = None
+    """Where a message goes once when its webhook delivery to this audience ends dead, e.g. `email`."""
 
     @field_validator("urls")
     @classmethod
@@ -168,6 +190,37 @@ class AudienceChannels(_Frozen):
         """The channels this audience can be reached on (the fields that are set)."""
         return frozenset(Channel(name) for name in type(self).model_fields if getattr(self, name))
 
+    def fallback_for(self, channel: Channel) -> Channel | None:
+        """The channel a dead delivery on ``channel`` falls back to, if the audience names one."""
+        targets = getattr(self, channel.value, None)
+        return getattr(targets, "fallback", None)
+
+    @model_validator(mode="after")
+    def _fallbacks_reach_the_audience(self) -> AudienceChannels:
+        for channel in self.kinds():
+            fallback = self.fallback_for(channel)
+            if fallback is None:
+                continue
+            if fallback is channel or fallback is Channel.STATUSPAGE:
+                raise ValueError(f"{channel.value}.fallback must be another channel of the audience, not {fallback}")
+            if fallback not in self.kinds():
+                raise ValueError(
+                    f"{channel.value}.fallback is {fallback.value}, but the audience has no {fallback.value}"
+                )
+        return self
+
+
+class Unsubscribe(_Frozen):
+    """End users may unsubscribe: a SendGrid suppression group (ASM) and a list of addresses never sent to.
+
+    Audiences without it (staff, told operational messages) carry no unsubscribe link.
+    """
+
+    group_id: int | None = Field(default=None, ge=1)
+    """The SendGrid unsubscribe group (ASM) the audience's emails are sent in, e.g. `4242`."""
+    suppression_list: str | None = None
+    """A CSV (column `email`) of unsubscribed addresses never sent to, beside the audience file, e.g. `end-users-unsubscribed.csv`."""
+
 
 class Audience(_Frozen):
     """One stakeholder group: who they are, their time zone and how they are reached."""
@@ -184,6 +237,14 @@ class Audience(_Frozen):
     """How the audience is reached: any of email, slack, statuspage, webhook."""
     priority: int = 0
     """Whose copy wins when a person is in several audiences of one message: higher first, then the message's order, e.g. `10`."""
+    unsubscribe: Unsubscribe | None = None
+    """End users may unsubscribe (staff audiences leave it out), e.g. `{group_id: 4242, suppression_list: end-users-unsubscribed.csv}`."""
+    locale: str | None = None
+    """The readers' language: its template variants and date formats (English without one), e.g. `de`."""
+    locales: tuple[str, ...] = ()
+    """Other languages named in the recipients CSV's `locale` column, one render each, e.g. `[de, fr]`."""
+    quiet_hours: QuietHoursText | None = None
+    """Local hours in which non-urgent messages wait (see `comms.core.quiet_hours`), e.g. `"22:00-07:00"`."""
     source: Path = Field(exclude=True)
     """The audience file (not written in the file)."""
 
@@ -201,10 +262,48 @@ class Audience(_Frozen):
             )
         return self
 
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        return check_locale(value) if value is not None else None
+
+    @field_validator("locales")
+    @classmethod
+    def _known_locales(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_locale(v) for v in value)
+
+    @model_validator(mode="after")
+    def _locales_need_a_csv(self) -> Audience:
+        if self.locales and not (self.channels.email and self.channels.email.recipients_csv):
+            raise ValueError("'locales' names languages of the recipients CSV's 'locale' column: give a recipients_csv")
+        if (self.locale or "en") in self.locales:
+            raise ValueError(f"'locales' lists the audience's own locale {self.locale or 'en'}")
+        return self
+
+    def reader_groups(self) -> list[Audience]:
+        """The audience as one view per language it renders in: itself, then one copy per entry of ``locales``.
+
+        The copies select the CSV rows of their locale (``email_targets``); rows of another or no locale go
+        with the audience itself.
+        """
+        return [self, *(self.model_copy(update={"locale": locale}) for locale in self.locales)]
+
+    def reads_row(self, row_locale: str | None) -> bool:
+        """Whether a CSV row of ``row_locale`` belongs to this view (see ``reader_groups``)."""
+        if self.locale in self.locales:
+            return row_locale == self.locale
+        return row_locale not in self.locales
+
     def csv_path(self) -> Path | None:
         """The recipients CSV resolved against the audience file's folder, if any."""
         if self.channels.email and self.channels.email.recipients_csv:
             return (self.source.parent / self.channels.email.recipients_csv).resolve()
+        return None
+
+    def suppression_path(self) -> Path | None:
+        """The suppression list resolved against the audience file's folder, if any."""
+        if self.unsubscribe and self.unsubscribe.suppression_list:
+            return (self.source.parent / self.unsubscribe.suppression_list).resolve()
         return None
 
 
@@ -258,6 +357,8 @@ class Message(_Frozen):
     """For `event: stage`: the traffic stages (percent) it is sent at (default: every stage), e.g. `[10, 25, 50]`."""
     hold_until_go: bool = False
     """Wait for the go decision even when its time has come, e.g. `true`."""
+    urgent: bool = False
+    """Sent at once even in an audience's quiet hours, e.g. `true`."""
     calendar_invite: bool = False
     """Attach a calendar invite of the window to the email, e.g. `true`."""
     broadcast: bool = False

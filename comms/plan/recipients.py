@@ -2,7 +2,7 @@
 
 A recipients CSV is UTF-8 text (a byte-order mark is allowed), with ``,`` or ``;`` between fields
 (whichever the header line uses more), LF or CRLF line ends, an ``email`` column and an optional
-``name`` column. It is read line by line, never whole: a million rows cost no more memory than ten.
+``name`` column and an optional ``locale`` column (the reader's language, ``de``). It is read line by line, never whole: a million rows cost no more memory than ten.
 A file that is not UTF-8 text, has no ``email`` column or has no rows is refused with a
 ``RecipientsCsvError`` naming the file and, where there is one, the line.
 """
@@ -31,6 +31,7 @@ __all__ = [
     "check_recipients_header",
     "iter_email_recipients",
     "read_recipients_csv",
+    "read_suppression_list",
     "scan_recipients_csv",
 ]
 
@@ -48,11 +49,12 @@ class RecipientsCsvError(PlanError):
 
 
 class CsvRecipient(NamedTuple):
-    """One data row of a recipients CSV: its line (where the row starts), the address and the name."""
+    """One data row of a recipients CSV: its line (where the row starts), the address, the name, the locale."""
 
     line: int
     address: str
     name: str | None
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,14 @@ class RecipientRow:
     name: str | None
     source: str
     problem: str | None = None
+    locale: str | None = None
 
 
-def read_recipients_csv(path: Path) -> Generator[CsvRecipient, None, None]:
+def read_recipients_csv(path: Path, *, allow_empty: bool = False) -> Generator[CsvRecipient, None, None]:
     """Stream the data rows of a recipients CSV (blank rows skipped); raise RecipientsCsvError on a bad file.
 
-    The header is checked on the first ``next()``; a file with a header and no rows raises at its end.
+    The header is checked on the first ``next()``; a file with a header and no rows raises at its end
+    (unless ``allow_empty``: a suppression list may be empty).
     """
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
@@ -90,6 +94,7 @@ def read_recipients_csv(path: Path) -> Generator[CsvRecipient, None, None]:
                 raise RecipientsCsvError(path, f"CSV header has no 'email' column (columns found: {found})", line=1)
             email_at = columns.index("email")
             name_at = columns.index("name") if "name" in columns else len(columns)
+            locale_at = columns.index("locale") if "locale" in columns else len(columns)
             rows = 0
             start = reader.line_num + 1
             for row in reader:
@@ -100,7 +105,8 @@ def read_recipients_csv(path: Path) -> Generator[CsvRecipient, None, None]:
                     rows += 1
                     address = row[email_at].strip() if email_at < len(row) else ""
                     name = (row[name_at].strip() or None) if name_at < len(row) else None
-                    yield CsvRecipient(start, address, name)
+                    locale = (row[locale_at].strip() or None) if locale_at < len(row) else None
+                    yield CsvRecipient(start, address, name, locale)
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:  # the text layer decodes ahead of the rows: find the line in the bytes
         line, byte = _first_undecodable(path)
@@ -109,7 +115,7 @@ def read_recipients_csv(path: Path) -> Generator[CsvRecipient, None, None]:
         ) from exc
     except csv.Error as exc:
         raise RecipientsCsvError(path, f"not a readable CSV ({exc})", line=start) from exc
-    if rows == 0:
+    if rows == 0 and not allow_empty:
         raise RecipientsCsvError(path, "CSV has a header but no recipients")
 
 
@@ -177,7 +183,15 @@ def iter_email_recipients(audience: Audience) -> Iterator[RecipientRow]:
         name = row.name
         if name and (";" in name or "," in name):
             name = name.replace(";", " ").replace(",", " ")
-        yield RecipientRow(row.address, name, f"{display}:{row.line}", problem)
+        yield RecipientRow(row.address, name, f"{display}:{row.line}", problem, row.locale)
+
+
+def read_suppression_list(audience: Audience) -> frozenset[str]:
+    """The unsubscribed addresses of an audience (lower case), from its suppression list; empty without one."""
+    path = audience.suppression_path()
+    if path is None:
+        return frozenset()
+    return frozenset(row.address.strip().lower() for row in read_recipients_csv(path, allow_empty=True) if row.address)
 
 
 def _not_text(path: Path, line: int) -> RecipientsCsvError:

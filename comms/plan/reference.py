@@ -33,6 +33,7 @@ from comms.plan.models import (
     SlackTargets,
     StatuspageAction,
     StatuspageSettings,
+    Unsubscribe,
     WebhookTargets,
 )
 
@@ -45,6 +46,7 @@ _SECTIONS: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("audiences/<key>.yaml", "channels.email", EmailTargets),
     ("audiences/<key>.yaml", "channels.slack", SlackTargets),
     ("audiences/<key>.yaml", "channels.webhook", WebhookTargets),
+    ("audiences/<key>.yaml", "unsubscribe", Unsubscribe),
     ("schedules/cutover.yaml", "", Schedule),
     ("schedules/cutover.yaml", "cutover", CutoverSpec),
     ("schedules/cutover.yaml", "statuspage", StatuspageSettings),

@@ -8,13 +8,14 @@ from pathlib import Path
 from jinja2 import TemplateError, TemplateSyntaxError, UndefinedError
 
 from comms.core.context import sample_context
+from comms.core.locale_format import is_default
 from comms.core.phases import Phase, phase_of
 from comms.errors import Problem
 from comms.plan.loader import display_path, sent_combinations
-from comms.plan.models import Plan
+from comms.plan.models import Channel, Plan
 from comms.rendering import PART_FILES, Renderer
 
-__all__ = ["check_templates", "fixed_duration_warnings"]
+__all__ = ["check_templates", "fixed_duration_warnings", "missing_locale_variants"]
 
 
 def check_templates(plan: Plan) -> list[Problem]:
@@ -37,7 +38,8 @@ def check_templates(plan: Plan) -> list[Problem]:
         if absent:
             continue
         try:
-            renderer.render(message_key, audience_key, channel, sample_context(plan, message, audience))
+            for view in audience.reader_groups() if audience and channel is Channel.EMAIL else [audience]:
+                renderer.render(message_key, audience_key, channel, sample_context(plan, message, view))
         except TemplateSyntaxError as exc:
             name = exc.filename or exc.name or "?"
             if name not in seen:
@@ -63,6 +65,28 @@ def check_templates(plan: Plan) -> list[Problem]:
         for wanted, needed_by in missing.items()
     ]
     return absent_problems + problems
+
+
+def missing_locale_variants(plan: Plan) -> list[str]:
+    """Per audience with a locale, the messages it is sent without that locale's variant (in English, then)."""
+    renderer = Renderer(plan.root / "templates")
+    missing: dict[tuple[str, str], list[str]] = {}
+    for message_key, audience_key, channel in sent_combinations(plan):
+        audience = plan.audiences.get(audience_key) if audience_key else None
+        if audience is None:
+            continue
+        views = audience.reader_groups() if channel is Channel.EMAIL else [audience]
+        for view in views:
+            if view.locale is None or is_default(view.locale):
+                continue
+            parts = PART_FILES[channel]
+            if any(renderer.localized(message_key, audience_key, channel, part, view.locale) is None for part in parts):
+                missing.setdefault((audience.key, view.locale), []).append(f"{message_key} ({channel})")
+    return [
+        f"audience '{key}' reads {locale}, but {len(found)} message(s) have no {locale} variant and go in English: "
+        + ", ".join(found)
+        for (key, locale), found in missing.items()
+    ]
 
 
 def _template_frame(exc: BaseException) -> tuple[str | None, int | None]:

@@ -47,6 +47,7 @@ FILTERS: tuple[tuple[str, str], ...] = (
     ("cutover.start | utc", "an instant in UTC"),
     ("cutover.start | iso", "an instant as ISO-8601 UTC"),
     ("cutover.window | duration", "a length of time in words"),
+    ("12840 | number", "a number with the reader's digit grouping (12.840 in German)"),
 )
 """Every filter the templates may use (beyond Jinja's built-ins such as ``upper``), as used on samples."""
 

@@ -74,7 +74,7 @@ def communication_metrics(tx: Transaction, cutover: CutoverRow) -> dict[str, Any
     """Delivery counts and rates, on-time rate and lateness, escalations, plus the migration KPIs given by the user."""
     assert cutover.id is not None
     counts = reporting.delivery_state_counts(tx, cutover.id)
-    total = sum(count for state, count in counts.items() if state not in ("cancelled", "covered"))
+    total = sum(count for state, count in counts.items() if state not in ("cancelled", "covered", "suppressed"))
     sent = counts.get("sent", 0)
     lateness = occurrence_lateness(tx, cutover.id)
     values = sorted(v for v in (item.seconds for item in lateness) if v is not None)
@@ -89,6 +89,7 @@ def communication_metrics(tx: Transaction, cutover: CutoverRow) -> dict[str, Any
         "dead": counts.get("dead", 0),
         "uncertain": counts.get("uncertain", 0),
         "missed": counts.get("missed", 0),
+        "suppressed": counts.get("suppressed", 0),
         "missed_occurrences": sum(1 for item in lateness if item.state == "missed"),
         "retries": reporting.transient_attempts(tx, cutover.id),
         "escalations": reporting.escalation_count(tx, cutover.id, kinds=ESCALATION_KINDS),

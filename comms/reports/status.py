@@ -3,8 +3,9 @@
 Delivery counts come from one GROUP BY over the delivery table, so the status of a cutover with a
 million recipients costs one index scan. A delivery is counted once, in the first bucket that fits:
 
-- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``covered``, ``in_flight``: its state
-  (``covered``: the person got this message through an audience whose copy won);
+- ``sent``, ``dead``, ``uncertain``, ``missed``, ``cancelled``, ``covered``, ``suppressed``, ``in_flight``: its
+  state (``covered``: the person got this message through an audience whose copy won; ``suppressed``:
+  unsubscribed, never sent to);
 - ``retrying``: pending after at least one failed attempt (waiting for its next try);
 - ``pending``: pending and not tried yet.
 
@@ -53,7 +54,18 @@ STATE_LABELS = {
     "postponed": "postponed",
     "cancelled": "cancelled",
 }
-DELIVERY_BUCKETS = ("sent", "pending", "in_flight", "retrying", "dead", "uncertain", "missed", "cancelled", "covered")
+DELIVERY_BUCKETS = (
+    "sent",
+    "pending",
+    "in_flight",
+    "retrying",
+    "dead",
+    "uncertain",
+    "missed",
+    "cancelled",
+    "covered",
+    "suppressed",
+)
 
 
 @dataclass
@@ -69,6 +81,8 @@ class DeliveryCounts:
     missed: int = 0
     cancelled: int = 0
     covered: int = 0
+    suppressed: int = 0
+    """Unsubscribed addresses, never sent to."""
 
     @property
     def total(self) -> int:

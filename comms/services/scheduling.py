@@ -9,6 +9,7 @@ from typing import Any
 
 from comms.core import jsoncodec
 from comms.core.events import CutoverState, PendingEffect, check_event_time, decide
+from comms.core.quiet_hours import SPLIT_MARK, split_for_quiet_hours
 from comms.core.timeline import Occurrence, build_timeline, occurrence_key
 from comms.core.times import iso_utc
 from comms.errors import InputError, StateError
@@ -209,8 +210,8 @@ def apply_event(
         assert event_row.id is not None
         moved_start = new_start if event is Trigger.RESCHEDULE else None
         if moved_start is not None:
-            due = {o.key: o.due_at for o in build_timeline(plan, moved_start) if o.due_at is not None}
-            repo.shift_time_based(tx, cutover.id, due)
+            moved = [_new_occurrence(o, now=now) for o in build_timeline(plan, moved_start) if o.due_at is not None]
+            repo.realign_time_based(tx, cutover.id, moved, split_mark=SPLIT_MARK, now=now)
         if moved_start is None:
             retire_over_phases(tx, plan, cutover, state=transition.state, now=now)
         _apply_pending_effect(tx, cutover.id, transition.pending, now=now, reason=f"'{event.value}' recorded")
@@ -233,8 +234,9 @@ def apply_event(
                 max_lateness=message.max_lateness,
                 stage=message_stage,
             )
-            row = _new_occurrence(base, now=now, key=f"{base.key}/e{event_row.id}", context={"event": payload})
-            fired.append(repo.add_occurrence(tx, cutover.id, row, now=now))
+            for part in split_for_quiet_hours(plan, base, urgent=message.urgent):
+                row = _new_occurrence(part, now=now, key=f"{part.key}/e{event_row.id}", context={"event": payload})
+                fired.append(repo.add_occurrence(tx, cutover.id, row, now=now))
         repo.set_cutover_state(
             tx, cutover, state=transition.state.value, stage=transition.stage, now=now, start=moved_start
         )

@@ -102,7 +102,8 @@ _CLAIM_SQL = """
 UPDATE delivery SET state = 'in_flight', claim = :token, attempts = attempts + 1, updated_at = :now
 WHERE id IN (
     SELECT id FROM delivery
-    WHERE occurrence_id = :occurrence_id AND audience = :audience AND channel = :channel AND state = 'pending'
+    WHERE occurrence_id = :occurrence_id AND audience = :audience AND channel = :channel
+      AND content_id = :content_id AND state = 'pending'
       AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
     ORDER BY next_attempt_at{nulls}, id LIMIT :limit{lock}
 )
@@ -184,7 +185,8 @@ def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, toke
     where = {"occurrence_id": lane.occurrence_id, "audience": lane.audience, "channel": lane.channel}
     with engine.begin() as connection:
         returned = connection.execute(
-            _CLAIM[connection.dialect.name], {"token": token, "now": now, "limit": limit, **where}
+            _CLAIM[connection.dialect.name],
+            {"token": token, "now": now, "limit": limit, "content_id": lane.content_id, **where},
         ).all()
         if not returned:
             return None

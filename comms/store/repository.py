@@ -8,7 +8,7 @@ reports are in ``comms.store.reporting`` and ``comms.store.audit``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -30,6 +30,7 @@ __all__ = [
     "add_numbered_occurrence",
     "add_occurrence",
     "cancel_time_based",
+    "count_events",
     "cutovers_in_states",
     "due_occurrences",
     "find_cutover",
@@ -44,12 +45,12 @@ __all__ = [
     "occurrence_id_by_key",
     "occurrences",
     "open_timeline_occurrences",
+    "realign_time_based",
     "record_event",
     "remember_thread",
     "set_cutover_kpis",
     "set_cutover_state",
     "set_occurrence_states",
-    "shift_time_based",
     "thread_ref",
     "told_audiences",
 ]
@@ -382,16 +383,6 @@ def cutovers_in_states(session: Session, states: Sequence[str]) -> Sequence[Cuto
     return session.exec(select(CutoverRow).where(col(CutoverRow.state).in_(states))).all()
 
 
-def shift_time_based(session: Session, cutover_id: int, due_at: Mapping[str, datetime]) -> None:
-    """Give the pending or held time-based occurrences (not materialized) the due time of their key, pending again."""
-    for row in _time_based_open(session, cutover_id, ("pending", "held")):
-        if row.materialized or row.key not in due_at:
-            continue
-        row.due_at = due_at[row.key]
-        row.state = "pending"
-        session.add(row)
-
-
 def set_cutover_state(
     session: Session,
     cutover: CutoverRow,
@@ -418,3 +409,54 @@ def set_cutover_kpis(engine: Engine, cutover_name: str | None, kpis_json: str, *
         cutover.updated_at = now
         session.add(cutover)
         session.commit()
+
+
+def count_events(session: Session, cutover_id: int, kinds: Sequence[str]) -> int:
+    """How many events of the given kinds the cutover has recorded (the calendar SEQUENCE counts moves)."""
+    query = select(func.count()).select_from(EventRow)
+    return session.exec(query.where(EventRow.cutover_id == cutover_id, col(EventRow.kind).in_(list(kinds)))).one()
+
+
+def realign_time_based(
+    session: Session, cutover_id: int, occurrences: Sequence[NewOccurrence], *, split_mark: str, now: datetime
+) -> None:
+    """After a reschedule, make the open time-based occurrences (pending or held, not materialized) the new timeline.
+
+    Each gets the due time, lateness bound, audiences and channels of its key, pending again. Quiet hours
+    split an audience off as ``<key><split_mark><audience>`` when they move it: a split the new T0 no
+    longer needs is cancelled, one it needs is added (or reopened), while the occurrence it splits from
+    is still open.
+    """
+    open_states = ("pending", "held")
+    rows = {
+        row.key: row
+        for row in session.exec(
+            select(OccurrenceRow).where(
+                OccurrenceRow.cutover_id == cutover_id, OccurrenceRow.trigger == Trigger.TIME.value
+            )
+        ).all()
+    }
+
+    def is_open(row: OccurrenceRow | None) -> bool:
+        return row is not None and row.state in open_states and not row.materialized
+
+    wanted = {occurrence.key: occurrence for occurrence in occurrences}
+    for key, row in rows.items():
+        if is_open(row) and key not in wanted:
+            row.state, row.finished_at = "cancelled", now
+            row.ended_reason = "the reschedule no longer needs this quiet-hours split"
+            session.add(row)
+    for key, occurrence in wanted.items():
+        splits_from = rows.get(key.split(split_mark)[0])
+        if key not in rows:
+            if split_mark in key and is_open(splits_from):
+                session.add(_occurrence_row(cutover_id, occurrence, now=now))
+            continue
+        row = rows[key]
+        reopen = row.state == "cancelled" and split_mark in key and is_open(splits_from)
+        if not (is_open(row) or reopen):
+            continue
+        row.due_at, row.max_lateness_seconds = occurrence.due_at, occurrence.max_lateness_seconds
+        row.audiences_csv, row.channels_csv = ",".join(occurrence.audiences), ",".join(occurrence.channels)
+        row.state, row.finished_at, row.ended_reason = "pending", None, None
+        session.add(row)

@@ -23,7 +23,13 @@ __all__ = ["BASELINE", "HEAD", "REVISIONS", "SchemaUpgrade", "check", "upgrade"]
 
 log = logging.getLogger(__name__)
 
-REVISIONS = ("0001_baseline", "0002_lease_and_attempt_claim", "0003_pacing", "0004_console_and_retired_reason")
+REVISIONS = (
+    "0001_baseline",
+    "0002_lease_and_attempt_claim",
+    "0003_pacing",
+    "0004_console_and_retired_reason",
+    "0005_delivery_fallback_of",
+)
 """Every migration, oldest first (``comms/store/migrations/versions``; a test checks the two agree)."""
 BASELINE = REVISIONS[0]
 HEAD = REVISIONS[-1]

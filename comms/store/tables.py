@@ -4,7 +4,7 @@ States:
 - cutover:    planned, go, in_progress, completed, rolled_back, postponed, cancelled
 - occurrence: pending, held, dispatching, done, missed, cancelled
 - delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled, covered (another audience's copy
-              reaches the same person)
+              reaches the same person), suppressed (unsubscribed)
 - attempt:    claimed, started, sent, transient, permanent, uncertain, released, unsent
 """
 
@@ -125,6 +125,8 @@ class DeliveryRow(SQLModel, table=True):
     provider_id: str | None = None
     sent_at: datetime | None = Field(default=None, sa_column=_utc())
     updated_at: datetime | None = Field(default=None, sa_column=_utc())
+    fallback_of: int | None = None
+    """The dead delivery (on the audience's primary channel) this one stands in for."""
 
 
 class AttemptRow(SQLModel, table=True):

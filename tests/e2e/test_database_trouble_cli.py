@@ -16,6 +16,7 @@ import pytest
 from comms.plan.loader import load_plan
 from comms.services.scheduling import schedule_cutover
 from comms.store.engine import make_engine
+from tests.support.plans import wall_clock_plan
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0).isoformat()
@@ -36,7 +37,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 def _schedule(env: dict[str, str], *, start: datetime) -> Path:
     """Schedule the default plan's cutover for ``start`` through the service; the database file."""
     engine = make_engine(env["COMMS_DATABASE_URL"])
-    schedule_cutover(engine, load_plan(REPO_ROOT, check_templates=False), start=start, now=datetime.now(UTC))
+    plan = load_plan(wall_clock_plan(), check_templates=False)  # the worker runs on the wall clock: no quiet hours
+    schedule_cutover(engine, plan, start=start, now=datetime.now(UTC))
     engine.dispose()
     return Path(env["COMMS_DATABASE_URL"].removeprefix("sqlite:///"))
 

@@ -16,8 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from comms.cli import app
+from tests.support.plans import wall_clock_plan
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PLAN = wall_clock_plan()  # the worker runs on the wall clock: no quiet hours to depend on the time of day
 
 
 @pytest.fixture
@@ -43,15 +45,15 @@ def _start(hours: float = 47.5) -> str:
 def test_schedule_twice_changes_nothing(env: dict[str, str]) -> None:
     """The second `comms schedule` with the same start reports that nothing changed."""
     start = _start()
-    assert _run("schedule", "--start", start, "--plan", str(REPO_ROOT))[0] == 0
-    code, output = _run("schedule", "--start", start, "--plan", str(REPO_ROOT))
+    assert _run("schedule", "--start", start, "--plan", str(PLAN))[0] == 0
+    code, output = _run("schedule", "--start", start, "--plan", str(PLAN))
     assert code == 0 and "nothing changed" in output
 
 
 def test_schedule_other_start_points_to_reschedule(env: dict[str, str]) -> None:
     """A different start for an existing cutover exits 2 and names `comms reschedule`."""
-    _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT))
-    code, output = _run("schedule", "--start", _start(72), "--plan", str(REPO_ROOT))
+    _run("schedule", "--start", _start(), "--plan", str(PLAN))
+    code, output = _run("schedule", "--start", _start(72), "--plan", str(PLAN))
     assert code == 2 and "comms reschedule" in output
 
 
@@ -64,7 +66,7 @@ def test_naive_start_is_refused_without_tz(env: dict[str, str]) -> None:
 
 def test_run_until_idle_sends_due_advance_notice_to_outbox(env: dict[str, str]) -> None:
     """With no credentials, the due advance notice lands in the outbox as .eml and JSON files."""
-    _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT))
+    _run("schedule", "--start", _start(), "--plan", str(PLAN))
     code, output = _run("run", "--until-idle")
     assert code == 0 and "Sent" in output
     # one line per send: time, message, audience, channel, what became of its recipients
@@ -75,14 +77,14 @@ def test_run_until_idle_sends_due_advance_notice_to_outbox(env: dict[str, str]) 
 
 def test_event_out_of_order_is_refused(env: dict[str, str]) -> None:
     """`comms event stage 50` before go exits 2 with the reason."""
-    _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT))
+    _run("schedule", "--start", _start(), "--plan", str(PLAN))
     code, output = _run("event", "stage", "50")
     assert code == 2 and "cannot record 'stage'" in output
 
 
 def test_go_then_stage_records_and_sends(env: dict[str, str]) -> None:
     """Go and a stage are recorded and their messages written at once."""
-    _run("schedule", "--start", _start(1), "--plan", str(REPO_ROOT), "--accept-missed")
+    _run("schedule", "--start", _start(1), "--plan", str(PLAN), "--accept-missed")
     assert _run("event", "go")[0] == 0
     code, output = _run("event", "stage", "10", "--force", "--reason", "rehearsal before T0")
     assert code == 0 and "in_progress at 10 %" in output
@@ -91,7 +93,7 @@ def test_go_then_stage_records_and_sends(env: dict[str, str]) -> None:
 
 def test_cancel_needs_reason(env: dict[str, str]) -> None:
     """`comms cancel` without --reason is a usage error (exit 2)."""
-    _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT))
+    _run("schedule", "--start", _start(), "--plan", str(PLAN))
     assert _run("cancel")[0] == 2
 
 
@@ -145,7 +147,7 @@ def test_simulate_rollback_at_stage(env: dict[str, str], tmp_path: Path) -> None
 
 def test_worker_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
     """`comms run` exits 0 soon after SIGTERM."""
-    _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT))
+    _run("schedule", "--start", _start(), "--plan", str(PLAN))
     worker = subprocess.Popen(
         [sys.executable, "-m", "comms", "run", "--tick", "0.2"],
         env={**os.environ, **env},
@@ -164,7 +166,7 @@ def test_schedule_with_metrics_file_stores_kpis(env: dict[str, str], tmp_path: P
     """`--metrics-file` stores the migration's KPIs with the cutover."""
     kpis = tmp_path / "kpis.yaml"
     kpis.write_text("uptime: 99.97 %\nerror_rate: 0.3 %\n")
-    assert _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT), "--metrics-file", str(kpis))[0] == 0
+    assert _run("schedule", "--start", _start(), "--plan", str(PLAN), "--metrics-file", str(kpis))[0] == 0
     code, output = _run("kpis", "show")
     assert code == 0 and "99.97 %" in output
 
@@ -173,6 +175,6 @@ def test_schedule_with_bad_metrics_file_stores_nothing(env: dict[str, str], tmp_
     """A broken KPI file exits 2 naming the file, and no cutover is stored."""
     kpis = tmp_path / "kpis.yaml"
     kpis.write_text("uptime: [unclosed\n")
-    code, output = _run("schedule", "--start", _start(), "--plan", str(REPO_ROOT), "--metrics-file", str(kpis))
+    code, output = _run("schedule", "--start", _start(), "--plan", str(PLAN), "--metrics-file", str(kpis))
     assert code == 2 and "kpis.yaml" in output
     assert _run("event", "go")[0] == 2

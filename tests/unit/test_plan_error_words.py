@@ -33,7 +33,7 @@ def test_slack_given_as_text_names_the_keys_not_the_class(scaffold: Path) -> Non
     """`slack: "#team"` says slack must be a mapping with key 'channels', never 'SlackTargets'."""
     _replace(scaffold / "audiences/team.yaml", 'slack:\n    channels: ["#maintenance"]', 'slack: "#team"\n   ')
     (message,) = _problems(scaffold)
-    assert message == "channels.slack: must be a mapping of keys (channels), got '#team'"
+    assert message == "channels.slack: must be a mapping of keys (channels, fallback), got '#team'"
 
 
 def test_list_given_as_text_asks_for_a_list(scaffold: Path) -> None:

@@ -1,0 +1,127 @@
+"""Fallback channels: when an audience's delivery ends dead, the same message goes once on its fallback channel.
+
+An audience names the fallback on a target (``slack: {channels: [...], fallback: email}``). When rows of
+an occurrence die after being tried (their retries spent, or a permanent error), the dispatcher's
+``on_failure`` hook calls ``DeliveryFallback`` inside the transaction that recorded them: for each
+audience and dead channel with a fallback, the message is rendered for the fallback channel and one
+delivery per fallback target is written on the same occurrence, ``fallback_of`` the first dead one.
+The sender picks them up on its next pass. Never a fallback of a fallback (stand-ins that die are left
+dead), never twice (one set per audience and channel), and never when the audience already gets this
+occurrence on that channel (a message sent by email and Slack does not send the email twice).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from comms.channels.base import target_state
+from comms.channels.registry import channel_spec
+from comms.clock import Clock
+from comms.core import jsoncodec
+from comms.core.content import content_hash, content_to_json
+from comms.core.context import build_context
+from comms.delivery.materialize import delivery_key
+from comms.plan.cache import PlanCache
+from comms.plan.models import Channel
+from comms.store import fallback_queries
+from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction
+
+__all__ = ["DeliveryFallback", "MetricsProvider", "queue_fallbacks"]
+
+log = logging.getLogger(__name__)
+
+MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]
+
+
+class DeliveryFallback:
+    """An ``on_failure`` hook: queue the fallback deliveries of the audiences whose deliveries just died."""
+
+    def __init__(self, plans: PlanCache, *, clock: Clock, metrics: MetricsProvider) -> None:
+        self.plans = plans
+        self.clock = clock
+        self.metrics = metrics
+
+    def __call__(self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str) -> None:
+        if reason == "missed":
+            return  # too late for the primary is too late for a fallback
+        try:
+            with tx.begin_nested():  # a fallback that cannot be written leaves the failure's own records alone
+                queue_fallbacks(tx, self.plans, cutover, occurrence, now=self.clock(), metrics=self.metrics)
+        except Exception:
+            log.exception("could not queue the fallback of %s", occurrence.key)
+
+
+def queue_fallbacks(
+    tx: Transaction,
+    plans: PlanCache,
+    cutover: CutoverRow,
+    occurrence: OccurrenceRow,
+    *,
+    now: datetime,
+    metrics: MetricsProvider,
+) -> list[int]:
+    """Write the fallback deliveries the occurrence's dead rows call for; return their ids (the caller commits)."""
+    assert cutover.id is not None and occurrence.id is not None
+    plan, renderer = plans.get(cutover.plan_dir)
+    message = plan.message(occurrence.message)
+    written: list[int] = []
+    for dead in fallback_queries.dead_primaries(tx, occurrence.id):
+        audience = plan.audiences.get(dead.audience)
+        if audience is None:
+            continue  # the status page and directly named contacts have no fallback
+        fallback = audience.channels.fallback_for(Channel(dead.channel))
+        if fallback is None or fallback_queries.audience_has_channel(tx, occurrence.id, audience.key, fallback.value):
+            continue
+        extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
+        extra.pop("direct", None)
+        extra.pop("statuspage_override", None)
+        if message.with_metrics:
+            extra["metrics"] = metrics(tx, cutover)
+        context = build_context(
+            plan,
+            start=cutover.start,
+            message=message,
+            audience=audience,
+            cutover_name=cutover.name,
+            due_at=occurrence.due_at,
+            sequence=occurrence.sequence,
+            total=occurrence.total,
+            extra=extra,
+        )
+        body = content_to_json(renderer.render(occurrence.message, audience.key, fallback, context))
+        targets = [
+            (
+                delivery_key(cutover.name, occurrence.key, audience.key, fallback.value, address),
+                address,
+                name,
+                target_state(problem),
+                problem,
+            )
+            for address, name, problem in channel_spec(fallback).targets(audience)
+        ]
+        ids = fallback_queries.add_fallback_deliveries(
+            tx,
+            cutover_id=cutover.id,
+            occurrence_id=occurrence.id,
+            audience=audience.key,
+            channel=fallback.value,
+            body_json=body,
+            sha256=content_hash(body),
+            targets=targets,
+            fallback_of=dead.id,
+            now=now,
+        )
+        log.warning(
+            "%s to %s ended dead on %s: %d fallback delivery(ies) queued on %s",
+            occurrence.key,
+            audience.key,
+            dead.channel,
+            len(ids),
+            fallback.value,
+        )
+        written.extend(ids)
+    return written

@@ -1,0 +1,89 @@
+"""The queries behind fallback deliveries: dead primaries without a stand-in, and writing the stand-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from comms.store.tables import ContentRow, DeliveryRow
+
+__all__ = ["DeadPrimary", "add_fallback_deliveries", "audience_has_channel", "dead_primaries"]
+
+
+@dataclass(frozen=True)
+class DeadPrimary:
+    """A delivery that died after being tried, on an audience's own channel."""
+
+    id: int
+    audience: str
+    channel: str
+
+
+def dead_primaries(session: Session, occurrence_id: int) -> list[DeadPrimary]:
+    """The occurrence's dead deliveries that were tried (not refused before sending) and are no fallback themselves."""
+    rows = session.exec(
+        select(DeliveryRow.id, DeliveryRow.audience, DeliveryRow.channel)
+        .where(
+            DeliveryRow.occurrence_id == occurrence_id,
+            DeliveryRow.state == "dead",
+            col(DeliveryRow.attempts) > 0,
+            col(DeliveryRow.fallback_of).is_(None),
+        )
+        .order_by(col(DeliveryRow.id))
+    ).all()
+    return [DeadPrimary(int(id_), audience, channel) for id_, audience, channel in rows if id_ is not None]
+
+
+def audience_has_channel(session: Session, occurrence_id: int, audience: str, channel: str) -> bool:
+    """Whether the occurrence already has deliveries to the audience on the channel (sent, planned or a fallback)."""
+    found = session.exec(
+        select(DeliveryRow.id).where(
+            DeliveryRow.occurrence_id == occurrence_id, DeliveryRow.audience == audience, DeliveryRow.channel == channel
+        )
+    ).first()
+    return found is not None
+
+
+def add_fallback_deliveries(
+    session: Session,
+    *,
+    cutover_id: int,
+    occurrence_id: int,
+    audience: str,
+    channel: str,
+    body_json: str,
+    sha256: str,
+    targets: Iterable[tuple[str, str, str | None, str, str | None]],
+    fallback_of: int,
+    now: datetime,
+) -> Sequence[int]:
+    """Store the fallback's content and one delivery per (key, address, name, state, problem); the caller commits."""
+    content = ContentRow(
+        occurrence_id=occurrence_id, audience=audience, channel=channel, body_json=body_json, sha256=sha256
+    )
+    session.add(content)
+    session.flush()
+    assert content.id is not None
+    rows = [
+        DeliveryRow(
+            idempotency_key=key,
+            cutover_id=cutover_id,
+            occurrence_id=occurrence_id,
+            content_id=content.id,
+            audience=audience,
+            channel=channel,
+            recipient=address,
+            recipient_name=name,
+            state=state,
+            last_error=problem,
+            fallback_of=fallback_of,
+            updated_at=now,
+        )
+        for key, address, name, state, problem in targets
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [row.id for row in rows if row.id is not None]
