@@ -14,7 +14,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from comms.channels.base import target_state
+from comms.channels.base import SUPPRESSED, Target, target_state
 from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import content_hash, content_to_json
@@ -27,6 +27,7 @@ from comms.store.covering import mark_covered, statuspage_sent
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, save
 from comms.store.types import sqlite_stamp
+from comms.store.unsubscribes import unsubscribed_addresses
 
 __all__ = [
     "DIRECT_AUDIENCE",
@@ -180,6 +181,8 @@ def _materialize_one(
         content_row = ledger.add_content(tx, content_row)  # another worker may have stored it first
     assert content_row.id is not None
     targets = ((address, None, None) for address in direct) if direct else channel_spec(channel).targets(audience)
+    if audience is not None and audience.unsubscribe is not None and channel is Channel.EMAIL:
+        targets = _without_unsubscribed(targets, unsubscribed_addresses(tx, audience.key))
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
@@ -200,6 +203,17 @@ def _materialize_one(
             )
         tx.commit()
         yield len(chunk)
+
+
+UNSUBSCRIBED_BY_LINK = f"{SUPPRESSED}unsubscribed (through the link in an earlier email)"
+
+
+def _without_unsubscribed(targets: Iterable[Target], unsubscribed: frozenset[str]) -> Iterator[Target]:
+    """The targets, those who unsubscribed through their link recorded ``suppressed`` instead of sent."""
+    for address, name, problem in targets:
+        if problem is None and unsubscribed and address.strip().lower() in unsubscribed:
+            problem = UNSUBSCRIBED_BY_LINK
+        yield address, name, problem
 
 
 def one_copy_order(audiences: Iterable[Audience]) -> list[Audience]:

@@ -29,6 +29,7 @@ REVISIONS = (
     "0003_pacing",
     "0004_console_and_retired_reason",
     "0005_delivery_fallback_of",
+    "0006_unsubscribe",
 )
 """Every migration, oldest first (``comms/store/migrations/versions``; a test checks the two agree)."""
 BASELINE = REVISIONS[0]

@@ -30,6 +30,7 @@ __all__ = [
     "ProviderEventRow",
     "ProviderEventTallyRow",
     "ThreadRow",
+    "UnsubscribeRow",
 ]
 
 
@@ -199,6 +200,18 @@ class AckTokenUseRow(SQLModel, table=True):
     level: int
     recipient: str
     used_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class UnsubscribeRow(SQLModel, table=True):
+    """An address that unsubscribed from an audience through its email link (never sent to again)."""
+
+    __tablename__ = "unsubscribe"
+    __table_args__ = (UniqueConstraint("audience", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    audience: str
+    address: str
+    """Lower case, as the link's token names it."""
+    at: datetime = Field(sa_column=_utc(nullable=False))
 
 
 class ProviderEventRow(SQLModel, table=True):

@@ -9,7 +9,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from comms.bootstrap import Services
-from comms.web import acks, actions, pages, sendgrid_events, slack_actions
+from comms.web import acks, actions, pages, sendgrid_events, slack_actions, unsubscribe
 from comms.web.context import Console, page_environment
 from comms.web.security import MAX_BODY_BYTES, BodyLimit, ConsoleGuard
 
@@ -64,6 +64,7 @@ def create_app(
         *actions.ROUTES,
         *slack_actions.ROUTES,
         *sendgrid_events.ROUTES,
+        *unsubscribe.ROUTES,
         Mount("/static", app=StaticFiles(packages=[("comms.web", "static")]), name="static"),
     ]
     app = Starlette(

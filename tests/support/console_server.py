@@ -25,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_TOKEN = "console-token-for-tests"
 ACK_SECRET = "ack-secret-for-tests"
 SLACK_SIGNING_SECRET = "slack-signing-secret-for-tests"
+UNSUBSCRIBE_SECRET = "unsubscribe-secret-for-tests"
 
 
 @dataclass
@@ -80,6 +81,7 @@ def start_console(
         slack_signing_secret=SLACK_SIGNING_SECRET,
         sendgrid_webhook_public_key=sendgrid_public_key,
         public_url=url,
+        unsubscribe_secret=UNSUBSCRIBE_SECRET,
     )
     services = bootstrap(settings, clock=clock, sleep=clock.sleep)
     plan = load_plan(plan_root, check_templates=False)
