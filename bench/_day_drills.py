@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -317,8 +318,9 @@ def rollback_drill(
     its requests the drill records the rollback (``--no-wait``, so the command's return bounds when it was
     committed). Checked from the attempts table and at the fake: no batch of the advance notice started
     after the rollback was committed (the few claimed while it waited for the write lock, after the time
-    it read, are counted: at most the K in flight), the rest of it ended ``cancelled``, and the rollback
-    notice itself went to every end-user, once.
+    it read, are counted: at most the K in flight), at most K batches in flight were recorded sent after
+    it, its rows written and not sent ended ``cancelled`` (rows of a big message not yet materialized are
+    never written: the occurrence itself is cancelled), and the rollback notice went to every end-user, once.
     """
     result = DayResult("rollback during a big send", recipients)
     plan, db, fake = _setup(workdir, recipients, latency)
@@ -365,6 +367,7 @@ def rollback_drill(
         result.figures["batches_started_after_event_time"] = float(len(after_recorded))
         result.figures["batches_started_after_command_returned"] = float(sum(1 for a in attempts if a[3] > returned))
         result.figures["requests_at_fake_after_command_returned"] = float(sum(1 for at in arrivals if at > returned))
+        result.figures["sent_after_command_returned"] = float(notice.get("sent", 0) - sent_at_rollback)
         result.figures["cancelled"] = float(notice.get("cancelled", 0))
         result.figures["rollback_notice_sent"] = float(rollback.get("sent", 0))
         notice_received = fake.received("advance-notice")
@@ -389,6 +392,7 @@ def rollback_drill(
         and result.figures["batches_started_after_command_returned"] == 0
         and result.figures["requests_at_fake_after_command_returned"] == 0
         and result.figures["batches_started_after_event_time"] <= in_flight
+        and result.figures["sent_after_command_returned"] <= in_flight * 1000
         and rollback == {"sent": recipients}
         and result.lost == 0
         and result.duplicates_outside_uncertain == 0
@@ -464,13 +468,14 @@ def _claimed_of(db: Path, owner: str) -> int:
 
 
 def _hold_a_claimed_batch(
-    db: Path, owner: str, process: subprocess.Popen[str], *, timeout: float
+    db: Path, owner: str, process: subprocess.Popen[str], *, timeout: float, also: Callable[[], bool]
 ) -> sqlite3.Connection | None:
     """Catch ``owner`` between claiming a batch and marking its request started, and keep it there.
 
     Polls the attempt table for a batch still ``claimed``; when one shows, takes the SQLite write lock and
-    looks again: while the drill holds the lock the sender cannot mark the batch started, so it is killed
-    with the batch claimed and unsent. Returns the connection holding the lock (None if never caught).
+    looks again (and checks ``also``: another of its requests is out): while the drill holds the lock the
+    sender cannot mark the batch started, so it is killed with the batch claimed and unsent. Returns the
+    connection holding the lock (None if never caught).
     """
     connection = sqlite3.connect(db, timeout=30, isolation_level=None)
     query = "SELECT 1 FROM attempt WHERE outcome = 'claimed' AND claim LIKE ? LIMIT 1"
@@ -479,7 +484,7 @@ def _hold_a_claimed_batch(
     while time.monotonic() < deadline and process.poll() is None:
         if connection.execute(query, pattern).fetchone():
             connection.execute("BEGIN IMMEDIATE")
-            if connection.execute(query, pattern).fetchone():
+            if connection.execute(query, pattern).fetchone() and also():
                 return connection
             connection.execute("ROLLBACK")
         time.sleep(0.0005)
@@ -535,7 +540,9 @@ def killed_cli_drill(
         mid_send = _wait_for(
             lambda: (fake.accepted_requests >= after_requests and fake.delayed_now > 0) or cli.poll() is not None, 120
         )
-        lock = _hold_a_claimed_batch(db, cli_owner, cli, timeout=60) if catch_claimed and cli_owner else None
+        lock = None
+        if catch_claimed and cli_owner:  # a request out at the fake and a batch claimed, not yet started
+            lock = _hold_a_claimed_batch(db, cli_owner, cli, timeout=60, also=lambda: fake.delayed_now > 0)
         cli.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         cli.communicate(timeout=30)
@@ -605,6 +612,7 @@ def killed_cli_drill(
         and by_state.get("uncertain", 0) <= left
         and result.figures["sent_by_worker"] > 0
         and (not catch_claimed or 0 < result.figures["claimed_unsent_at_kill"] == result.figures["released_unsent"])
+        and (not catch_claimed or by_state.get("uncertain", 0) > 0)
         and result.lost == 0
         and result.duplicates_outside_uncertain == 0
         and not fake.violations
