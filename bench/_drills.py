@@ -46,6 +46,8 @@ class Seen:
     not_before: float | None = None
     accepted: bool = False
     status: int | None = None
+    message: str = ""
+    """The plan message the request carried (its ``custom_args.message``)."""
 
 
 @dataclass
@@ -141,12 +143,14 @@ class DrillSendGrid(FakeSendGrid):
     def parse(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> RecordedRequest:
         request = RecordedRequest(method=method, path=target, query={}, headers=headers, raw=b"")
         addresses: tuple[str, ...] = ()
+        message = ""
         if raw:
             try:
                 request.body = json.loads(raw)
                 addresses = tuple(
                     p["to"][0]["email"].lower() for p in request.body.get("personalizations", []) if p.get("to")
                 )
+                message = str((request.body.get("custom_args") or {}).get("message", ""))
             except (ValueError, KeyError, TypeError, AttributeError):
                 request.body = None
         kind = getattr(self._local, "kind", "ok")
@@ -155,6 +159,7 @@ class DrillSendGrid(FakeSendGrid):
             kind=kind,
             addresses=addresses,
             not_before=getattr(self._local, "not_before", None),
+            message=message,
         )
         if kind.startswith("429"):
             entry.status = 429
@@ -210,10 +215,16 @@ class DrillSendGrid(FakeSendGrid):
 
     # what the drill checks -------------------------------------------------------------------------
 
-    def received(self) -> Counter[str]:
-        """How many accepted requests each address was in."""
+    def received(self, message: str | None = None) -> Counter[str]:
+        """How many accepted requests each address was in (of one plan message, or of all)."""
         with self._seen_lock:
-            return Counter(a for s in self.seen if s.accepted for a in s.addresses)
+            return Counter(a for s in self.seen if s.accepted and message in (None, s.message) for a in s.addresses)
+
+    @property
+    def delayed_now(self) -> int:
+        """Requests held in a delay right now: arrived, not yet answered (their sender is mid-request)."""
+        with self._seen_lock:
+            return self._delayed
 
     def retry_after_violations(self, *, in_flight_grace: float = IN_FLIGHT_GRACE) -> tuple[list[str], list[str]]:
         """(same deliveries re-sent before their Retry-After, any request sent before a Retry-After).

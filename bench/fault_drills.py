@@ -18,8 +18,11 @@
 
 3. Cutover-day drills (``bench/_day_drills.py``): SIGTERM mid-send (time to stop, nothing left in flight,
    resumed once), a standby worker taking over from a SIGKILLed one (time to take over, lost, duplicated,
-   uncertain), ``comms cancel`` during a big send (rows sent after it), ``comms incident open`` while the
-   worker writes a 1M message's rows (time the command takes).
+   uncertain), ``comms cancel`` and ``comms event rollback`` during a big send (rows sent after it, batches
+   started after the rollback was recorded, the rollback notice sent), ``comms incident open`` while the
+   worker writes a 1M message's rows (time the command takes), and a CLI (``comms event no-go`` sending
+   its notice itself) SIGKILLed mid-send beside a running worker (time until that worker settled its
+   claims, uncertain, re-sent none).
 
 Deliveries recorded uncertain are re-sent at the end, as ``comms retry --uncertain`` would.
 Exit status 1 on a correctness failure: a lost delivery, a recipient received twice without having
@@ -145,6 +148,8 @@ def main() -> int:
             ("sigterm", lambda w: _day_drills.sigterm_drill(w, recipients=n)),
             ("standby", lambda w: _day_drills.standby_drill(w, recipients=n)),
             ("cancel", lambda w: _day_drills.cancel_drill(w, recipients=n)),
+            ("rollback", lambda w: _day_drills.rollback_drill(w, recipients=n)),
+            ("killed_cli", lambda w: _day_drills.killed_cli_drill(w, recipients=n)),
             ("operator", lambda w: _day_drills.operator_during_materialize_drill(w, recipients=10 * n)),
         )
         for name, run in drills:

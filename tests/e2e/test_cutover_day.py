@@ -1,5 +1,6 @@
 """The fast cutover-day drills of bench/_day_drills.py: a signal mid-send, a standby taking over, a cancel
-during a big send, an operator command during a big materialization (real processes, loopback SendGrid)."""
+and a rollback during a big send, an operator command during a big materialization, a CLI killed mid-send
+beside a running worker (real processes, loopback SendGrid)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,21 @@ def test_cancel_during_a_big_send_stops_the_rest_within_the_batches_in_flight(tm
     assert result.ok, result.line() + " " + " | ".join(result.notes)
 
 
+def test_a_rollback_during_a_big_send_stops_it_and_sends_the_rollback_notice(tmp_path: Path) -> None:
+    """`comms event rollback` during a 20k send: no batch of it starts after the rollback is recorded, the rest
+    ends cancelled, and the rollback notice goes to every end-user once."""
+    result = _day_drills.rollback_drill(tmp_path, recipients=20_000, latency=1.0, in_flight=2)
+    assert result.ok, result.line() + " " + " | ".join(result.notes)
+
+
 def test_an_operator_command_during_a_big_materialization_returns_in_seconds(tmp_path: Path) -> None:
     """`comms incident open` while the worker writes a 200k message's rows returns within 5 s."""
     result = _day_drills.operator_during_materialize_drill(tmp_path, recipients=200_000)
+    assert result.ok, result.line() + " " + " | ".join(result.notes)
+
+
+def test_a_cli_killed_mid_send_is_settled_by_the_running_worker(tmp_path: Path) -> None:
+    """SIGKILL `comms event no-go` while it sends the postponement itself: the worker already running (on
+    standby) settles its claims without a restart; every delivery ends sent once or uncertain, none twice."""
+    result = _day_drills.killed_cli_drill(tmp_path, recipients=10_000, latency=1.5, in_flight=2)
     assert result.ok, result.line() + " " + " | ".join(result.notes)
