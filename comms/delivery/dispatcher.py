@@ -106,6 +106,8 @@ class _Sending:
     tx: Transaction | None = None
     shown: bool = False
     in_flight: int = 0
+    ending: tuple[str, str] | None = None
+    """The occurrence ended while being written: the rest of its rows go in this (state, reason), unsent."""
     summaries: dict[Lane, SendSummary] = field(default_factory=dict)
     """What each lane's requests did in this tick (one line per send when the occurrence settles)."""
 
@@ -176,6 +178,8 @@ class Dispatcher:
         """Smaller batches for a lane whose request was refused over some recipients (halved per refusal)."""
         self._held_channels: set[str] = set()
         """Channels held in this tick after a channel-wide refusal (one escalation, no more requests)."""
+        self._look_for_unwritten = False
+        """An occurrence ended while being written: look for the rest of its rows to write (next turn)."""
         self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
         self._provider_hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
         # Statuspage paces itself per page in-process; with several workers they also share one slot per page
@@ -196,6 +200,7 @@ class Dispatcher:
         sending: dict[int, _Sending] = {}
         settled: set[int] = set()
         flights: dict[Future[_Answer], _Flight] = {}
+        self._look_for_unwritten = only is None
         try:
             while True:
                 started = 0 if self.stop_requested.is_set() else self._fill(sending, settled, flights, only, report)
@@ -208,7 +213,8 @@ class Dispatcher:
                 if self.stop_requested.is_set():
                     report.stopped = True
                     return report
-                if started == 0 and not self._has_unsettled_due(settled, only):
+                writing = any(current.filling is not None for current in sending.values())
+                if started == 0 and not writing and not self._has_unsettled_due(settled, only):
                     return report
         finally:
             for future in list(flights):  # an error above: still record what the requests out did
@@ -262,6 +268,9 @@ class Dispatcher:
         report: TickReport,
     ) -> int:
         """Open what fell due, advance each materialization one chunk, and start batches in turns."""
+        if self._look_for_unwritten and only is None:
+            self._look_for_unwritten = False
+            self._open_unwritten_rests(sending)
         with transaction(self.engine) as tx:
             due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]
         for occurrence_id in due:
@@ -408,6 +417,30 @@ class Dispatcher:
         self._refresh_lanes(current)
         return current
 
+    def _open_unwritten_rests(self, sending: dict[int, _Sending]) -> None:
+        """Write the rest of the rows of occurrences that ended (cancelled, missed) while being written."""
+        with transaction(self.engine) as tx:
+            unwritten = repo.partly_written_ended(tx)
+        for occurrence_id in unwritten:
+            if occurrence_id in sending or not self._take_fill(occurrence_id):
+                continue
+            tx = open_transaction(self.engine)
+            occurrence = repo.get_occurrence(tx, occurrence_id)
+            if occurrence is None or occurrence.materialized or occurrence.due_at is None:
+                tx.close()
+                self._release_fill_of(occurrence_id)
+                continue
+            cutover = repo.get_cutover(tx, occurrence.cutover_id)
+            plan, renderer = self.plans.get(cutover.plan_dir)
+            ending = (occurrence.state, occurrence.ended_reason or f"occurrence {occurrence.state}")
+            deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
+            current = _Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, tx=tx, ending=ending)
+            current.filling = materialize(
+                tx, plan, renderer, cutover, occurrence, now=self.clock(), metrics=self.metrics, ending=ending
+            )
+            log.info("writing the rest of %s's rows as %s (it ended while being written)", occurrence.key, ending[0])
+            sending[occurrence_id] = current
+
     def _advance_filling(self, current: _Sending) -> None:
         """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
         assert current.filling is not None and current.tx is not None
@@ -424,9 +457,15 @@ class Dispatcher:
         except StopIteration:
             current.filling = None
             self._release_fill(current)
+        if current.ending is not None:
+            return  # the rest of an ended occurrence, written ended: nothing to send
         state = sending_queries.occurrence_state(self.engine, occurrence_id)
         if state not in repo.ACTIVE_OCCURRENCE_STATES:
-            current.filling = None  # cancelled or missed while being written: end the rows written so far too
+            # cancelled or missed while being written: end the rows written so far; the next tick writes the
+            # rest ended (``_open_unwritten_rests``)
+            current.filling = None
+            self._release_fill(current)
+            self._look_for_unwritten = True
             sending_queries.end_pending(
                 self.engine, occurrence_id, state=state, reason=f"occurrence {state}", now=self.clock()
             )
@@ -439,7 +478,10 @@ class Dispatcher:
 
     def _release_fill(self, current: _Sending) -> None:
         assert current.occurrence.id is not None
-        lease.release_fill(self.engine, current.occurrence.id, self.owner)
+        self._release_fill_of(current.occurrence.id)
+
+    def _release_fill_of(self, occurrence_id: int) -> None:
+        lease.release_fill(self.engine, occurrence_id, self.owner)
 
     def _refresh_lanes(self, current: _Sending) -> None:
         occurrence_id = current.occurrence.id
@@ -461,6 +503,7 @@ class Dispatcher:
     ) -> None:
         assert occurrence.id is not None
         repo.set_occurrence_states(tx, [occurrence.id], "missed", at=now)
+        self._look_for_unwritten = True  # if it was partly written, the rest is written missed
         report.missed += 1
         log.warning("occurrence %s missed: past its lateness bound", occurrence.key)
         if self.on_failure:
@@ -475,7 +518,9 @@ class Dispatcher:
             self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=self.clock()
         )
         current.lanes = []
-        current.filling = None
+        if current.filling is not None:  # the next tick misses the occurrence and writes the rest as missed
+            current.filling = None
+            self._release_fill(current)
 
     # -- one batch ------------------------------------------------------------------------------
 

@@ -82,11 +82,14 @@ def materialize(
     *,
     now: datetime,
     metrics: MetricsProvider,
+    ending: tuple[str, str] | None = None,
 ) -> Iterator[int]:
     """Render and store every content of the occurrence and insert its deliveries, chunk by chunk.
 
     The occurrence is ``dispatching`` (its rows claimable) from the first commit and ``materialized``
-    after the last; each chunk is committed before the count of its rows is yielded.
+    after the last; each chunk is committed before the count of its rows is yielded. ``ending``
+    (state, reason) writes the rows of an occurrence that ended while it was being written (cancelled,
+    missed) in that state, never to be sent: what was not written yet is recorded, not forgotten.
     """
     message = plan.message(occurrence.message)
     extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
@@ -94,15 +97,16 @@ def materialize(
     extra.pop("statuspage_override", None)
     if message.with_metrics:
         extra["metrics"] = metrics(tx, cutover)
-    occurrence.state = "dispatching"
-    save(tx, occurrence)
-    tx.commit()
+    if ending is None:
+        occurrence.state = "dispatching"
+        save(tx, occurrence)
+        tx.commit()
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
     audiences = one_copy_order(plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences)
     for channel in channels:
         if not channel_spec(channel).per_audience:  # the status page: once, whichever audiences it serves
             if any(channel in a.channels.kinds() for a in audiences):
-                ended = _statuspage_backwards(tx, plan, cutover, occurrence, message)
+                ended = ending or _statuspage_backwards(tx, plan, cutover, occurrence, message)
                 yield from _materialize_one(
                     tx, plan, renderer, cutover, occurrence, None, channel, extra, now=now, ended=ended
                 )
@@ -112,7 +116,17 @@ def materialize(
             if channel in audience.channels.kinds():
                 for readers in audience.reader_groups() if channel is Channel.EMAIL else [audience]:
                     yield from _materialize_one(
-                        tx, plan, renderer, cutover, occurrence, readers, channel, extra, now=now, covering=winners
+                        tx,
+                        plan,
+                        renderer,
+                        cutover,
+                        occurrence,
+                        readers,
+                        channel,
+                        extra,
+                        now=now,
+                        covering=winners,
+                        ended=ending,
                     )
                 winners.append(audience.key)
     for channel_name, addresses in sorted(direct.items()):
@@ -128,6 +142,7 @@ def materialize(
                 extra,
                 now=now,
                 direct=addresses,
+                ended=ending,
             )
     occurrence.materialized = True
     save(tx, occurrence)

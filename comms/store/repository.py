@@ -23,6 +23,7 @@ from comms.store.tables import CutoverRow, DeliveryRow, EventRow, OccurrenceRow,
 __all__ = [
     "ACTIVE_OCCURRENCE_STATES",
     "CutoverAdded",
+    "ENDED_OCCURRENCE_STATES",
     "NewOccurrence",
     "OPEN_DELIVERY_STATES",
     "QueuedOccurrence",
@@ -45,6 +46,7 @@ __all__ = [
     "occurrence_id_by_key",
     "occurrences",
     "open_timeline_occurrences",
+    "partly_written_ended",
     "realign_time_based",
     "record_event",
     "remember_thread",
@@ -123,6 +125,21 @@ def due_occurrences(session: Session, now: datetime) -> Sequence[OccurrenceRow]:
         .order_by(col(OccurrenceRow.due_at), col(OccurrenceRow.id))
     )
     return session.exec(statement).all()
+
+
+ENDED_OCCURRENCE_STATES = ("cancelled", "missed")
+
+
+def partly_written_ended(session: Session) -> list[int]:
+    """Occurrences that ended (cancelled, missed) while their rows were being written: the rest is unwritten."""
+    has_rows = select(DeliveryRow.id).where(DeliveryRow.occurrence_id == OccurrenceRow.id).exists()
+    statement = (
+        select(OccurrenceRow.id)
+        .where(col(OccurrenceRow.state).in_(ENDED_OCCURRENCE_STATES), col(OccurrenceRow.materialized).is_(False))
+        .where(has_rows)
+        .order_by(col(OccurrenceRow.id))
+    )
+    return [int(i) for i in session.exec(statement).all() if i is not None]
 
 
 def next_due_at(session: Session) -> datetime | None:
