@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from comms.core.content import Content
+from comms.errors import PermanentChannelError
 from comms.plan.models import Audience, Message, Plan
 from comms.plan.models import Channel as ChannelKind
 
@@ -36,6 +37,7 @@ __all__ = [
     "Target",
     "UnsubscribeIntent",
     "header_value",
+    "single_target",
     "not_watched",
     "target_state",
 ]
@@ -220,6 +222,28 @@ class Channel(Protocol):
     def probe(self, plan: Plan | None) -> list[CheckRow]:
         """Readiness rows of this channel for the plan's targets (None: the plan did not validate)."""
         ...
+
+
+ContentT = TypeVar("ContentT")
+
+
+def single_target(envelope: Envelope, kind: type[ContentT], *, channel: str, target: str) -> tuple[ContentT, Recipient]:
+    """The envelope's content and its one recipient, for a channel that takes one ``target`` a request.
+
+    Raises PermanentChannelError for content rendered for another channel, or for several targets.
+    """
+    content = envelope.content
+    if not isinstance(content, kind):
+        raise PermanentChannelError(
+            f"{channel} send of {envelope.occurrence} got {type(content).__name__}",
+            remedy=f"route only rendered {kind.__name__} to the {channel} channel",
+        )
+    if len(envelope.recipients) != 1:
+        raise PermanentChannelError(
+            f"{channel} send of {envelope.occurrence} has {len(envelope.recipients)} targets; it takes exactly one",
+            remedy=f"send one envelope per {target} (max_batch is 1)",
+        )
+    return content, envelope.recipients[0]
 
 
 def header_value(headers: Any, name: str) -> str | None:

@@ -25,6 +25,7 @@ from comms.channels.base import (
     Target,
     header_value,
     not_watched,
+    single_target,
 )
 from comms.clock import Clock, utc_now
 from comms.core.content import SlackContent
@@ -138,18 +139,7 @@ def plan_slack_channels(plan: Plan) -> list[str]:
 
 def build_post_args(envelope: Envelope) -> dict[str, Any]:
     """The chat.postMessage arguments for an envelope (also what the outbox writes in dry runs)."""
-    content = envelope.content
-    if not isinstance(content, SlackContent):
-        raise PermanentChannelError(
-            f"slack send of {envelope.occurrence} got {type(content).__name__}",
-            remedy="route only rendered Slack content to the slack channel",
-        )
-    if len(envelope.recipients) != 1:
-        raise PermanentChannelError(
-            f"slack send of {envelope.occurrence} has {len(envelope.recipients)} targets; it takes exactly one",
-            remedy="send one envelope per Slack channel (max_batch is 1)",
-        )
-    recipient = envelope.recipients[0]
+    content, recipient = single_target(envelope, SlackContent, channel="slack", target="Slack channel")
     args: dict[str, Any] = {
         "channel": recipient.address,
         "text": content.text,

@@ -31,6 +31,7 @@ from comms.channels.base import (
     Reconciliation,
     Target,
     not_watched,
+    single_target,
 )
 from comms.channels.outbox import digest, json_bytes, slug
 from comms.clock import Clock, utc_now
@@ -103,17 +104,7 @@ def webhook_extras(facts: EnvelopeFacts) -> EnvelopeExtras:
 
 def delivery_payload(envelope: Envelope, *, sent_at: datetime) -> dict[str, Any]:
     """The JSON a receiver gets for one delivery (also what the outbox writes)."""
-    content = envelope.content
-    if not isinstance(content, WebhookContent):
-        raise PermanentChannelError(
-            f"webhook send of {envelope.occurrence} got {type(content).__name__}",
-            remedy="route only rendered webhook content to the webhook channel",
-        )
-    if len(envelope.recipients) != 1:
-        raise PermanentChannelError(
-            f"webhook send of {envelope.occurrence} has {len(envelope.recipients)} targets; it takes exactly one",
-            remedy="send one envelope per webhook URL (max_batch is 1)",
-        )
+    content, _ = single_target(envelope, WebhookContent, channel="webhook", target="webhook URL")
     return {
         "event": "delivery",
         "delivery_key": envelope.recipients[0].delivery_key,
