@@ -10,8 +10,9 @@ next batch overlaps with the requests in flight. Before every claim the sender l
 the occurrence's lateness bound; a rollback or cancel flips pending rows to ``cancelled``, so the
 next claim finds nothing: events reach a send in flight within one batch. A big message is
 materialized one chunk per turn (``comms.delivery.materialize``), so its first request leaves
-after one chunk. Claims and outcomes are ``comms.store.ledger``; what a dead process left in
-flight is settled by ``comms.delivery.recovery`` on every tick.
+after one chunk. Claims are ``comms.store.ledger``; what a request came back with is written by
+``comms.delivery.outcomes``; what a dead process left in flight is settled by
+``comms.delivery.recovery`` on every tick.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
 from comms.clock import Clock
 from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
-from comms.delivery.envelopes import ThreadSlot, build_envelope, remember_ref
+from comms.delivery.envelopes import ThreadSlot, build_envelope
 from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
+from comms.delivery.outcomes import Batch, FailureHook, OutcomeRecorder
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
 from comms.delivery.shared_pacing import hold_for, pacer_for, shared_pacer_for
@@ -49,8 +51,6 @@ __all__ = ["Dispatcher", "FailureHook", "RetryPolicy", "Sleeper", "TickHook", "T
 log = logging.getLogger(__name__)
 
 Sleeper = Callable[[float], None]
-FailureHook = Callable[[Transaction, CutoverRow, OccurrenceRow, str], None]
-"""Escalates a failed occurrence (dead deliveries, missed) inside the transaction that records the failure."""
 TickHook = Callable[[Engine, datetime], None]
 """Runs at the start of every tick (escalation timers); may add due occurrences."""
 
@@ -125,6 +125,13 @@ class _Flight:
     left: threading.Event = field(default_factory=threading.Event)
     """Set once the attempt is recorded ``started``, just before the request's first byte goes out."""
 
+    @property
+    def batch(self) -> Batch:
+        """What the batch's outcome is recorded against."""
+        cutover_id, occurrence_id = self.sending.cutover.id, self.sending.occurrence.id
+        assert cutover_id is not None and occurrence_id is not None
+        return Batch(self.sending.task, cutover_id, occurrence_id, self.lane.channel, self.claim, self.slot)
+
 
 @dataclass(frozen=True)
 class _Answer:
@@ -163,6 +170,9 @@ class Dispatcher:
         self.plans = plans or PlanCache()
         self.metrics = metrics
         self.on_failure = on_failure
+        self.outcomes = OutcomeRecorder(
+            engine, clock=clock, max_attempts=self.retry.max_attempts, delay=self.retry.delay, on_failure=on_failure
+        )
         self.slack_interval = slack_interval
         self.tick_hooks = list(tick_hooks)
         self.progress = progress
@@ -608,7 +618,7 @@ class Dispatcher:
             self._record_uncertain(flight, str(error))
             log.warning("no answer from %s for %s; recorded uncertain", flight.channel.kind.value, sending.task)
         elif isinstance(error, PermanentChannelError) and error.channel_wide:
-            self._hold_channel(flight, error, report)
+            self._hold_channel(flight, error)
         elif isinstance(error, PermanentChannelError) and error.status == 400 and len(claim.deliveries) > 1:
             ledger.split_back(self.engine, claim, str(error), now=self.clock())  # find who, in halves
             self._lane_limits[flight.lane] = max(1, len(claim.deliveries) // 2)
@@ -633,26 +643,12 @@ class Dispatcher:
         elif channel.kind is ChannelKind.STATUSPAGE and self._statuspage_pacer is not None:
             self._statuspage_pacer.wait(target)
 
-    def _hold_channel(self, flight: _Flight, error: PermanentChannelError, report: TickReport) -> None:
+    def _hold_channel(self, flight: _Flight, error: PermanentChannelError) -> None:
         """No request on this channel can succeed until a person acts: hold it, escalate once with the remedy."""
         first = flight.lane.channel not in self._held_channels
         self._held_channels.add(flight.lane.channel)
-
-        held_counts: list[int] = []
-
-        def write(tx: Transaction) -> str | None:
-            held = ledger.hold_channel_rows(tx, flight.claim, flight.lane.channel, str(error), now=self.clock())
-            held_counts[:] = [held]
-            log.error("%s held (%s deliveries): %s", flight.lane.channel, held, error)
-            if not first:
-                return None
-            return (
-                f"{flight.lane.channel} is held, {held} deliveries waiting: {error.reason}. "
-                f"Fix: {error.remedy}; then run 'comms retry --held'."
-            )
-
-        self._commit_with_escalation(flight, write, report)
-        self._summary(flight).held += sum(held_counts)  # the channel's waiting rows, this batch among them
+        held = self.outcomes.held(flight.batch, error, escalate=first)
+        self._summary(flight).held += held  # the channel's waiting rows, this batch among them
         for lane in [lane for lane in flight.sending.lanes if lane.channel == flight.lane.channel]:
             flight.sending.lanes.remove(lane)
 
@@ -663,46 +659,24 @@ class Dispatcher:
                 del self._lane_limits[flight.lane]
             else:
                 self._lane_limits[flight.lane] = grown
-        assert flight.sending.cutover.id is not None
-        with transaction(self.engine) as tx:
-            sent = ledger.record_sent(tx, flight.claim, provider_id=receipt.provider_id, now=self.clock())
-            remember_ref(tx, flight.sending.cutover.id, flight.slot, receipt)
-            tx.commit()
+        sent = self.outcomes.sent(flight.batch, receipt)
         report.sent += sent
         self._summary(flight).sent += sent
 
     def _record_uncertain(self, flight: _Flight, error: str) -> None:
-        with transaction(self.engine) as tx:
-            ledger.record_uncertain(tx, flight.claim, error, now=self.clock())
-            tx.commit()
+        self.outcomes.uncertain(flight.batch, error)
         self._summary(flight).uncertain += len(flight.claim.deliveries)
 
     def _record_failure(
         self, flight: _Flight, exc: ChannelError, *, retry_after: float | None, permanent: bool, report: TickReport
     ) -> None:
         """Record the failure and, when rows died, their escalation in the same transaction."""
-        log.warning("send failed (%s): %s", "permanent" if permanent else "transient", exc)
-
-        def write(tx: Transaction) -> str | None:
-            outcome = ledger.record_failure(
-                tx,
-                flight.claim,
-                str(exc),
-                retry_after=retry_after,
-                permanent=permanent,
-                max_attempts=self.retry.max_attempts,
-                delay=self.retry.delay,
-                now=self.clock(),
-            )
-            report.dead += len(outcome.dead)
-            report.retrying += outcome.retrying
-            return f"{len(outcome.dead)} delivery(ies) dead: {exc}" if outcome.dead else None
-
-        dead, retrying = report.dead, report.retrying
-        self._commit_with_escalation(flight, write, report)
+        counts = self.outcomes.failed(flight.batch, exc, retry_after=retry_after, permanent=permanent)
+        report.dead += counts.dead
+        report.retrying += counts.retrying
         summary = self._summary(flight)
-        summary.dead += report.dead - dead
-        summary.retrying += report.retrying - retrying
+        summary.dead += counts.dead
+        summary.retrying += counts.retrying
 
     def _summary(self, flight: _Flight) -> SendSummary:
         """The running summary of the flight's send (its lane in this tick), stamped with the latest outcome."""
@@ -715,29 +689,3 @@ class Dispatcher:
             flight.sending.summaries[lane] = summary
         summary.at = self.clock()
         return summary
-
-    def _commit_with_escalation(
-        self, flight: _Flight, write: Callable[[Transaction], str | None], report: TickReport
-    ) -> None:
-        """Run ``write`` and escalate what it returns in one transaction; if escalating fails, record alone."""
-        for escalate in (True, False):
-            dead, retrying = report.dead, report.retrying
-            with transaction(self.engine, keep_loaded=True) as tx:
-                reason = write(tx)
-                try:
-                    if reason and escalate and self.on_failure:
-                        assert flight.sending.occurrence.id is not None and flight.sending.cutover.id is not None
-                        occurrence = repo.get_occurrence(tx, flight.sending.occurrence.id)
-                        cutover = repo.get_cutover(tx, flight.sending.cutover.id)
-                        if occurrence is not None:
-                            self.on_failure(tx, cutover, occurrence, reason)
-                    tx.commit()
-                    return
-                except Exception:
-                    if not escalate:
-                        raise
-                    log.exception(
-                        "could not escalate %s (%s); recording the failure alone", flight.sending.task, reason
-                    )
-                    tx.rollback()
-                    report.dead, report.retrying = dead, retrying
