@@ -6,7 +6,7 @@
 1. Kill drill: the real worker (``python -m comms run --until-idle``) sends the advance notice to
    N end-users (email only) against the loopback SendGrid; it is SIGKILLed at ``--kills`` random
    points and restarted each time, then run to the end and ``comms retry --uncertain``. Counted:
-   recipients lost (must be 0), deliveries left in flight by each kill (at most one batch, 1000),
+   recipients lost (must be 0), deliveries left in flight by each kill (at most K batches of 1000),
    recipients received twice (only among deliveries flagged uncertain).
 2. Fault drill: the real Dispatcher (in-process, real clock, real SendGridChannel with a 2 s client
    timeout, retry base 0.5 s) sends to N recipients while 20 % of requests get, at random: 5xx,
@@ -26,7 +26,7 @@
 
 Deliveries recorded uncertain are re-sent at the end, as ``comms retry --uncertain`` would.
 Exit status 1 on a correctness failure: a lost delivery, a recipient received twice without having
-been flagged uncertain, a kill leaving more than one batch in flight, or any request reaching the
+been flagged uncertain, a kill leaving more than K batches in flight, or any request reaching the
 fake before a Retry-After / X-RateLimit-Reset it answered earlier allowed.
 """
 
@@ -66,8 +66,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="comms-kill-") as tmp:
             kill = _drills.kill_drill(Path(tmp), recipients=args.recipients, kills=args.kills, seed=args.seed)
         print(f"  requests seen by the fake      {kill.requests}")
-        print(f"  left in flight by each kill    {kill.in_flight_at_kill} (at most one batch, 1000)")
+        print(
+            f"  left in flight by each kill    {kill.in_flight_at_kill} "
+            f"(at most K batches, {kill.in_flight_limit:,}; those never started go back to pending)"
+        )
         print(f"  uncertain after recovery       {kill.uncertain} (re-sent by 'comms retry --uncertain')")
+        print(
+            f"  uncertain the fake never got   {kill.uncertain_never_left} "
+            "(marked started, killed before the request arrived whole)"
+        )
         print(f"  lost                           {kill.lost}")
         print(
             f"  received twice                 {kill.duplicates} "
