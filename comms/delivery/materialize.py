@@ -39,6 +39,7 @@ __all__ = [
     "materialize",
     "materialize_all",
     "one_copy_order",
+    "render_content",
 ]
 
 DIRECT_AUDIENCE = "direct"
@@ -169,23 +170,7 @@ def _materialize_one(
     assert occurrence.id is not None and cutover.id is not None
     content_row = ledger.find_content(tx, occurrence.id, content_key, channel.value)
     if content_row is None:
-        context = build_context(
-            plan,
-            start=cutover.start,
-            message=plan.message(occurrence.message),
-            audience=audience,
-            cutover_name=cutover.name,
-            due_at=occurrence.due_at,
-            sequence=occurrence.sequence,
-            total=occurrence.total,
-            extra=extra,
-            now=now,  # the facts of this send (reach, time until T0) as they are when it leaves
-            audiences=[a for a in occurrence.audiences_csv.split(",") if a],
-            channels=[Channel(c) for c in occurrence.channels_csv.split(",") if c],
-        )
-        body = content_to_json(
-            renderer.render(occurrence.message, audience.key if audience else None, channel, context)
-        )
+        body = render_content(plan, renderer, cutover, occurrence, audience, channel, extra, now=now)
         content_row = ContentRow(
             occurrence_id=occurrence.id,
             audience=content_key,
@@ -218,6 +203,38 @@ def _materialize_one(
             )
         tx.commit()
         yield len(chunk)
+
+
+def render_content(
+    plan: Plan,
+    renderer: Renderer,
+    cutover: CutoverRow,
+    occurrence: OccurrenceRow,
+    audience: Audience | None,
+    channel: Channel,
+    extra: dict[str, Any],
+    *,
+    now: datetime,
+) -> str:
+    """The occurrence rendered for one audience (None: the status page, direct contacts) and channel, as JSON.
+
+    The facts it states (reach, time until T0) are as they are ``now``, when it leaves.
+    """
+    context = build_context(
+        plan,
+        start=cutover.start,
+        message=plan.message(occurrence.message),
+        audience=audience,
+        cutover_name=cutover.name,
+        due_at=occurrence.due_at,
+        sequence=occurrence.sequence,
+        total=occurrence.total,
+        extra=extra,
+        now=now,
+        audiences=[a for a in occurrence.audiences_csv.split(",") if a],
+        channels=[Channel(c) for c in occurrence.channels_csv.split(",") if c],
+    )
+    return content_to_json(renderer.render(occurrence.message, audience.key if audience else None, channel, context))
 
 
 UNSUBSCRIBED_BY_LINK = f"{SUPPRESSED}unsubscribed (through the link in an earlier email)"

@@ -21,9 +21,8 @@ from comms.channels.base import target_state
 from comms.channels.registry import channel_spec
 from comms.clock import Clock
 from comms.core import jsoncodec
-from comms.core.content import content_hash, content_to_json
-from comms.core.context import build_context
-from comms.delivery.materialize import delivery_key
+from comms.core.content import content_hash
+from comms.delivery.materialize import delivery_key, render_content
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel
 from comms.store import fallback_queries
@@ -81,18 +80,7 @@ def queue_fallbacks(
         extra.pop("statuspage_override", None)
         if message.with_metrics:
             extra["metrics"] = metrics(tx, cutover)
-        context = build_context(
-            plan,
-            start=cutover.start,
-            message=message,
-            audience=audience,
-            cutover_name=cutover.name,
-            due_at=occurrence.due_at,
-            sequence=occurrence.sequence,
-            total=occurrence.total,
-            extra=extra,
-        )
-        body = content_to_json(renderer.render(occurrence.message, audience.key, fallback, context))
+        body = render_content(plan, renderer, cutover, occurrence, audience, fallback, extra, now=now)
         targets = [
             (
                 delivery_key(cutover.name, occurrence.key, audience.key, fallback.value, address),
