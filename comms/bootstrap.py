@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from comms.services.phases import PhaseRetirement
 from comms.settings import Settings
 from comms.store.engine import OPERATOR_BUSY_TIMEOUT_S, WORKER_BUSY_TIMEOUT_S, Engine, make_engine
 from comms.store.tables import CutoverRow, OccurrenceRow
-from comms.store.transaction import Transaction
+from comms.store.transaction import Transaction, savepoint
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FailureHooks", "OPERATOR_BUSY_TIMEOUT_S", "Services", "WORKER_BUSY_TIMEOUT_S", "bootstrap"]
 
@@ -37,14 +40,22 @@ class Services:
 
 
 class FailureHooks:
-    """The dispatcher's ``on_failure`` hook calling several in turn (the fallback first, then the escalation)."""
+    """The dispatcher's ``on_failure`` hook calling several in turn (the fallback first, then the escalation).
+
+    Each runs in a savepoint of the failure's transaction: one that raises is undone alone and logged,
+    so a broken escalation does not cost the fallback deliveries (nor the other way round).
+    """
 
     def __init__(self, *hooks: FailureHook) -> None:
         self.hooks = hooks
 
     def __call__(self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, reason: str) -> None:
         for hook in self.hooks:
-            hook(tx, cutover, occurrence, reason)
+            try:
+                with savepoint(tx):
+                    hook(tx, cutover, occurrence, reason)
+            except Exception:
+                log.exception("%s failed for %s (%s); the failure is recorded without it", hook, occurrence.key, reason)
 
 
 def bootstrap(

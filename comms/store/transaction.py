@@ -16,7 +16,7 @@ from typing import TypeAlias, TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
 
-__all__ = ["Transaction", "open_transaction", "refresh", "save", "transaction"]
+__all__ = ["Transaction", "open_transaction", "refresh", "save", "savepoint", "transaction"]
 
 Transaction: TypeAlias = Session
 """An open transaction (the SQLModel session that the store functions take)."""
@@ -33,6 +33,13 @@ def transaction(engine: Engine, *, keep_loaded: bool = False) -> Iterator[Transa
     """
     with Session(engine, expire_on_commit=not keep_loaded) as session:
         yield session
+
+
+@contextmanager
+def savepoint(tx: Transaction) -> Iterator[None]:
+    """A part of ``tx`` that is undone alone if the block raises (SAVEPOINT); the rest of ``tx`` stays."""
+    with tx.begin_nested():
+        yield
 
 
 def open_transaction(engine: Engine) -> Transaction:

@@ -157,3 +157,30 @@ def test_message_already_sent_by_email_is_not_emailed_again(
     services.dispatcher.run_until_idle()
     assert sorted(a for a, _ in _announcement_emails(sendgrid)) == sorted(EXECUTIVES)
     assert all(r.fallback_of is None for r in _deliveries(services))
+
+
+def test_a_broken_escalation_does_not_cost_the_fallback(
+    tmp_path: Path,
+    plan: Plan,
+    sendgrid: FakeSendGrid,
+    slack: FakeSlack,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The escalation hook raising after the fallback: its savepoint is undone alone, the fallback email goes."""
+    from comms.bootstrap import FailureHooks
+    from comms.services.fallback import DeliveryFallback
+
+    def broken_escalation(*_args: object) -> None:
+        raise RuntimeError("escalation contacts unreadable")
+
+    slack.error_next("not_in_channel")
+    services = _services(tmp_path, plan, sendgrid, slack, clock)
+    hooks = services.dispatcher.on_failure
+    assert isinstance(hooks, FailureHooks) and isinstance(hooks.hooks[0], DeliveryFallback)
+    services.dispatcher.outcomes.on_failure = FailureHooks(hooks.hooks[0], broken_escalation)
+    _announce(services, clock)
+    assert sorted(a for a, _ in _announcement_emails(sendgrid)) == sorted(EXECUTIVES)
+    rows = [r for r in _deliveries(services) if r.audience == "executives"]
+    assert [r.state for r in rows if r.channel == "slack"] == ["dead"]
+    assert "escalation contacts unreadable" in caplog.text
