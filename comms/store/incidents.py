@@ -161,10 +161,10 @@ def claim_step(
         "repeat": repeat,
         "occurrence_id": occurrence_id,
     }
-    result = session.execute(insert_ignoring_duplicates(session, EscalationStepRow).values(**values))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return int(result.inserted_primary_key[0])  # type: ignore[attr-defined,index]
+    # RETURNING, not rowcount: an ORM-enabled INSERT reports rowcount -1 on PostgreSQL (psycopg)
+    statement = insert_ignoring_duplicates(session, EscalationStepRow).values(**values)
+    inserted = session.execute(statement.returning(EscalationStepRow.__table__.c.id)).first()  # type: ignore[attr-defined]
+    return int(inserted[0]) if inserted is not None else None
 
 
 def link_step(session: Session, step_id: int, occurrence_id: int) -> None:

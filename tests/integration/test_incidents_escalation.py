@@ -30,14 +30,14 @@ T0 = OPENED + timedelta(days=15)  # the timeline stays quiet while incidents esc
 class World:
     """A database, a clock and one recording channel per kind; ``restart`` boots a new process on it."""
 
-    tmp_path: Path
+    database_url: str
     clock: FakeClock
     channels: dict[Channel, RecordingChannel]
     services: Services
 
     def boot(self) -> Services:
         """A fresh bootstrap (new dispatcher, new plan cache) on the same database."""
-        settings = Settings(database_url=f"sqlite:///{self.tmp_path}/c.db", max_attempts=3)
+        settings = Settings(database_url=self.database_url, max_attempts=3)
         services = bootstrap(settings, clock=self.clock, sleep=self.clock.sleep, channels=self.channels)
         services.dispatcher.plans.put(PLAN)
         return services
@@ -69,10 +69,10 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
+def world(database_url: str) -> World:
     clock = FakeClock(OPENED - timedelta(hours=1))
     channels = recording_channels()
-    w = World(tmp_path, clock, channels, services=None)  # type: ignore[arg-type]
+    w = World(database_url, clock, channels, services=None)  # type: ignore[arg-type]
     w.services = w.boot()
     schedule_cutover(w.services.engine, PLAN, start=T0, now=clock())
     clock.set(OPENED)

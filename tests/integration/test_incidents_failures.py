@@ -32,11 +32,11 @@ LEAD = "comms-lead@example.com"
 class Setup:
     """Services on a fake clock with recording channels that tests script to fail."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, database_url: str) -> None:
         self.clock = FakeClock(NOW)
         self.channels: dict[Channel, RecordingChannel] = recording_channels()
         self.services: Services = bootstrap(
-            Settings(database_url=f"sqlite:///{tmp_path}/c.db", max_attempts=3, retry_base_seconds=5.0),
+            Settings(database_url=database_url, max_attempts=3, retry_base_seconds=5.0),
             clock=self.clock,
             sleep=self.clock.sleep,
             channels=self.channels,
@@ -71,8 +71,9 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Setup:
-    return Setup(tmp_path)
+def setup(database_url: str) -> Setup:
+    """On SQLite and on PostgreSQL (escalation steps are claimed with ON CONFLICT DO NOTHING on both)."""
+    return Setup(database_url)
 
 
 def _permanent() -> PermanentChannelError:

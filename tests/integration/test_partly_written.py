@@ -33,11 +33,12 @@ RECIPIENTS = 12_000
 
 
 @pytest.fixture
-def started(tmp_path, sendgrid):  # type: ignore[no-untyped-def]
+def started(tmp_path, sendgrid, database_url):  # type: ignore[no-untyped-def]
     """The advance notice due now, its first chunk of rows written (as a worker killed after it leaves it)."""
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     plan = load_plan(_common.make_plan(tmp_path, RECIPIENTS), check_templates=False)
-    services = bootstrap(make_settings(tmp_path, sendgrid=sendgrid), clock=clock, sleep=clock.sleep)
+    settings = make_settings(tmp_path, sendgrid=sendgrid, database_url=database_url)
+    services = bootstrap(settings, clock=clock, sleep=clock.sleep)
     schedule_cutover(services.engine, plan, start=_common.due_now_start(clock()), now=clock())
     tx = open_transaction(services.engine)
     occurrence = tx.exec(select(OccurrenceRow).where(OccurrenceRow.key == "advance-notice")).one()
