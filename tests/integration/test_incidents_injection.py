@@ -28,11 +28,11 @@ PAYLOAD = "<!channel> <script>alert(1)</script> {{ 7*7 }} @here"
 class Setup:
     """Services on a fake clock and recording channels, with a cutover scheduled far ahead."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, database_url: str) -> None:
         self.clock = FakeClock(NOW)
         self.channels: dict[Channel, RecordingChannel] = recording_channels()
         self.services: Services = bootstrap(
-            Settings(database_url=f"sqlite:///{tmp_path}/c.db"),
+            Settings(database_url=database_url),
             clock=self.clock,
             sleep=self.clock.sleep,
             channels=self.channels,
@@ -70,8 +70,8 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Setup:
-    return Setup(tmp_path)
+def setup(database_url: str) -> Setup:
+    return Setup(database_url)
 
 
 def _slack_parts(envelope: Envelope) -> list[str]:

@@ -36,10 +36,10 @@ T0 = OPENED + timedelta(days=15)
 class Ops:
     """The services under test on a fake clock, dispatching what each call queues."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, database_url: str) -> None:
         self.clock = FakeClock(OPENED)
         self.channels: dict[Channel, RecordingChannel] = recording_channels()
-        settings = Settings(database_url=f"sqlite:///{tmp_path}/c.db", max_attempts=3)
+        settings = Settings(database_url=database_url, max_attempts=3)
         self.services: Services = bootstrap(settings, clock=self.clock, sleep=self.clock.sleep, channels=self.channels)
         self.services.dispatcher.plans.put(PLAN)
         schedule_cutover(self.services.engine, PLAN, start=T0, now=self.clock())
@@ -92,8 +92,8 @@ class Ops:
 
 
 @pytest.fixture
-def ops(tmp_path: Path) -> Ops:
-    return Ops(tmp_path)
+def ops(database_url: str) -> Ops:
+    return Ops(database_url)
 
 
 def test_opening_tells_every_audience_of_the_severity(ops: Ops) -> None:
