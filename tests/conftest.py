@@ -130,6 +130,18 @@ def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Ite
     postgres_server.drop_database(name)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database shared by one module's tests: a SQLite file, or a PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module-db')}/comms.db"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.new_database(template=request.getfixturevalue("postgres_template"))
+    yield server.url(name)
+    server.drop_database(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The database of a backend-parametrised test: a SQLite file under tmp_path, or a PostgreSQL database."""

@@ -32,9 +32,9 @@ from tests.support.recording import RecordingChannel
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    """One real run shared by the read-only tests of this module."""
-    return run_scenario(tmp_path_factory.mktemp("audit"))
+def scenario(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Scenario:
+    """One real run shared by the read-only tests of this module, on SQLite and on PostgreSQL."""
+    return run_scenario(tmp_path_factory.mktemp("audit"), module_database_url)
 
 
 @pytest.fixture(scope="module")

@@ -67,11 +67,11 @@ class Scenario:
         return sum(len(e.recipients) for e in self.channels[channel].sent if e.occurrence == occurrence)
 
 
-def run_scenario(root: Path) -> Scenario:
+def run_scenario(root: Path, database_url: str | None = None) -> Scenario:
     """Run the default plan from T-49h to T+4h22m with scripted failures (see the module docstring)."""
     clock = FakeClock(T0 - timedelta(hours=49))
     channels = {kind: RecordingChannel(kind) for kind in Channel}
-    settings = Settings(database_url=f"sqlite:///{root}/c.db", max_attempts=3)
+    settings = Settings(database_url=database_url or f"sqlite:///{root}/c.db", max_attempts=3)
     services = bootstrap(settings, clock=clock, sleep=clock.sleep, channels=channels)
     plan = load_plan(REPO_ROOT, check_templates=False)
     schedule_cutover(services.engine, plan, start=T0, now=clock())
@@ -122,9 +122,9 @@ def run_scenario(root: Path) -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    """One real run shared by the read-only tests of this module."""
-    return run_scenario(tmp_path_factory.mktemp("status-report"))
+def scenario(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Scenario:
+    """One real run shared by the read-only tests of this module, on SQLite and on PostgreSQL."""
+    return run_scenario(tmp_path_factory.mktemp("status-report"), module_database_url)
 
 
 @pytest.fixture(scope="module")
