@@ -18,8 +18,8 @@ ACK_LINK = re.compile(r"http://127\.0\.0\.1:\d+/ack/[A-Za-z0-9_\-]+\.[A-Za-z0-9_
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[ConsoleServer]:
-    server = start_console(tmp_path)
+def console(tmp_path: Path, database_url: str) -> Iterator[ConsoleServer]:
+    server = start_console(tmp_path, database_url=database_url)
     yield server
     server.stop()
 

@@ -20,8 +20,8 @@ from tests.support.console_server import ConsoleServer, start_console
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[ConsoleServer]:
-    server = start_console(tmp_path)
+def console(tmp_path: Path, database_url: str) -> Iterator[ConsoleServer]:
+    server = start_console(tmp_path, database_url=database_url)
     yield server
     server.stop()
 

@@ -28,8 +28,8 @@ PUBLIC_KEY = base64.b64encode(
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[ConsoleServer]:
-    server = start_console(tmp_path, sendgrid_public_key=PUBLIC_KEY)
+def console(tmp_path: Path, database_url: str) -> Iterator[ConsoleServer]:
+    server = start_console(tmp_path, sendgrid_public_key=PUBLIC_KEY, database_url=database_url)
     services = server.services
     outcome = open_incident(
         services.engine, services.dispatcher.plans, severity="sev1", summary="Sign-in fails", now=services.clock()

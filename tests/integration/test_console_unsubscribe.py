@@ -20,9 +20,10 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[ConsoleServer]:
+def console(tmp_path: Path, database_url: str) -> Iterator[ConsoleServer]:
     now = datetime.now(UTC).replace(microsecond=0)
-    server = start_console(tmp_path, now=now, t0=now + timedelta(hours=47, minutes=59), plan_root=wall_clock_plan())
+    t0 = now + timedelta(hours=47, minutes=59)
+    server = start_console(tmp_path, now=now, t0=t0, plan_root=wall_clock_plan(), database_url=database_url)
     server.services.dispatcher.run_until_idle()  # the T-48h advance notice, into the outbox
     yield server
     server.stop()

@@ -54,6 +54,7 @@ def start_console(
     slack_api_url: str | None = None,
     slack_token: str | None = None,
     plan_root: Path = REPO_ROOT,
+    database_url: str | None = None,
 ) -> ConsoleServer:
     """Schedule the default plan's cutover (T0 a day after ``now``) and serve the console on it.
 
@@ -69,7 +70,7 @@ def start_console(
     now = now or datetime.now(UTC).replace(microsecond=0)
     clock = FakeClock(now)
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/comms.db",
+        database_url=database_url or f"sqlite:///{tmp_path}/comms.db",
         outbox_dir=tmp_path / "outbox",
         sendgrid_api_key=None,
         slack_token=slack_token,
