@@ -24,9 +24,13 @@ from .builders import T0, make_settings
 EXECUTIVES = ("cto@example.com", "ceo@example.com", "vp-engineering@example.com")
 
 
-def _services(tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock) -> Services:
+def _services(
+    tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock, database_url: str
+) -> Services:
     built = bootstrap(
-        make_settings(tmp_path, sendgrid=sendgrid, slack=slack, max_attempts=2, retry_base_seconds=1.0),
+        make_settings(
+            tmp_path, sendgrid=sendgrid, slack=slack, max_attempts=2, retry_base_seconds=1.0, database_url=database_url
+        ),
         clock=clock,
         sleep=clock.sleep,
     )
@@ -79,11 +83,11 @@ def plan(plan_copy: Path) -> Plan:
 
 
 def test_dead_slack_post_sends_exactly_one_email(
-    tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
+    tmp_path: Path, database_url: str, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
 ) -> None:
     """#exec-updates refuses the post (the bot was removed): each executive gets the announcement by email, once."""
     slack.error_next("not_in_channel")
-    services = _services(tmp_path, plan, sendgrid, slack, clock)
+    services = _services(tmp_path, plan, sendgrid, slack, clock, database_url)
     _announce(services, clock)
     emails = _announcement_emails(sendgrid)
     assert sorted(address for address, _ in emails) == sorted(EXECUTIVES)
@@ -98,26 +102,26 @@ def test_dead_slack_post_sends_exactly_one_email(
 
 
 def test_slack_post_that_succeeds_sends_no_email(
-    tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
+    tmp_path: Path, database_url: str, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
 ) -> None:
     """Never both: a Slack post that goes through leaves the fallback unused."""
-    services = _services(tmp_path, plan, sendgrid, slack, clock)
+    services = _services(tmp_path, plan, sendgrid, slack, clock, database_url)
     _announce(services, clock)
     assert _announcement_emails(sendgrid) == [] and len(_announcement_posts(slack)) == 1
 
 
 def test_slack_dead_after_its_retries_falls_back(
-    tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
+    tmp_path: Path, database_url: str, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
 ) -> None:
     """Slack answering 500 until the retries are spent: the post ends dead and the email goes once."""
     slack.fail_next(10, status=500, body={"ok": False, "error": "internal_error"})
-    services = _services(tmp_path, plan, sendgrid, slack, clock)
+    services = _services(tmp_path, plan, sendgrid, slack, clock, database_url)
     _announce(services, clock)
     assert sorted(a for a, _ in _announcement_emails(sendgrid)) == sorted(EXECUTIVES)
 
 
 def test_a_dead_fallback_has_no_fallback_of_its_own(
-    tmp_path: Path, plan_copy: Path, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
+    tmp_path: Path, database_url: str, plan_copy: Path, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
 ) -> None:
     """Slack falls back to email and email to Slack: when both die, nothing else is sent (no fallback chain)."""
     path = plan_copy / "audiences" / "executives.yaml"
@@ -131,7 +135,7 @@ def test_a_dead_fallback_has_no_fallback_of_its_own(
     assert plan.audiences["executives"].channels.email.fallback is not None
     slack.error_next("channel_not_found")
     sendgrid.fail_next(10, status=400, body={"errors": [{"message": "bad", "field": None}]})
-    services = _services(tmp_path, plan, sendgrid, slack, clock)
+    services = _services(tmp_path, plan, sendgrid, slack, clock, database_url)
     _announce(services, clock)
     rows = [r for r in _deliveries(services) if r.audience == "executives"]
     assert [(r.channel, r.state) for r in rows] == [("slack", "dead")] + [("email", "dead")] * 3
@@ -139,11 +143,11 @@ def test_a_dead_fallback_has_no_fallback_of_its_own(
 
 
 def test_message_already_sent_by_email_is_not_emailed_again(
-    tmp_path: Path, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
+    tmp_path: Path, database_url: str, plan: Plan, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
 ) -> None:
     """An announcement sent on email and Slack whose Slack post dies: the executives' one email stays one."""
     slack.error_next("not_in_channel")
-    services = _services(tmp_path, plan, sendgrid, slack, clock)
+    services = _services(tmp_path, plan, sendgrid, slack, clock, database_url)
     outcome = send_adhoc(
         services.engine,
         services.dispatcher.plans,
@@ -161,6 +165,7 @@ def test_message_already_sent_by_email_is_not_emailed_again(
 
 def test_a_broken_escalation_does_not_cost_the_fallback(
     tmp_path: Path,
+    database_url: str,
     plan: Plan,
     sendgrid: FakeSendGrid,
     slack: FakeSlack,
@@ -175,7 +180,7 @@ def test_a_broken_escalation_does_not_cost_the_fallback(
         raise RuntimeError("escalation contacts unreadable")
 
     slack.error_next("not_in_channel")
-    services = _services(tmp_path, plan, sendgrid, slack, clock)
+    services = _services(tmp_path, plan, sendgrid, slack, clock, database_url)
     hooks = services.dispatcher.on_failure
     assert isinstance(hooks, FailureHooks) and isinstance(hooks.hooks[0], DeliveryFallback)
     services.dispatcher.outcomes.on_failure = FailureHooks(hooks.hooks[0], broken_escalation)

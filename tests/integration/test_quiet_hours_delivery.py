@@ -27,9 +27,11 @@ SCHEDULED_AT = T0 - timedelta(hours=60)  # before the first message: a T0 that c
 
 
 @pytest.fixture
-def services(tmp_path: Path, sendgrid: FakeSendGrid) -> tuple[Services, FakeClock]:
+def services(tmp_path: Path, sendgrid: FakeSendGrid, database_url: str) -> tuple[Services, FakeClock]:
     clock = FakeClock(SCHEDULED_AT)
-    built = bootstrap(make_settings(tmp_path, sendgrid=sendgrid), clock=clock, sleep=clock.sleep)
+    built = bootstrap(
+        make_settings(tmp_path, sendgrid=sendgrid, database_url=database_url), clock=clock, sleep=clock.sleep
+    )
     built.dispatcher.plans.put(PLAN)
     schedule_cutover(built.engine, PLAN, start=T0, now=clock())
     return built, clock
