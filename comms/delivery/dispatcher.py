@@ -434,12 +434,21 @@ class Dispatcher:
         for occurrence_id in unwritten:
             if occurrence_id in sending or not self._take_fill(occurrence_id):
                 continue
-            tx = open_transaction(self.engine)
+            try:
+                self._open_unwritten_rest(occurrence_id, sending)
+            except Exception:  # one broken occurrence must not stop the others, nor what is being sent
+                log.exception("could not start writing the rest of occurrence %s's rows", occurrence_id)
+                self._release_fill_of(occurrence_id)
+
+    def _open_unwritten_rest(self, occurrence_id: int, sending: dict[int, _Sending]) -> None:
+        """Start writing the rest of one ended occurrence's rows in its end state (the fill lease is ours)."""
+        tx = open_transaction(self.engine)
+        try:
             occurrence = repo.get_occurrence(tx, occurrence_id)
             if occurrence is None or occurrence.materialized or occurrence.due_at is None:
                 tx.close()
                 self._release_fill_of(occurrence_id)
-                continue
+                return
             cutover = repo.get_cutover(tx, occurrence.cutover_id)
             plan, renderer = self.plans.get(cutover.plan_dir)
             ending = (occurrence.state, occurrence.ended_reason or f"occurrence {occurrence.state}")
@@ -448,8 +457,11 @@ class Dispatcher:
             current.filling = materialize(
                 tx, plan, renderer, cutover, occurrence, now=self.clock(), metrics=self.metrics, ending=ending
             )
-            log.info("writing the rest of %s's rows as %s (it ended while being written)", occurrence.key, ending[0])
-            sending[occurrence_id] = current
+        except Exception:
+            tx.close()
+            raise
+        log.info("writing the rest of %s's rows as %s (it ended while being written)", occurrence.key, ending[0])
+        sending[occurrence_id] = current
 
     def _advance_filling(self, current: _Sending) -> None:
         """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
@@ -465,6 +477,13 @@ class Dispatcher:
             while written < INSERT_BATCH:  # small parts (a Slack channel, a few contacts) do not end a turn
                 written += next(current.filling)
         except StopIteration:
+            current.filling = None
+            self._release_fill(current)
+        except Exception:
+            if current.ending is None:
+                raise
+            # the rest of an ended occurrence must not hold up what is being sent: the next tick tries again
+            log.exception("could not write the rest of %s's rows; the next tick tries again", current.task)
             current.filling = None
             self._release_fill(current)
         if current.ending is not None:

@@ -101,3 +101,16 @@ def test_a_worker_back_past_the_lateness_bound_records_the_unwritten_rows_missed
     occurrence = _occurrence(services, occurrence_id)
     assert occurrence.state == "missed" and occurrence.materialized
     assert _advance_notices_sent(sendgrid) == 0
+
+
+def test_a_rest_that_cannot_be_written_holds_up_nothing_else(started, sendgrid, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The recipients file gone after a cancel: the rest stays unwritten, logged and tried again next tick."""
+    services, plan, clock, occurrence_id = started
+    apply_event(services.engine, plan, cutover_name=None, event=Trigger.CANCEL, now=clock(), reason="Vendor bug")
+    (plan.root / "audiences" / "end-users.csv").unlink()
+
+    services.dispatcher.run_until_idle()
+
+    assert _end_user_states(services, occurrence_id) == {"cancelled": INSERT_BATCH}
+    assert "could not write the rest of advance-notice's rows" in caplog.text
+    assert not _occurrence(services, occurrence_id).materialized  # still to be written once the file is back
