@@ -85,23 +85,15 @@ class AuditRow:
 
 
 def _row(record: AuditRecord) -> AuditRow:
-    when = record.sent_at or record.updated_at
+    """The record as the audit shows it: one ``when`` (sent, else last changed) and times as ISO UTC."""
+    values = record._asdict()
+    sent_at, updated_at = values.pop("sent_at"), values.pop("updated_at")
+    when = sent_at or updated_at
+    event_at = values.pop("provider_event_at")
     return AuditRow(
-        delivery_id=record.delivery_id,
         when=iso_utc(when) if when is not None else None,
-        occurrence=record.occurrence,
-        message=record.message,
-        audience=record.audience,
-        channel=record.channel,
-        recipient=record.recipient,
-        state=record.state,
-        attempts=int(record.attempts),
-        provider_id=record.provider_id,
-        last_error=record.last_error,
-        content_sha256=record.content_sha256,
-        provider_event=record.provider_event,
-        provider_event_at=iso_utc(record.provider_event_at) if record.provider_event_at else None,
-        provider_outcome=record.provider_outcome,
+        provider_event_at=iso_utc(event_at) if event_at else None,
+        **values,
     )
 
 
