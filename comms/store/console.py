@@ -7,11 +7,12 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, text
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from comms.errors import StoreError
 from comms.store.tables import AckTokenUseRow, DeliveryRow
+from comms.store.transaction import add_once
 
 __all__ = ["LaneCount", "ack_token_use", "claim_ack_token", "lane_counts", "release_ack_token", "store_answers"]
 
@@ -64,16 +65,8 @@ def claim_ack_token(
     engine: Engine, digest: str, *, incident_id: int, level: int, recipient: str, now: datetime
 ) -> bool:
     """Record the one use of an ack token; False when it was used before (the UNIQUE digest says so)."""
-    with Session(engine) as session:
-        session.add(
-            AckTokenUseRow(token_digest=digest, incident_id=incident_id, level=level, recipient=recipient, used_at=now)
-        )
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return False
-    return True
+    row = AckTokenUseRow(token_digest=digest, incident_id=incident_id, level=level, recipient=recipient, used_at=now)
+    return add_once(engine, row)
 
 
 def release_ack_token(engine: Engine, digest: str) -> None:

@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from typing import TypeAlias, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
-__all__ = ["Transaction", "open_transaction", "refresh", "save", "savepoint", "transaction"]
+__all__ = ["Transaction", "add_once", "open_transaction", "refresh", "save", "savepoint", "transaction"]
 
 Transaction: TypeAlias = Session
 """An open transaction (the SQLModel session that the store functions take)."""
@@ -45,6 +46,18 @@ def savepoint(tx: Transaction) -> Iterator[None]:
 def open_transaction(engine: Engine) -> Transaction:
     """A transaction that outlives one block (a materialization written chunk by chunk): the caller closes it."""
     return Session(engine)
+
+
+def add_once(engine: Engine, row: SQLModel) -> bool:
+    """Store ``row`` in a transaction of its own; False (and nothing stored) when its UNIQUE key is taken."""
+    with Session(engine) as session:
+        session.add(row)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return False
+    return True
 
 
 def save(tx: Transaction, *rows: SQLModel) -> None:

@@ -8,25 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from comms.store.engine import Engine
 from comms.store.tables import UnsubscribeRow
+from comms.store.transaction import add_once
 
 __all__ = ["record_unsubscribe", "unsubscribed_addresses", "unsubscribed_at"]
 
 
 def record_unsubscribe(engine: Engine, audience: str, address: str, *, now: datetime) -> bool:
     """Record that ``address`` left ``audience``; False when it had already (a replayed link changes nothing)."""
-    with Session(engine) as session:
-        session.add(UnsubscribeRow(audience=audience, address=address.strip().lower(), at=now))
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return False
-    return True
+    return add_once(engine, UnsubscribeRow(audience=audience, address=address.strip().lower(), at=now))
 
 
 def unsubscribed_at(engine: Engine, audience: str, address: str) -> datetime | None:
