@@ -668,8 +668,6 @@ class Dispatcher:
         self._held_channels.add(flight.lane.channel)
         held = self.outcomes.held(flight.batch, error, escalate=first)
         self._summary(flight).held += held  # the channel's waiting rows, this batch among them
-        for lane in [lane for lane in flight.sending.lanes if lane.channel == flight.lane.channel]:
-            flight.sending.lanes.remove(lane)
 
     def _record_success(self, flight: _Flight, receipt: Receipt, report: TickReport) -> None:
         if flight.lane in self._lane_limits:  # the refused recipients are split off: grow back towards full batches

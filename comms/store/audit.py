@@ -75,41 +75,13 @@ def _columns() -> tuple[Any, ...]:
 
 
 def _record(values: Sequence[Any]) -> AuditRecord:
-    (
-        delivery_id,
-        sent_at,
-        updated_at,
-        occurrence,
-        message,
-        audience,
-        channel,
-        recipient,
-        state,
-        attempts,
-        provider_id,
-        last_error,
-        sha256,
-        event,
-        event_at,
-        outcome,
-    ) = values
-    return AuditRecord(
-        int(delivery_id),
-        as_utc(sent_at),
-        as_utc(updated_at),
-        occurrence,
-        message,
-        audience,
-        channel,
-        recipient,
-        state,
-        attempts,
-        provider_id,
-        last_error,
-        sha256,
-        event,
-        as_utc(event_at),
-        outcome,
+    """A result row as a record: the id an int, every instant aware UTC."""
+    record = AuditRecord(*values)
+    return record._replace(
+        delivery_id=int(record.delivery_id),
+        sent_at=as_utc(record.sent_at),
+        updated_at=as_utc(record.updated_at),
+        provider_event_at=as_utc(record.provider_event_at),
     )
 
 
