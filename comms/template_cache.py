@@ -4,7 +4,10 @@ Jinja's ``FileSystemBytecodeCache`` names an entry after the template's name and
 SHA-1 of the source beside the code; an entry whose source differs is ignored and rewritten, so an
 edited template renders its new text on the next run. The same file compiles differently in each of
 the renderer's environments (HTML autoescape, plain text, Slack finalize), so every environment gets
-its own file-name prefix: a digest of the options that shape the compiled code.
+its own file-name prefix: a digest of what shapes the compiled code. That is the options, the Jinja
+version, and every filter and test with the argument it is passed (a filter that starts taking the
+context, ``@pass_context``, is called with one more argument by code compiled after the change, so code
+compiled before it must not be reused by a newer comms).
 
 The cache only saves time: a directory that cannot be created, written or trusted (another user may
 write to it), or an entry that cannot be read or written, costs a compile and a debug log line, never
@@ -20,8 +23,10 @@ import os
 import pickle
 import stat
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import jinja2
 from jinja2 import Environment, FileSystemBytecodeCache
 from jinja2.bccache import Bucket
 
@@ -78,9 +83,12 @@ def _usable_cache_dir(directory: Path) -> bool:
 
 
 def _options_digest(environment: Environment) -> str:
-    """A short digest of the environment options the compiled code depends on."""
+    """A short digest of the environment options, filters and tests the compiled code depends on."""
     finalize = environment.finalize
     options = (
+        jinja2.__version__,
+        _callables(environment.filters),
+        _callables(environment.tests),
         environment.autoescape if isinstance(environment.autoescape, bool) else _qualified(environment.autoescape),
         _qualified(finalize) if finalize is not None else None,
         environment.trim_blocks,
@@ -100,6 +108,11 @@ def _options_digest(environment: Environment) -> str:
         tuple(sorted(environment.extensions)),
     )
     return hashlib.sha1(repr(options).encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def _callables(functions: Mapping[str, Callable[..., object]]) -> tuple[tuple[str, str], ...]:
+    """Each filter's or test's name and the argument Jinja passes it first (context, environment, none)."""
+    return tuple(sorted((name, str(getattr(function, "jinja_pass_arg", None))) for name, function in functions.items()))
 
 
 def _qualified(function: object) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.browser import chromium_driver, save_screenshot, skip_without_chromium
+from support.browser import chromium_driver, open_and_wait, save_screenshot, skip_without_chromium
 
+from comms.plan.loader import sent_combinations
 from comms.plan.models import Plan
 from comms.reports.gallery_order import gallery_groups
 from comms.reports.preview import write_gallery
@@ -35,9 +36,10 @@ def test_index_groups_messages_in_timeline_order_and_draws_slack(
 ) -> None:
     """The index shows one group per message in timeline order; Slack cards have header, sections and context."""
     with chromium_driver(tmp_path) as driver:
-        driver.get((gallery / "index.html").as_uri())
+        expected = [key for key, *_ in gallery_groups(default_plan)]
+        open_and_wait(driver, (gallery / "index.html").as_uri(), "section.group > h2", len(expected))
         headings = [element.text for element in _visible(driver, "section.group > h2")]
-        assert headings == [key for key, *_ in gallery_groups(default_plan)]
+        assert headings == expected
         first_slack = _visible(driver, ".slack")[0]
         assert first_slack.find_element("css selector", ".sk-header").text == "Scheduled maintenance: advance notice"
         assert first_slack.find_elements("css selector", ".sk-section")
@@ -72,10 +74,12 @@ def test_status_page_update_shows_title_status_and_body(gallery: Path, tmp_path:
         assert card.find_element("css selector", "h3").text and card.find_element("css selector", ".body").text
 
 
-def test_channel_and_audience_filters_hide_what_does_not_match(gallery: Path, tmp_path: Path) -> None:
+def test_channel_and_audience_filters_hide_what_does_not_match(
+    gallery: Path, default_plan: Plan, tmp_path: Path
+) -> None:
     """Choosing 'statuspage' hides every other card and the messages never sent there; adding an audience narrows."""
     with chromium_driver(tmp_path) as driver:
-        driver.get((gallery / "index.html").as_uri())
+        open_and_wait(driver, (gallery / "index.html").as_uri(), ".card", len(sent_combinations(default_plan)))
         everything = len(_visible(driver, ".card"))
         driver.find_element(
             "css selector", "label[for='channel-3']"

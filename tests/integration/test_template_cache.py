@@ -138,3 +138,35 @@ def test_validate_names_the_same_file_and_line_when_the_template_comes_from_the_
     assert first.exit_code == second.exit_code == 2
     assert f"templates/reminder/email.text.j2:{line}: template uses a variable" in " ".join(second.output.split())
     assert second.output == first.output
+
+
+def test_code_compiled_before_a_filter_took_the_context_is_not_reused(tmp_path: Path, cache_dir: Path) -> None:
+    """A filter that becomes ``@pass_context`` in a newer release gets fresh code, not the old call without it.
+
+    The cached code of the older release calls ``duration(value)``; reused by the newer one, whose filter
+    wants ``duration(context, value)``, every template failed with a TypeError (seen after an upgrade).
+    """
+    from datetime import timedelta
+
+    from jinja2 import Environment, FileSystemLoader, pass_context
+    from jinja2.runtime import Context
+
+    from comms.template_cache import template_bytecode_cache
+
+    (tmp_path / "t.j2").write_text("{{ window | duration }}", encoding="utf-8")
+
+    def older(delta: timedelta) -> str:
+        return f"{delta.seconds // 3600} hours"
+
+    @pass_context
+    def newer(context: Context, delta: timedelta) -> str:
+        return f"{delta.seconds // 3600} Stunden" if context.get("locale") == "de" else older(delta)
+
+    rendered = []
+    for duration in (older, newer):
+        environment = Environment(loader=FileSystemLoader(str(tmp_path)))
+        environment.filters["duration"] = duration
+        environment.bytecode_cache = template_bytecode_cache(environment)
+        rendered.append(environment.get_template("t.j2").render(window=timedelta(hours=12), locale="de"))
+    assert rendered == ["12 hours", "12 Stunden"]
+    assert len(list(cache_dir.glob("*.cache"))) == 2

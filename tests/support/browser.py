@@ -68,6 +68,25 @@ def chromium_driver(profile_root: Path, *, width: int = 1280, height: int = 1600
         driver.quit()
 
 
+def open_and_wait(driver: WebDriver, url: str, selector: str, count: int, *, timeout_s: float = 20.0) -> None:
+    """Open ``url`` and wait until the page is loaded and ``count`` elements match ``selector``.
+
+    A big static page (the gallery index is ~330 KB with a hundred iframes) can still be parsing or laying
+    out when ``get`` returns on a loaded machine; a test that then counts what it sees would count a part.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, timeout_s).until(
+        lambda d: (
+            d.execute_script("return document.readyState") == "complete"
+            and len(d.find_elements(By.CSS_SELECTOR, selector)) == count
+        ),
+        f"{url} never showed {count} of {selector!r} within {timeout_s:.0f} s",
+    )
+
+
 def save_screenshot(driver: WebDriver, name: str) -> Path:
     """Save a PNG of the current page as ``tests/artifacts/<name>.png``, print and return its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
