@@ -23,7 +23,7 @@ import os
 import pickle
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
@@ -110,7 +110,7 @@ def _options_digest(environment: Environment) -> str:
     return hashlib.sha1(repr(options).encode(), usedforsecurity=False).hexdigest()[:12]
 
 
-def _callables(functions: Mapping[str, Callable[..., object]]) -> tuple[tuple[str, str], ...]:
+def _callables(functions: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     """Each filter's or test's name and the argument Jinja passes it first (context, environment, none)."""
     return tuple(sorted((name, str(getattr(function, "jinja_pass_arg", None))) for name, function in functions.items()))
 
