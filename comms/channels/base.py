@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from comms.core.content import Content
 from comms.errors import PermanentChannelError
@@ -72,9 +72,11 @@ class CheckRow:
     """A channel without credentials: it writes to the outbox instead of sending (a WARN that does not block)."""
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """One delivery target: an email address, a Slack channel, or the status page id."""
+class Recipient(NamedTuple):
+    """One delivery target: an email address, a Slack channel, or the status page id.
+
+    A tuple, not a dataclass: every request of a big send makes a thousand of them.
+    """
 
     address: str
     delivery_key: str

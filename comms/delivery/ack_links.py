@@ -76,7 +76,7 @@ class AckLinkedEmail:
             values = tuple(
                 (mark, self._link(part, incident, level, recipient)) for mark, (part, incident, level) in marks.items()
             )
-            recipients.append(replace(recipient, substitutions=values))
+            recipients.append(recipient._replace(substitutions=values))
         return replace(envelope, recipients=tuple(recipients))
 
     def _link(self, part: str, incident_id: int, level: int, recipient: Recipient) -> str:
