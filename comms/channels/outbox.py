@@ -307,7 +307,7 @@ class EmailFile:
         audience = envelope.unsubscribe.audience
         if recipient is not None:
             address = recipient.address
-            headers, link = self._unsubscribe.headers(audience, address), self._unsubscribe.link(audience, address)
+            link, headers = self._unsubscribe.for_audience(audience)(address)
         else:
             link = self._unsubscribe.mailto(audience)
             headers = {"List-Unsubscribe": f"<{link}>"}

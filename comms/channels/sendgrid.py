@@ -300,6 +300,7 @@ def mail_send_body(
             remedy=f"split the recipients into batches of at most {max_batch} (max_batch)",
         )
     links = unsubscribe or UnsubscribeLinks(None, None, reply_to or sender["email"])
+    unsubscribe_of = links.for_audience(envelope.unsubscribe.audience) if envelope.unsubscribe is not None else None
     seen: set[str] = set()
     personalizations: list[dict[str, Any]] = []
     for recipient in recipients:
@@ -316,10 +317,8 @@ def mail_send_body(
             to["name"] = _safe_name(recipient.name)
         personalization: dict[str, Any] = {"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}}
         substitutions = dict(recipient.substitutions)  # the recipient's own ack link (comms.delivery.ack_links)
-        if envelope.unsubscribe is not None:
-            audience = envelope.unsubscribe.audience
-            personalization["headers"] = links.headers(audience, address)
-            substitutions[UNSUBSCRIBE_TAG] = links.link(audience, address)
+        if unsubscribe_of is not None:
+            substitutions[UNSUBSCRIBE_TAG], personalization["headers"] = unsubscribe_of(address)
         if substitutions:
             personalization["substitutions"] = substitutions
         personalizations.append(personalization)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -50,14 +51,24 @@ class UnsubscribeLinks:
         """A mailto a person can send to unsubscribe from the audience."""
         return f"mailto:{self.mailbox}?subject={quote(f'unsubscribe {audience}')}"
 
-    def headers(self, audience: str, address: str) -> dict[str, str]:
-        """``List-Unsubscribe`` (URL and mailto) and, for a one-click URL, ``List-Unsubscribe-Post``."""
-        if not self.one_click:
-            return {"List-Unsubscribe": f"<{self.mailto(audience)}>"}
-        return {
-            "List-Unsubscribe": f"<{self.link(audience, address)}>, <{self.mailto(audience)}>",
-            "List-Unsubscribe-Post": ONE_CLICK,
-        }
+    def for_audience(self, audience: str) -> Callable[[str], tuple[str, dict[str, str]]]:
+        """A function from an address to its footer link and its headers: ``List-Unsubscribe`` (URL and mailto)
+        and, for a one-click URL, ``List-Unsubscribe-Post``; what the audience shares is made once.
+
+        An email request carries a thousand recipients: the mailto (and, without a public URL, the whole
+        header) is the same for each of them, and each one-click link is signed once, not twice.
+        """
+        mailto = self.mailto(audience)
+        if not (self.public_url and self.secret):
+            shared = {"List-Unsubscribe": f"<{mailto}>"}
+            return lambda _address: (mailto, shared)
+        prefix, secret = f"{self.public_url.rstrip('/')}/unsubscribe/", self.secret
+
+        def one_click(address: str) -> tuple[str, dict[str, str]]:
+            link = prefix + sign_token(secret, audience, address)
+            return link, {"List-Unsubscribe": f"<{link}>, <{mailto}>", "List-Unsubscribe-Post": ONE_CLICK}
+
+        return one_click
 
 
 def sign_token(secret: bytes, audience: str, address: str) -> str:
@@ -79,7 +90,7 @@ def verify_token(secret: bytes, token: str) -> tuple[str, str] | None:
 
 
 def _signature(secret: bytes, payload: str) -> str:
-    return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest()[:_SIGNATURE_BYTES])
+    return _b64(hmac.digest(secret, payload.encode(), hashlib.sha256)[:_SIGNATURE_BYTES])
 
 
 def _b64(data: bytes) -> str:
