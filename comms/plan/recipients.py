@@ -57,9 +57,8 @@ class CsvRecipient(NamedTuple):
     locale: str | None = None
 
 
-@dataclass(frozen=True)
-class RecipientRow:
-    """One email recipient; ``problem`` is set when the row cannot be sent to."""
+class RecipientRow(NamedTuple):
+    """One email recipient; ``problem`` is set when the row cannot be sent to (a tuple: one per CSV row)."""
 
     address: str
     name: str | None
