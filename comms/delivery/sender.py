@@ -148,7 +148,7 @@ def send_queued(
     while time.monotonic() < deadline:
         if dispatcher.stop_requested.wait(poll):
             break
-        progress = sending_queries.outcome_of(engine, occurrence_ids, now=dispatcher.clock())
+        progress = sending_queries.outcome_of(engine, occurrence_ids, now=dispatcher.clock(), count_unsettled=False)
         if progress.settled:
             return SendResult(_as_report(progress), f"the worker, {described}")
         if lease.holder(engine, now=clock()) is None:

@@ -83,10 +83,14 @@ def end_pending(engine: Engine, occurrence_id: int, *, state: str, reason: str, 
     return int(result.rowcount)
 
 
+# Rows in flight always carry a claim, so they are found through ix_delivery_claim, which indexes only
+# claimed rows (the unary plus keeps SQLite from walking the occurrence's every row through ix_delivery_lane).
+_IN_FLIGHT_OF = "SELECT {what} FROM delivery WHERE claim IS NOT NULL AND state = 'in_flight' AND +occurrence_id {ids}"
 _FINISH = stamped(
     "UPDATE occurrence SET state = 'done', finished_at = :now "
-    "WHERE id = :id AND state = 'dispatching' AND materialized = TRUE AND NOT EXISTS ("
-    "SELECT 1 FROM delivery WHERE occurrence_id = :id AND state IN ('pending', 'in_flight'))",
+    "WHERE id = :id AND state = 'dispatching' AND materialized = TRUE "
+    "AND NOT EXISTS (SELECT 1 FROM delivery WHERE occurrence_id = :id AND state = 'pending') "
+    f"AND NOT EXISTS ({_IN_FLIGHT_OF.format(what='1', ids='= :id')})",
     "now",
 )
 
@@ -105,24 +109,34 @@ _UNWRITTEN = text(
     "SELECT count(*) FROM occurrence WHERE id IN :ids AND state IN ('pending', 'dispatching') AND materialized = FALSE"
 ).bindparams(_IDS)
 _READY = stamped(
-    "SELECT count(*) FROM delivery WHERE occurrence_id IN :ids AND (state = 'in_flight' OR "
-    "(state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)))",
+    "SELECT (SELECT count(*) FROM delivery WHERE occurrence_id IN :ids AND state = 'pending' "
+    "AND (next_attempt_at IS NULL OR next_attempt_at <= :now)) + "
+    f"({_IN_FLIGHT_OF.format(what='count(*)', ids='IN :ids')})",
     "now",
 ).bindparams(_IDS)
 
 
-def outcome_of(engine: Engine, occurrence_ids: Sequence[int], *, now: datetime) -> QueuedOutcome:
-    """Counts by delivery state of the occurrences, their requests, and whether they are settled now."""
+def outcome_of(
+    engine: Engine, occurrence_ids: Sequence[int], *, now: datetime, count_unsettled: bool = True
+) -> QueuedOutcome:
+    """Counts by delivery state of the occurrences, their requests, and whether they are settled now.
+
+    Counting reads every row of the occurrences; a caller that polls until they settle passes
+    ``count_unsettled=False`` and gets the counts only once they have (the check itself reads only open rows).
+    """
     if not occurrence_ids:
         return QueuedOutcome(settled=True)
     ids = {"ids": list(occurrence_ids)}
     with engine.connect() as connection:
-        states: dict[str, int] = dict(connection.execute(_STATES, ids).all())  # type: ignore[arg-type]
-        requests = connection.execute(_REQUESTS, ids).scalar_one()
         unwritten = connection.execute(_UNWRITTEN, ids).scalar_one()
         ready = connection.execute(_READY, {**ids, "now": now}).scalar_one()
+        settled = not unwritten and not ready
+        if not settled and not count_unsettled:
+            return QueuedOutcome(settled=False)
+        states: dict[str, int] = dict(connection.execute(_STATES, ids).all())  # type: ignore[arg-type]
+        requests = connection.execute(_REQUESTS, ids).scalar_one()
     counts = {str(state): int(count) for state, count in states.items()}
-    return QueuedOutcome(counts, int(requests), settled=not unwritten and not ready)
+    return QueuedOutcome(counts, int(requests), settled=settled)
 
 
 def occurrences_with_pending(engine: Engine, cutover_id: int) -> list[int]:
