@@ -29,7 +29,7 @@ from comms.clock import Clock
 from comms.core.content import Content, content_from_json
 from comms.core.events import CutoverState, releases_held
 from comms.delivery.envelopes import ThreadSlot, build_envelope
-from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, materialize
+from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, Written, materialize
 from comms.delivery.outcomes import Batch, FailureHook, OutcomeRecorder
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
@@ -101,7 +101,7 @@ class _Sending:
     contents: dict[int, Content]
     lanes: list[Lane]
     deadline: datetime
-    filling: Iterator[int] | None = None
+    filling: Iterator[Written] | None = None
     """The materialization still running (one chunk per turn), with the transaction it writes through."""
     tx: Transaction | None = None
     shown: bool = False
@@ -472,10 +472,10 @@ class Dispatcher:
             current.filling = None
             self._refresh_lanes(current)
             return
-        written = 0
+        chunks: list[Written] = []
         try:
-            while written < INSERT_BATCH:  # small parts (a Slack channel, a few contacts) do not end a turn
-                written += next(current.filling)
+            while sum(chunk.rows for chunk in chunks) < INSERT_BATCH:  # small parts (a Slack channel) do not end a turn
+                chunks.append(next(current.filling))
         except StopIteration:
             current.filling = None
             self._release_fill(current)
@@ -500,7 +500,23 @@ class Dispatcher:
             )
             current.lanes = []
             return
-        self._refresh_lanes(current)
+        if current.filling is None or not current.shown:
+            self._refresh_lanes(current)  # first and last: every lane with pending rows, counted
+        else:
+            self._add_written_lanes(current, chunks)
+
+    def _add_written_lanes(self, current: _Sending, chunks: Sequence[Written]) -> None:
+        """While an occurrence is written, its lanes are those of the chunks just written: no query over the
+        rows already there (counting a million pending rows after every chunk made a big send quadratic)."""
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        for chunk in chunks:
+            lane = Lane(occurrence_id, chunk.audience, chunk.channel, chunk.content_id)
+            if lane not in current.lanes:
+                if lane.content_id not in current.contents:
+                    content = sending_queries.content_json(self.engine, lane.content_id)
+                    current.contents[lane.content_id] = content_from_json(content)
+                current.lanes.append(lane)
 
     def _take_fill(self, occurrence_id: int) -> bool:
         return lease.take_fill(self.engine, occurrence_id, self.owner, now=self.clock(), ttl=FILL_LEASE_SECONDS)

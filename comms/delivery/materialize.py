@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from comms.channels.base import SUPPRESSED, Target, target_state
 from comms.channels.registry import channel_spec
@@ -34,6 +34,7 @@ __all__ = [
     "INSERT_BATCH",
     "MetricsProvider",
     "STATUS_PAGE_AUDIENCE",
+    "Written",
     "content_audience",
     "delivery_key",
     "materialize",
@@ -48,6 +49,15 @@ STATUS_PAGE_AUDIENCE = "status-page"
 INSERT_BATCH = 5000
 
 MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]
+
+
+class Written(NamedTuple):
+    """One committed chunk of an occurrence's deliveries: the lane its rows belong to, and how many."""
+
+    audience: str
+    channel: str
+    content_id: int
+    rows: int
 
 
 def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, recipient: str) -> str:
@@ -71,7 +81,7 @@ def materialize_all(
     metrics: MetricsProvider,
 ) -> int:
     """Run ``materialize`` to the end; return how many delivery rows it wrote."""
-    return sum(materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=metrics))
+    return sum(chunk.rows for chunk in materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=metrics))
 
 
 def materialize(
@@ -84,11 +94,11 @@ def materialize(
     now: datetime,
     metrics: MetricsProvider,
     ending: tuple[str, str] | None = None,
-) -> Iterator[int]:
+) -> Iterator[Written]:
     """Render and store every content of the occurrence and insert its deliveries, chunk by chunk.
 
     The occurrence is ``dispatching`` (its rows claimable) from the first commit and ``materialized``
-    after the last; each chunk is committed before the count of its rows is yielded. ``ending``
+    after the last; each chunk is committed before it is yielded (its lane and row count). ``ending``
     (state, reason) writes the rows of an occurrence that ended while it was being written (cancelled,
     missed) in that state, never to be sent: what was not written yet is recorded, not forgotten.
     """
@@ -164,7 +174,7 @@ def _materialize_one(
     direct: list[str] | None = None,
     covering: list[str] | None = None,
     ended: tuple[str, str] | None = None,
-) -> Iterator[int]:
+) -> Iterator[Written]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     content_key = content_audience(audience) if audience else audience_key
     assert occurrence.id is not None and cutover.id is not None
@@ -202,7 +212,7 @@ def _materialize_one(
                 now=now,
             )
         tx.commit()
-        yield len(chunk)
+        yield Written(audience_key, channel.value, content_row.id, len(chunk))
 
 
 def render_content(

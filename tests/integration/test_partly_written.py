@@ -49,7 +49,7 @@ def started(tmp_path, sendgrid, database_url):  # type: ignore[no-untyped-def]
     chunks = materialize(tx, plan, renderer, cutover, occurrence, now=clock(), metrics=lambda _tx, _c: {})
     written = 0
     while written < INSERT_BATCH:
-        written += next(chunks)
+        written += next(chunks).rows
     tx.close()
     return services, plan, clock, occurrence_id
 
