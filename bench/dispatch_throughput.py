@@ -67,7 +67,7 @@ def phase_comms(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     from fakes.sendgrid import API_KEY
 
-    from comms.bootstrap import bootstrap
+    from comms.bootstrap import WORKER_BUSY_TIMEOUT_S, bootstrap
     from comms.plan.loader import load_plan
     from comms.services.scheduling import schedule_cutover
     from comms.settings import Settings
@@ -93,7 +93,7 @@ def phase_comms(args: argparse.Namespace) -> None:
         profiler.start()
     t0 = time.perf_counter()
     plan = load_plan(Path(args.plan))
-    services = bootstrap(settings)
+    services = bootstrap(settings, busy_timeout=WORKER_BUSY_TIMEOUT_S)  # as `comms run` opens it
     schedule_cutover(services.engine, plan, start=_common.due_now_start(), now=services.clock())
     t_scheduled = time.perf_counter()
     wall_scheduled = time.time()
