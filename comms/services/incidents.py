@@ -330,7 +330,8 @@ def _message(plan: Plan, key: str) -> Message:
 
 
 def _load(tx: Transaction, plans: PlanCache, incident_id: int) -> tuple[IncidentRow, Plan, SeverityPolicy]:
-    found = incident_store.incident_with_cutover(tx, incident_id)
+    """The incident (its row locked for this change), its plan and its severity's policy."""
+    found = incident_store.incident_with_cutover(tx, incident_id, for_update=True)
     if found is None:
         raise NotFoundError(f"no incident #{incident_id}; see 'comms incident list'")
     incident, cutover = found

@@ -92,9 +92,15 @@ def get_incident(session: Session, incident_id: int) -> IncidentRow | None:
     return session.get(IncidentRow, incident_id)
 
 
-def incident_with_cutover(session: Session, incident_id: int) -> tuple[IncidentRow, CutoverRow] | None:
-    """The incident and its cutover, or None when there is no such incident."""
-    incident = session.get(IncidentRow, incident_id)
+def incident_with_cutover(
+    session: Session, incident_id: int, *, for_update: bool = False
+) -> tuple[IncidentRow, CutoverRow] | None:
+    """The incident and its cutover, or None when there is no such incident.
+
+    ``for_update`` locks the incident's row until the transaction ends (PostgreSQL; SQLite has one writer),
+    so two people acknowledging at once are served one after the other: the second sees the first's ack.
+    """
+    incident = session.get(IncidentRow, incident_id, with_for_update=for_update or None)
     if incident is None:
         return None
     cutover = session.get(CutoverRow, incident.cutover_id)

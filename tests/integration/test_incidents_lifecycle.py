@@ -274,3 +274,52 @@ def test_blank_summary_is_refused(ops: Ops) -> None:
     """An empty --summary is an InputError naming --summary."""
     with pytest.raises(InputError, match="--summary"):
         ops.open(summary="   ")
+
+
+def test_two_acknowledgements_at_once_are_served_one_after_the_other(postgres_url: str) -> None:
+    """Dana and Sam press Acknowledge together (PostgreSQL): Sam waits for Dana's ack, then is told it is taken.
+
+    Without the row lock Sam's transaction read the incident unacknowledged while Dana's was still open,
+    and both recorded and announced an acknowledgement.
+    """
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from comms.store.incidents import incident_with_cutover, record_acknowledgement
+
+    ops = Ops(postgres_url)
+    incident_id = ops.open()
+    engine = ops.services.engine
+    dana = Session(engine)
+    found = incident_with_cutover(dana, incident_id, for_update=True)  # Dana's ack, in the middle of its transaction
+    assert found is not None
+    outcome: dict[str, object] = {}
+
+    def sam() -> None:
+        try:
+            acknowledge_incident(engine, ops.services.dispatcher.plans, incident_id, by="Sam", now=ops.clock())
+        except StateError as exc:
+            outcome["refused"] = str(exc)
+        else:
+            outcome["acknowledged"] = True
+
+    thread = threading.Thread(target=sam)
+    thread.start()
+    deadline = time.monotonic() + 10
+    with engine.connect() as watcher:  # Sam's transaction is waiting for Dana's row lock
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        while not watcher.execute(text(waiting)).scalar_one() and time.monotonic() < deadline and thread.is_alive():
+            watcher.rollback()
+    record_acknowledgement(dana, found[0], by="Dana", now=ops.clock())
+    dana.commit()
+    dana.close()
+    thread.join(timeout=10)
+    assert "acknowledged" not in outcome
+    assert "already acknowledged by Dana" in str(outcome.get("refused"))
+    with Session(engine) as session:
+        stored = session.get(IncidentRow, incident_id)
+        assert stored is not None and stored.acked_by == "Dana"
