@@ -8,9 +8,9 @@ its body there, then marks the attempt ``started`` through its ``leaving`` callb
 first byte goes, so a crash before that leaves the batch pending, not uncertain), so claiming the
 next batch overlaps with the requests in flight. Before every claim the sender looks at its stop flag and
 the occurrence's lateness bound; a rollback or cancel flips pending rows to ``cancelled``, so the
-next claim finds nothing: events reach a send in flight within one batch. A big message is
-materialized one chunk per turn (``comms.delivery.materialize``), so its first request leaves
-after one chunk. Claims are ``comms.store.ledger``; what a request came back with is written by
+next claim finds nothing: events reach a send in flight within one batch. Opening a due occurrence
+and writing its rows one chunk per turn is ``comms.delivery.opening``, so a big message's first
+request leaves after one chunk. Claims are ``comms.store.ledger``; what a request came back with is written by
 ``comms.delivery.outcomes``; what a dead process left in flight is settled by
 ``comms.delivery.recovery`` on every tick.
 """
@@ -19,32 +19,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
 from comms.clock import Clock
-from comms.core.content import Content, content_from_json
-from comms.core.events import CutoverState, releases_held
 from comms.delivery.envelopes import ThreadSlot, build_envelope
-from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, Written, materialize
+from comms.delivery.materialize import MetricsProvider
+from comms.delivery.opening import OccurrenceOpener
 from comms.delivery.outcomes import Batch, FailureHook, OutcomeRecorder
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
+from comms.delivery.sending import Sending, TickReport
 from comms.delivery.shared_pacing import hold_for, pacer_for, shared_pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.models import Channel as ChannelKind
-from comms.plan.models import Plan
-from comms.store import lease, ledger, sending_queries
+from comms.store import ledger, sending_queries
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.lease import new_owner_id
 from comms.store.ledger import Claim, Lane
-from comms.store.tables import CutoverRow, OccurrenceRow
-from comms.store.transaction import Transaction, open_transaction, refresh, transaction
+from comms.store.transaction import transaction
 
 __all__ = ["Dispatcher", "FailureHook", "RetryPolicy", "Sleeper", "TickHook", "TickReport"]
 
@@ -56,8 +54,6 @@ TickHook = Callable[[Engine, datetime], None]
 
 STATUSPAGE_INTERVAL_S = 1.0
 """Statuspage's limit: about one request a second per page (its API token)."""
-FILL_LEASE_SECONDS = 15.0
-"""How long another worker waits for a silent writer of an occurrence's rows before it carries on (PostgreSQL)."""
 SERIAL_KINDS = (ChannelKind.SLACK, ChannelKind.STATUSPAGE)
 """Channels whose provider limits are per target and per second: one request in flight."""
 
@@ -76,47 +72,11 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
-@dataclass
-class TickReport:
-    """What one pass over the due work did."""
-
-    sent: int = 0
-    retrying: int = 0
-    dead: int = 0
-    missed: int = 0
-    requests: int = 0
-    occurrences: list[str] = field(default_factory=list)
-    stopped: bool = False
-    """The stop flag ended the pass early: the remaining batches are pending for the next run."""
-
-
-@dataclass
-class _Sending:
-    """An occurrence being sent in this tick: what every batch of it shares, and its lanes still busy."""
-
-    task: str
-    cutover: CutoverRow
-    occurrence: OccurrenceRow
-    plan: Plan
-    contents: dict[int, Content]
-    lanes: list[Lane]
-    deadline: datetime
-    filling: Iterator[Written] | None = None
-    """The materialization still running (one chunk per turn), with the transaction it writes through."""
-    tx: Transaction | None = None
-    shown: bool = False
-    in_flight: int = 0
-    ending: tuple[str, str] | None = None
-    """The occurrence ended while being written: the rest of its rows go in this (state, reason), unsent."""
-    summaries: dict[Lane, SendSummary] = field(default_factory=dict)
-    """What each lane's requests did in this tick (one line per send when the occurrence settles)."""
-
-
 @dataclass(frozen=True)
 class _Flight:
     """A batch whose request is out: everything needed to record its outcome."""
 
-    sending: _Sending
+    sending: Sending
     lane: Lane
     claim: Claim
     slot: ThreadSlot | None
@@ -175,25 +135,39 @@ class Dispatcher:
         )
         self.slack_interval = slack_interval
         self.tick_hooks = list(tick_hooks)
-        self.progress = progress
         self.max_in_flight = max(1, max_in_flight)
         self.owner = owner or new_owner_id()
         """The lease owner id; every claim token this dispatcher makes starts with it."""
+        self._opener = OccurrenceOpener(
+            engine,
+            plans=self.plans,
+            clock=clock,
+            metrics=metrics,
+            on_failure=on_failure,
+            progress=progress,
+            owner=self.owner,
+        )
         self.stop_requested = threading.Event()
         self.in_flight = 0
         """Deliveries whose request is out right now (read by a second Ctrl-C to say what it leaves)."""
         self._pool: ThreadPoolExecutor | None = None
-        self._opening: Transaction | None = None
         self._lane_limits: dict[Lane, int] = {}
         """Smaller batches for a lane whose request was refused over some recipients (halved per refusal)."""
         self._held_channels: set[str] = set()
         """Channels held in this tick after a channel-wide refusal (one escalation, no more requests)."""
-        self._look_for_unwritten = False
-        """An occurrence ended while being written: look for the rest of its rows to write (next turn)."""
         self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
         self._provider_hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
         # Statuspage paces itself per page in-process; with several workers they also share one slot per page
         self._statuspage_pacer = shared_pacer_for(engine, "statuspage", STATUSPAGE_INTERVAL_S, clock=clock, sleep=sleep)
+
+    @property
+    def progress(self) -> ProgressSink:
+        """Where sends report their progress and their one line each (the CLI sets a terminal's)."""
+        return self._opener.progress
+
+    @progress.setter
+    def progress(self, sink: ProgressSink) -> None:
+        self._opener.progress = sink
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -207,10 +181,10 @@ class Dispatcher:
                 log.exception("tick hook %s failed; the next tick runs it again", hook)
         self.recover()
         self._held_channels.clear()
-        sending: dict[int, _Sending] = {}
+        sending: dict[int, Sending] = {}
         settled: set[int] = set()
         flights: dict[Future[_Answer], _Flight] = {}
-        self._look_for_unwritten = only is None
+        self._opener.look_for_unwritten = only is None
         try:
             while True:
                 started = 0 if self.stop_requested.is_set() else self._fill(sending, settled, flights, only, report)
@@ -230,7 +204,7 @@ class Dispatcher:
             for future in list(flights):  # an error above: still record what the requests out did
                 self._complete(flights.pop(future), future, report)
             for current in sending.values():
-                self._close(current)
+                self._opener.close(current)
 
     def dispatch_now(self, occurrence_ids: Sequence[int]) -> TickReport:
         """Send the given (just triggered) occurrences at once, waiting out short retries."""
@@ -271,23 +245,23 @@ class Dispatcher:
 
     def _fill(
         self,
-        sending: dict[int, _Sending],
+        sending: dict[int, Sending],
         settled: set[int],
         flights: dict[Future[_Answer], _Flight],
         only: Sequence[int] | None,
         report: TickReport,
     ) -> int:
         """Open what fell due, advance each materialization one chunk, and start batches in turns."""
-        if self._look_for_unwritten and only is None:
-            self._look_for_unwritten = False
-            self._open_unwritten_rests(sending)
+        if self._opener.look_for_unwritten and only is None:
+            self._opener.look_for_unwritten = False
+            self._opener.open_unwritten_rests(sending)
         with transaction(self.engine) as tx:
             due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]
         for occurrence_id in due:
             if occurrence_id in settled or occurrence_id in sending or (only is not None and occurrence_id not in only):
                 continue
             try:
-                opened = self._open_closing_on_error(occurrence_id, report)
+                opened = self._opener.open(occurrence_id, report)
             except Exception:  # one broken occurrence must not stop the others
                 log.exception("occurrence %s failed to open; it stays due for the next tick", occurrence_id)
                 opened = None
@@ -297,9 +271,9 @@ class Dispatcher:
                 sending[occurrence_id] = opened
         for current in sending.values():
             if current.filling is not None:
-                self._advance_filling(current)
+                self._opener.advance(current)
             if current.lanes and self.clock() > current.deadline:
-                self._miss_rest(current, report)
+                self._opener.miss_rest(current, report)
         started = 0
         while len(flights) < self.max_in_flight:
             self._drain(flights, report)  # a 429 that came back meanwhile holds its channel before the next claim
@@ -351,225 +325,19 @@ class Dispatcher:
             due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]
         return any(i not in settled and (only is None or i in only) for i in due)
 
-    def _settle_idle(self, sending: dict[int, _Sending], settled: set[int]) -> None:
+    def _settle_idle(self, sending: dict[int, Sending], settled: set[int]) -> None:
         """Occurrences with no lane, no chunk left to write and nothing in flight are done for this tick."""
         for occurrence_id, current in list(sending.items()):
             if current.lanes or current.filling is not None or current.in_flight:
                 continue
             settled.add(occurrence_id)
             del sending[occurrence_id]
-            self._close(current)
+            self._opener.close(current)
             sending_queries.finish_if_done(self.engine, occurrence_id, now=self.clock())
-
-    def _close(self, current: _Sending) -> None:
-        if current.filling is not None:
-            current.filling = None  # a partial materialization resumes on the next tick (INSERT OR IGNORE)
-            self._release_fill(current)
-        if current.tx is not None:
-            current.tx.close()
-            current.tx = None
-        if current.shown:
-            self.progress.finished(current.task)
-            current.shown = False
-        for summary in current.summaries.values():
-            if summary.recipients:
-                self.progress.summarized(summary)
-        current.summaries.clear()
-
-    # -- one occurrence -------------------------------------------------------------------------
-
-    def _open_closing_on_error(self, occurrence_id: int, report: TickReport) -> _Sending | None:
-        """``_open``, rolling its transaction back if it fails (an open transaction would hold its locks)."""
-        try:
-            return self._open(occurrence_id, report)
-        except Exception:
-            if self._opening is not None:
-                self._opening.close()
-            raise
-        finally:
-            self._opening = None
-
-    def _open(self, occurrence_id: int, report: TickReport) -> _Sending | None:
-        """Start materializing (or miss) a due occurrence and list its lanes; None when it cannot be sent now."""
-        now = self.clock()
-        tx = self._opening = open_transaction(self.engine)
-        occurrence = repo.get_occurrence(tx, occurrence_id)
-        if occurrence is None or occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
-            tx.close()
-            return None
-        cutover = repo.get_cutover(tx, occurrence.cutover_id)
-        assert occurrence.due_at is not None
-        plan, renderer = self.plans.get(cutover.plan_dir)
-        deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
-        current = _Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, tx=tx)
-        if not occurrence.materialized:
-            if now > deadline:
-                self._miss(tx, cutover, occurrence, now, report)
-                tx.close()
-                return None
-            if occurrence.hold_until_go and not releases_held(CutoverState(cutover.state)):
-                tx.close()
-                return None
-            if not self._take_fill(occurrence_id):  # another worker writes its rows: send those written so far
-                tx.close()
-                current.tx = None
-                self._refresh_lanes(current)
-                return current
-            current.filling = materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
-            report.occurrences.append(occurrence.key)
-            self._advance_filling(current)
-            if current.filling is None and occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
-                return current
-        elif now > deadline:
-            report.missed += sending_queries.end_pending(
-                self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=now
-            )
-        self._refresh_lanes(current)
-        return current
-
-    def _open_unwritten_rests(self, sending: dict[int, _Sending]) -> None:
-        """Write the rest of the rows of occurrences that ended (cancelled, missed) while being written."""
-        with transaction(self.engine) as tx:
-            unwritten = repo.partly_written_ended(tx)
-        for occurrence_id in unwritten:
-            if occurrence_id in sending or not self._take_fill(occurrence_id):
-                continue
-            try:
-                self._open_unwritten_rest(occurrence_id, sending)
-            except Exception:  # one broken occurrence must not stop the others, nor what is being sent
-                log.exception("could not start writing the rest of occurrence %s's rows", occurrence_id)
-                self._release_fill_of(occurrence_id)
-
-    def _open_unwritten_rest(self, occurrence_id: int, sending: dict[int, _Sending]) -> None:
-        """Start writing the rest of one ended occurrence's rows in its end state (the fill lease is ours)."""
-        tx = open_transaction(self.engine)
-        try:
-            occurrence = repo.get_occurrence(tx, occurrence_id)
-            if occurrence is None or occurrence.materialized or occurrence.due_at is None:
-                tx.close()
-                self._release_fill_of(occurrence_id)
-                return
-            cutover = repo.get_cutover(tx, occurrence.cutover_id)
-            plan, renderer = self.plans.get(cutover.plan_dir)
-            ending = (occurrence.state, occurrence.ended_reason or f"occurrence {occurrence.state}")
-            deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
-            current = _Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, tx=tx, ending=ending)
-            current.filling = materialize(
-                tx, plan, renderer, cutover, occurrence, now=self.clock(), metrics=self.metrics, ending=ending
-            )
-        except Exception:
-            tx.close()
-            raise
-        log.info("writing the rest of %s's rows as %s (it ended while being written)", occurrence.key, ending[0])
-        sending[occurrence_id] = current
-
-    def _advance_filling(self, current: _Sending) -> None:
-        """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
-        assert current.filling is not None and current.tx is not None
-        occurrence_id = current.occurrence.id
-        assert occurrence_id is not None
-        if not self._take_fill(occurrence_id):  # this worker stalled past its fill lease; another carries on
-            current.filling = None
-            self._refresh_lanes(current)
-            return
-        chunks: list[Written] = []
-        try:
-            while sum(chunk.rows for chunk in chunks) < INSERT_BATCH:  # small parts (a Slack channel) do not end a turn
-                chunks.append(next(current.filling))
-        except StopIteration:
-            current.filling = None
-            self._release_fill(current)
-        except Exception:
-            if current.ending is None:
-                raise
-            # the rest of an ended occurrence must not hold up what is being sent: the next tick tries again
-            log.exception("could not write the rest of %s's rows; the next tick tries again", current.task)
-            current.filling = None
-            self._release_fill(current)
-        if current.ending is not None:
-            return  # the rest of an ended occurrence, written ended: nothing to send
-        state = sending_queries.occurrence_state(self.engine, occurrence_id)
-        if state not in repo.ACTIVE_OCCURRENCE_STATES:
-            # cancelled or missed while being written: end the rows written so far; the next tick writes the
-            # rest ended (``_open_unwritten_rests``)
-            current.filling = None
-            self._release_fill(current)
-            self._look_for_unwritten = True
-            sending_queries.end_pending(
-                self.engine, occurrence_id, state=state, reason=f"occurrence {state}", now=self.clock()
-            )
-            current.lanes = []
-            return
-        if current.filling is None or not current.shown:
-            self._refresh_lanes(current)  # first and last: every lane with pending rows, counted
-        else:
-            self._add_written_lanes(current, chunks)
-
-    def _add_written_lanes(self, current: _Sending, chunks: Sequence[Written]) -> None:
-        """While an occurrence is written, its lanes are those of the chunks just written: no query over the
-        rows already there (counting a million pending rows after every chunk made a big send quadratic)."""
-        occurrence_id = current.occurrence.id
-        assert occurrence_id is not None
-        for chunk in chunks:
-            lane = Lane(occurrence_id, chunk.audience, chunk.channel, chunk.content_id)
-            if lane not in current.lanes:
-                if lane.content_id not in current.contents:
-                    content = sending_queries.content_json(self.engine, lane.content_id)
-                    current.contents[lane.content_id] = content_from_json(content)
-                current.lanes.append(lane)
-
-    def _take_fill(self, occurrence_id: int) -> bool:
-        return lease.take_fill(self.engine, occurrence_id, self.owner, now=self.clock(), ttl=FILL_LEASE_SECONDS)
-
-    def _release_fill(self, current: _Sending) -> None:
-        assert current.occurrence.id is not None
-        self._release_fill_of(current.occurrence.id)
-
-    def _release_fill_of(self, occurrence_id: int) -> None:
-        lease.release_fill(self.engine, occurrence_id, self.owner)
-
-    def _refresh_lanes(self, current: _Sending) -> None:
-        occurrence_id = current.occurrence.id
-        assert occurrence_id is not None
-        groups = sending_queries.pending_lanes(self.engine, occurrence_id)
-        for content_id in {content_id for _, _, content_id, _ in groups} - current.contents.keys():
-            current.contents[content_id] = content_from_json(sending_queries.content_json(self.engine, content_id))
-        known = set(current.lanes)
-        for audience, channel, content_id, _ in groups:
-            lane = Lane(occurrence_id, audience, channel, content_id)
-            if lane not in known:
-                current.lanes.append(lane)
-        if groups and not current.shown:
-            self.progress.started(current.task, total=sum(count for *_, count in groups))
-            current.shown = True
-
-    def _miss(
-        self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, now: datetime, report: TickReport
-    ) -> None:
-        assert occurrence.id is not None
-        repo.set_occurrence_states(tx, [occurrence.id], "missed", at=now)
-        self._look_for_unwritten = True  # if it was partly written, the rest is written missed
-        report.missed += 1
-        log.warning("occurrence %s missed: past its lateness bound", occurrence.key)
-        if self.on_failure:
-            self.on_failure(tx, cutover, refresh(tx, occurrence), "missed")
-        tx.commit()
-
-    def _miss_rest(self, current: _Sending, report: TickReport) -> None:
-        """The lateness bound passed mid-send: what is still pending is missed, never sent stale."""
-        occurrence_id = current.occurrence.id
-        assert occurrence_id is not None
-        report.missed += sending_queries.end_pending(
-            self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=self.clock()
-        )
-        current.lanes = []
-        if current.filling is not None:  # the next tick misses the occurrence and writes the rest as missed
-            current.filling = None
-            self._release_fill(current)
 
     # -- one batch ------------------------------------------------------------------------------
 
-    def _start_batch(self, sending: _Sending, lane: Lane) -> _Flight | None:
+    def _start_batch(self, sending: Sending, lane: Lane) -> _Flight | None:
         """Claim one batch of the lane and build its envelope; None when none is ready ("started" is marked later,
         by the channel, once the request is built and about to leave)."""
         channel = self.channels[ChannelKind(lane.channel)]

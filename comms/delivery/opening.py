@@ -1,0 +1,267 @@
+"""Opening a due occurrence for a tick: miss it, hold it, or write its rows chunk by chunk and list its lanes.
+
+A big message is materialized one chunk per turn (``comms.delivery.materialize``) under a fill lease
+(one writer per occurrence across workers), so its first request leaves after one chunk; the lanes to
+send are those of the chunks written so far. An occurrence that ends (cancelled, missed) while it is
+being written gets the rest of its rows written in that end state, never sent. The send loop itself is
+``comms.delivery.dispatcher``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from comms.clock import Clock
+from comms.core.content import content_from_json
+from comms.core.events import CutoverState, releases_held
+from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, Written, materialize
+from comms.delivery.outcomes import FailureHook
+from comms.delivery.progress import ProgressSink
+from comms.delivery.sending import Sending, TickReport
+from comms.plan.cache import PlanCache
+from comms.store import lease, sending_queries
+from comms.store import repository as repo
+from comms.store.engine import Engine
+from comms.store.ledger import Lane
+from comms.store.tables import CutoverRow, OccurrenceRow
+from comms.store.transaction import Transaction, open_transaction, refresh, transaction
+
+__all__ = ["FILL_LEASE_SECONDS", "OccurrenceOpener"]
+
+log = logging.getLogger(__name__)
+
+FILL_LEASE_SECONDS = 15.0
+"""How long another worker waits for a silent writer of an occurrence's rows before it carries on (PostgreSQL)."""
+
+
+class OccurrenceOpener:
+    """Opens the occurrences a tick sends and writes their rows; the dispatcher sends what is written."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        plans: PlanCache,
+        clock: Clock,
+        metrics: MetricsProvider,
+        on_failure: FailureHook | None,
+        progress: ProgressSink,
+        owner: str,
+    ) -> None:
+        self.engine = engine
+        self.plans = plans
+        self.clock = clock
+        self.metrics = metrics
+        self.on_failure = on_failure
+        self.progress = progress
+        self.owner = owner
+        self.look_for_unwritten = False
+        """An occurrence ended while being written: look for the rest of its rows to write (next turn)."""
+        self._opening: Transaction | None = None
+
+    def close(self, current: Sending) -> None:
+        """Done with the occurrence for this tick: stop writing it (the next tick resumes), say what it did."""
+        if current.filling is not None:
+            current.filling = None  # a partial materialization resumes on the next tick (INSERT OR IGNORE)
+            self._release_fill(current)
+        if current.tx is not None:
+            current.tx.close()
+            current.tx = None
+        if current.shown:
+            self.progress.finished(current.task)
+            current.shown = False
+        for summary in current.summaries.values():
+            if summary.recipients:
+                self.progress.summarized(summary)
+        current.summaries.clear()
+
+    def open(self, occurrence_id: int, report: TickReport) -> Sending | None:
+        """``_open``, rolling its transaction back if it fails (an open transaction would hold its locks)."""
+        try:
+            return self._open(occurrence_id, report)
+        except Exception:
+            if self._opening is not None:
+                self._opening.close()
+            raise
+        finally:
+            self._opening = None
+
+    def _open(self, occurrence_id: int, report: TickReport) -> Sending | None:
+        """Start materializing (or miss) a due occurrence and list its lanes; None when it cannot be sent now."""
+        now = self.clock()
+        tx = self._opening = open_transaction(self.engine)
+        occurrence = repo.get_occurrence(tx, occurrence_id)
+        if occurrence is None or occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
+            tx.close()
+            return None
+        cutover = repo.get_cutover(tx, occurrence.cutover_id)
+        assert occurrence.due_at is not None
+        plan, renderer = self.plans.get(cutover.plan_dir)
+        deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
+        current = Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, tx=tx)
+        if not occurrence.materialized:
+            if now > deadline:
+                self._miss(tx, cutover, occurrence, now, report)
+                tx.close()
+                return None
+            if occurrence.hold_until_go and not releases_held(CutoverState(cutover.state)):
+                tx.close()
+                return None
+            if not self._take_fill(occurrence_id):  # another worker writes its rows: send those written so far
+                tx.close()
+                current.tx = None
+                self._refresh_lanes(current)
+                return current
+            current.filling = materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
+            report.occurrences.append(occurrence.key)
+            self.advance(current)
+            if current.filling is None and occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
+                return current
+        elif now > deadline:
+            report.missed += sending_queries.end_pending(
+                self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=now
+            )
+        self._refresh_lanes(current)
+        return current
+
+    def open_unwritten_rests(self, sending: dict[int, Sending]) -> None:
+        """Write the rest of the rows of occurrences that ended (cancelled, missed) while being written."""
+        with transaction(self.engine) as tx:
+            unwritten = repo.partly_written_ended(tx)
+        for occurrence_id in unwritten:
+            if occurrence_id in sending or not self._take_fill(occurrence_id):
+                continue
+            try:
+                self._open_unwritten_rest(occurrence_id, sending)
+            except Exception:  # one broken occurrence must not stop the others, nor what is being sent
+                log.exception("could not start writing the rest of occurrence %s's rows", occurrence_id)
+                self._release_fill_of(occurrence_id)
+
+    def _open_unwritten_rest(self, occurrence_id: int, sending: dict[int, Sending]) -> None:
+        """Start writing the rest of one ended occurrence's rows in its end state (the fill lease is ours)."""
+        tx = open_transaction(self.engine)
+        try:
+            occurrence = repo.get_occurrence(tx, occurrence_id)
+            if occurrence is None or occurrence.materialized or occurrence.due_at is None:
+                tx.close()
+                self._release_fill_of(occurrence_id)
+                return
+            cutover = repo.get_cutover(tx, occurrence.cutover_id)
+            plan, renderer = self.plans.get(cutover.plan_dir)
+            ending = (occurrence.state, occurrence.ended_reason or f"occurrence {occurrence.state}")
+            deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
+            current = Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, tx=tx, ending=ending)
+            current.filling = materialize(
+                tx, plan, renderer, cutover, occurrence, now=self.clock(), metrics=self.metrics, ending=ending
+            )
+        except Exception:
+            tx.close()
+            raise
+        log.info("writing the rest of %s's rows as %s (it ended while being written)", occurrence.key, ending[0])
+        sending[occurrence_id] = current
+
+    def advance(self, current: Sending) -> None:
+        """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
+        assert current.filling is not None and current.tx is not None
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        if not self._take_fill(occurrence_id):  # this worker stalled past its fill lease; another carries on
+            current.filling = None
+            self._refresh_lanes(current)
+            return
+        chunks: list[Written] = []
+        try:
+            while sum(chunk.rows for chunk in chunks) < INSERT_BATCH:  # small parts (a Slack channel) do not end a turn
+                chunks.append(next(current.filling))
+        except StopIteration:
+            current.filling = None
+            self._release_fill(current)
+        except Exception:
+            if current.ending is None:
+                raise
+            # the rest of an ended occurrence must not hold up what is being sent: the next tick tries again
+            log.exception("could not write the rest of %s's rows; the next tick tries again", current.task)
+            current.filling = None
+            self._release_fill(current)
+        if current.ending is not None:
+            return  # the rest of an ended occurrence, written ended: nothing to send
+        state = sending_queries.occurrence_state(self.engine, occurrence_id)
+        if state not in repo.ACTIVE_OCCURRENCE_STATES:
+            # cancelled or missed while being written: end the rows written so far; the next tick writes the
+            # rest ended (``open_unwritten_rests``)
+            current.filling = None
+            self._release_fill(current)
+            self.look_for_unwritten = True
+            sending_queries.end_pending(
+                self.engine, occurrence_id, state=state, reason=f"occurrence {state}", now=self.clock()
+            )
+            current.lanes = []
+            return
+        if current.filling is None or not current.shown:
+            self._refresh_lanes(current)  # first and last: every lane with pending rows, counted
+        else:
+            self._add_written_lanes(current, chunks)
+
+    def _add_written_lanes(self, current: Sending, chunks: Sequence[Written]) -> None:
+        """While an occurrence is written, its lanes are those of the chunks just written: no query over the
+        rows already there (counting a million pending rows after every chunk made a big send quadratic)."""
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        for chunk in chunks:
+            lane = Lane(occurrence_id, chunk.audience, chunk.channel, chunk.content_id)
+            if lane not in current.lanes:
+                if lane.content_id not in current.contents:
+                    content = sending_queries.content_json(self.engine, lane.content_id)
+                    current.contents[lane.content_id] = content_from_json(content)
+                current.lanes.append(lane)
+
+    def _take_fill(self, occurrence_id: int) -> bool:
+        return lease.take_fill(self.engine, occurrence_id, self.owner, now=self.clock(), ttl=FILL_LEASE_SECONDS)
+
+    def _release_fill(self, current: Sending) -> None:
+        assert current.occurrence.id is not None
+        self._release_fill_of(current.occurrence.id)
+
+    def _release_fill_of(self, occurrence_id: int) -> None:
+        lease.release_fill(self.engine, occurrence_id, self.owner)
+
+    def _refresh_lanes(self, current: Sending) -> None:
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        groups = sending_queries.pending_lanes(self.engine, occurrence_id)
+        for content_id in {content_id for _, _, content_id, _ in groups} - current.contents.keys():
+            current.contents[content_id] = content_from_json(sending_queries.content_json(self.engine, content_id))
+        known = set(current.lanes)
+        for audience, channel, content_id, _ in groups:
+            lane = Lane(occurrence_id, audience, channel, content_id)
+            if lane not in known:
+                current.lanes.append(lane)
+        if groups and not current.shown:
+            self.progress.started(current.task, total=sum(count for *_, count in groups))
+            current.shown = True
+
+    def _miss(
+        self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, now: datetime, report: TickReport
+    ) -> None:
+        assert occurrence.id is not None
+        repo.set_occurrence_states(tx, [occurrence.id], "missed", at=now)
+        self.look_for_unwritten = True  # if it was partly written, the rest is written missed
+        report.missed += 1
+        log.warning("occurrence %s missed: past its lateness bound", occurrence.key)
+        if self.on_failure:
+            self.on_failure(tx, cutover, refresh(tx, occurrence), "missed")
+        tx.commit()
+
+    def miss_rest(self, current: Sending, report: TickReport) -> None:
+        """The lateness bound passed mid-send: what is still pending is missed, never sent stale."""
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        report.missed += sending_queries.end_pending(
+            self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=self.clock()
+        )
+        current.lanes = []
+        if current.filling is not None:  # the next tick misses the occurrence and writes the rest as missed
+            current.filling = None
+            self._release_fill(current)
