@@ -32,9 +32,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    """One real run (failures, retries, incidents) whose database the commands read."""
-    return run_scenario(tmp_path_factory.mktemp("columns"))
+def scenario(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Scenario:
+    """One real run (failures, retries, incidents) whose database the commands read, on SQLite and PostgreSQL."""
+    return run_scenario(tmp_path_factory.mktemp("columns"), module_database_url)
 
 
 @pytest.fixture
@@ -42,7 +42,10 @@ def run80(cli: Cli, scenario: Scenario) -> Callable[..., str]:
     """Run a command against the scenario at COLUMNS=80 and return its stdout (exit 0)."""
 
     def run(*args: str, columns: str = "80") -> str:
-        result = cli(*args, env={"COMMS_DATABASE_URL": str(scenario.engine.url), "COLUMNS": columns})
+        result = cli(
+            *args,
+            env={"COMMS_DATABASE_URL": scenario.engine.url.render_as_string(hide_password=False), "COLUMNS": columns},
+        )
         assert result.exit_code == 0, result.output
         return result.stdout
 

@@ -35,15 +35,15 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    """One real run whose database the commands read."""
-    return run_scenario(tmp_path_factory.mktemp("report-cli"))
+def scenario(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Scenario:
+    """One real run whose database the commands read, on SQLite and on PostgreSQL."""
+    return run_scenario(tmp_path_factory.mktemp("report-cli"), module_database_url)
 
 
 @pytest.fixture
 def run(cli: Cli, scenario: Scenario) -> Callable[..., Result]:
     """Invoke comms against the scenario's database."""
-    url = str(scenario.engine.url)
+    url = scenario.engine.url.render_as_string(hide_password=False)
     return lambda *args: cli(*args, env={"COMMS_DATABASE_URL": url})
 
 

@@ -61,9 +61,9 @@ class ParsedReport(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    """One real run shared by this module's tests."""
-    return run_scenario(tmp_path_factory.mktemp("report-html"))
+def scenario(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Scenario:
+    """One real run shared by this module's tests, on SQLite and on PostgreSQL."""
+    return run_scenario(tmp_path_factory.mktemp("report-html"), module_database_url)
 
 
 @pytest.fixture(scope="module")

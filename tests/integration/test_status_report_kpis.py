@@ -78,9 +78,9 @@ def test_missing_kpi_file_is_an_input_error(tmp_path: Path) -> None:
         load_kpis(tmp_path / "nope.yaml")
 
 
-def test_store_kpis_replaces_the_cutover_kpis(tmp_path: Path) -> None:
+def test_store_kpis_replaces_the_cutover_kpis(tmp_path: Path, database_url: str) -> None:
     """store_kpis writes the mapping on the cutover; a second file replaces the first; metrics expose it."""
-    engine = make_engine(f"sqlite:///{tmp_path}/c.db")
+    engine = make_engine(database_url)
     schedule_cutover(engine, load_plan(REPO_ROOT, check_templates=False), start=T0, now=T0 - timedelta(days=3))
     store_kpis(engine, None, _write(tmp_path, "a.yaml", KPI_YAML), now=T0)
     store_kpis(engine, "firestore-to-supabase", _write(tmp_path, "b.yaml", "uptime: 99.5 %\n"), now=T0)
@@ -88,20 +88,18 @@ def test_store_kpis_replaces_the_cutover_kpis(tmp_path: Path) -> None:
         assert communication_metrics(session, repo.find_cutover(session, None))["kpis"] == {"uptime": "99.5 %"}
 
 
-def test_store_kpis_without_a_cutover_is_not_found(tmp_path: Path) -> None:
+def test_store_kpis_without_a_cutover_is_not_found(tmp_path: Path, database_url: str) -> None:
     """KPIs cannot be stored before a cutover is scheduled."""
-    engine = make_engine(f"sqlite:///{tmp_path}/c.db")
+    engine = make_engine(database_url)
     with pytest.raises(NotFoundError):
         store_kpis(engine, None, _write(tmp_path, "a.yaml", KPI_YAML), now=T0)
 
 
-def test_success_metrics_message_quotes_the_kpis(tmp_path: Path) -> None:
+def test_success_metrics_message_quotes_the_kpis(tmp_path: Path, database_url: str) -> None:
     """After a real run, the T+1 week message carries the stored KPIs and the real escalation count."""
     clock = FakeClock(T0 - timedelta(hours=49))
     channels = {kind: RecordingChannel(kind) for kind in Channel}
-    services = bootstrap(
-        Settings(database_url=f"sqlite:///{tmp_path}/c.db"), clock=clock, sleep=clock.sleep, channels=channels
-    )
+    services = bootstrap(Settings(database_url=database_url), clock=clock, sleep=clock.sleep, channels=channels)
     plan = load_plan(REPO_ROOT, check_templates=False)
     schedule_cutover(services.engine, plan, start=T0, now=clock())
 
