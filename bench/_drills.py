@@ -476,8 +476,8 @@ def fault_drill(
     """
     from comms.bootstrap import bootstrap
     from comms.channels.sendgrid import SendGridChannel
+    from comms.plan.fields import Channel as ChannelKind
     from comms.plan.loader import load_plan
-    from comms.plan.models import Channel as ChannelKind
     from comms.services.scheduling import schedule_cutover
     from comms.settings import Settings
     from comms.store.ledger import retry_deliveries

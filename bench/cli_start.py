@@ -48,6 +48,7 @@ WATCH = (
     "typer",
     "yaml",
     "comms.plan.models",
+    "comms.plan.audiences",
 )
 
 

@@ -13,7 +13,7 @@ from comms.clock import Clock, utc_now
 from comms.delivery.ack_links import AckLinkedEmail
 from comms.delivery.dispatcher import Dispatcher, FailureHook, RetryPolicy, Sleeper
 from comms.plan.cache import PlanCache
-from comms.plan.models import Channel as ChannelKind
+from comms.plan.fields import Channel as ChannelKind
 from comms.reports.metrics import communication_metrics
 from comms.services.escalations import DeliveryFailureEscalation, EscalationTimers
 from comms.services.fallback import DeliveryFallback

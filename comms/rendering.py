@@ -22,7 +22,7 @@ from comms.core import locale_format
 from comms.core.content import Content
 from comms.core.locale_format import is_default
 from comms.core.times import format_duration, format_local, format_utc, iso_utc, to_local
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 from comms.template_cache import template_bytecode_cache
 
 __all__ = ["PART_FILES", "Renderer", "build_slack_content", "escape_slack"]

@@ -16,8 +16,9 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from comms.core.content import Content
 from comms.errors import PermanentChannelError
-from comms.plan.models import Audience, Message, Plan
-from comms.plan.models import Channel as ChannelKind
+from comms.plan.audiences import Audience
+from comms.plan.fields import Channel as ChannelKind
+from comms.plan.models import Message, Plan
 
 __all__ = [
     "Channel",

@@ -2,8 +2,8 @@
 
 The factory, rendering, the template check, materialize, envelopes and readiness ask this table
 instead of branching on the kind. A new channel is one module (its adapter and the functions
-below) plus one ``ChannelSpec`` here, its ``Channel`` enum value, the audience field of the same
-name in ``comms.plan.models`` and, when its content is new, a type in ``comms.core.content``.
+below) plus one ``ChannelSpec`` here, its ``Channel`` enum value (``comms.plan.fields``), the audience
+field of the same name in ``comms.plan.audiences`` and, when its content is new, a type in ``comms.core.content``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from comms.channels.webhook import (
 )
 from comms.clock import Clock
 from comms.core.content import Content
-from comms.plan.models import Audience, Message
+from comms.plan.audiences import Audience
+from comms.plan.models import Message
 
 if TYPE_CHECKING:
     from comms.settings import Settings  # imported by the callers; kept off the import path of rendering

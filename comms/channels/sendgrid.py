@@ -39,7 +39,8 @@ from comms.core.content import EmailContent, one_line
 from comms.core.times import parse_retry_after
 from comms.core.unsubscribe import UNSUBSCRIBE_TAG, UnsubscribeLinks
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
-from comms.plan.models import Audience, Plan
+from comms.plan.audiences import Audience
+from comms.plan.models import Plan
 from comms.plan.recipients import iter_email_recipients, read_suppression_list
 
 if TYPE_CHECKING:

@@ -31,7 +31,8 @@ from comms.clock import Clock, utc_now
 from comms.core.content import SlackContent
 from comms.core.times import parse_retry_after
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError, is_read_timeout
-from comms.plan.models import Audience, Message, Plan
+from comms.plan.audiences import Audience
+from comms.plan.models import Message, Plan
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient

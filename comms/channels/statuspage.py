@@ -33,7 +33,8 @@ from comms.clock import Clock, ensure_utc, utc_now
 from comms.core.content import StatuspageContent, one_line
 from comms.core.times import parse_retry_after
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
-from comms.plan.models import Audience, Message, Plan
+from comms.plan.audiences import Audience
+from comms.plan.models import Message, Plan
 
 if TYPE_CHECKING:
     import httpx

@@ -38,7 +38,8 @@ from comms.clock import Clock, utc_now
 from comms.core.content import WebhookContent, one_line
 from comms.core.times import iso_utc, parse_retry_after
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
-from comms.plan.models import Audience, Plan
+from comms.plan.audiences import Audience
+from comms.plan.models import Plan
 
 if TYPE_CHECKING:
     import httpx

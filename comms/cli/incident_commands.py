@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the services load SQLAlchemy and the SDKs: imported inside 
     from comms.bootstrap import Services
     from comms.channels.base import Channel as ChannelPort
     from comms.delivery.dispatcher import TickReport
-    from comms.plan.models import Channel
+    from comms.plan.fields import Channel
     from comms.services.incidents import IncidentOutcome
 
 __all__ = [

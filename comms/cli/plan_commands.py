@@ -12,8 +12,9 @@ from comms.cli.tables import fitted_table, fixed, short_local, short_utc, text
 from comms.core.timeline import build_timeline
 from comms.core.times import format_local, format_offset, iso_utc, parse_start
 from comms.errors import InputError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel, Plan
+from comms.plan.models import Plan
 
 __all__ = ["WIDE_TIMELINE_COLUMNS", "preview", "timeline", "validate"]
 

@@ -41,7 +41,7 @@ def init(
 ) -> None:
     """Write a small working plan (audiences, schedule, commented templates) to start from."""
     from comms.errors import InputError
-    from comms.plan.models import Channel
+    from comms.plan.fields import Channel
     from comms.plan.scaffold import DEFAULT_CHANNELS, default_audiences, parse_audience_choice, write_plan
 
     if audience:

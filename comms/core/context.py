@@ -12,7 +12,9 @@ from typing import Any
 
 from comms.core.times import format_duration
 from comms.core.unsubscribe import UNSUBSCRIBE_TAG
-from comms.plan.models import Audience, Channel, Message, Plan, Trigger
+from comms.plan.audiences import Audience
+from comms.plan.fields import Channel
+from comms.plan.models import Message, Plan, Trigger
 
 __all__ = [
     "SAMPLE_ESCALATION",

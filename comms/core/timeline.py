@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 from comms.clock import ensure_utc
 from comms.core.quiet_hours import split_for_quiet_hours
-from comms.plan.models import Channel, Message, Plan, Trigger
+from comms.plan.fields import Channel
+from comms.plan.models import Message, Plan, Trigger
 
 __all__ = ["Occurrence", "build_timeline", "occurrence_key"]
 

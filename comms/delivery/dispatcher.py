@@ -36,7 +36,7 @@ from comms.delivery.sending import Sending, TickReport
 from comms.delivery.shared_pacing import hold_for, pacer_for, shared_pacer_for
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
-from comms.plan.models import Channel as ChannelKind
+from comms.plan.fields import Channel as ChannelKind
 from comms.store import ledger, sending_queries
 from comms.store import repository as repo
 from comms.store.engine import Engine

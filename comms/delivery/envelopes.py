@@ -10,7 +10,8 @@ from comms.channels.base import Envelope, EnvelopeFacts, MaintenanceWindow, Rece
 from comms.channels.registry import channel_spec
 from comms.core import jsoncodec
 from comms.core.content import Content
-from comms.plan.models import Channel, Message, Plan
+from comms.plan.fields import Channel
+from comms.plan.models import Message, Plan
 from comms.store import repository as repo
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction

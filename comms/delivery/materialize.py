@@ -20,7 +20,9 @@ from comms.core import jsoncodec
 from comms.core.content import content_hash, content_to_json
 from comms.core.context import build_context
 from comms.core.phases import statuspage_status_to_send
-from comms.plan.models import Audience, Channel, Message, Plan
+from comms.plan.audiences import Audience
+from comms.plan.fields import Channel
+from comms.plan.models import Message, Plan
 from comms.rendering import Renderer
 from comms.store import ledger
 from comms.store.covering import mark_covered, statuspage_sent

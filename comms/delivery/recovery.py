@@ -19,7 +19,7 @@ from comms.core.content import content_from_json
 from comms.delivery.envelopes import build_envelope, remember_ref
 from comms.errors import ChannelError
 from comms.plan.cache import PlanCache
-from comms.plan.models import Channel as ChannelKind
+from comms.plan.fields import Channel as ChannelKind
 from comms.store import lease, ledger
 from comms.store import repository as repo
 from comms.store.engine import Engine

@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from comms.errors import PlanError, Problem
-from comms.plan.models import Audience, Channel, EscalationMatrix, Plan, Schedule
+from comms.plan.audiences import Audience
+from comms.plan.fields import Channel
+from comms.plan.models import EscalationMatrix, Plan, Schedule
 from comms.plan.yaml_source import Loc, YamlDocument, read_yaml
 
 __all__ = [
@@ -263,9 +265,9 @@ def _shown(value: Any) -> str:
 
 def _keys_of(class_name: object) -> str:
     """The keys the plan may write for a model named in a pydantic error (never the class name itself)."""
-    from comms.plan import models
+    from comms.plan import audiences, models
 
-    model = getattr(models, str(class_name), None) if class_name else None
+    model = getattr(models, str(class_name), None) or getattr(audiences, str(class_name), None) if class_name else None
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return ""
     names = [field.alias or name for name, field in model.model_fields.items() if name not in ("key", "source")]

@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 from comms.errors import PlanError, Problem
 from comms.plan.addresses import address_problem
+from comms.plan.audiences import Audience
 from comms.plan.loader import display_path
-from comms.plan.models import Audience
 
 __all__ = [
     "CsvRecipient",

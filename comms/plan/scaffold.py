@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from comms.errors import InputError
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 from comms.plan.schema import AUDIENCE_SCHEMA_FILE, SCHEDULE_SCHEMA_FILE, plan_schemas
 
 __all__ = ["AudienceChoice", "DEFAULT_CHANNELS", "default_audiences", "parse_audience_choice", "write_plan"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from comms.plan.models import Audience, EscalationMatrix, Schedule
+from comms.plan.audiences import Audience
+from comms.plan.models import EscalationMatrix, Schedule
 
 __all__ = [
     "AUDIENCE_SCHEMA_FILE",

@@ -11,8 +11,9 @@ from comms.core.context import sample_context
 from comms.core.locale_format import is_default
 from comms.core.phases import Phase, phase_of
 from comms.errors import Problem
+from comms.plan.fields import Channel
 from comms.plan.loader import display_path, sent_combinations
-from comms.plan.models import Channel, Plan
+from comms.plan.models import Plan
 from comms.rendering import PART_FILES, Renderer
 
 __all__ = ["check_templates", "fixed_duration_warnings", "missing_locale_variants"]

@@ -19,8 +19,9 @@ from comms.channels.registry import channel_spec
 from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent, WebhookContent
 from comms.core.context import SAMPLE_START, sample_context
 from comms.errors import InputError
+from comms.plan.fields import Channel
 from comms.plan.loader import sent_combinations
-from comms.plan.models import Channel, Plan
+from comms.plan.models import Plan
 from comms.rendering import Renderer
 from comms.reports.gallery_order import gallery_groups, unsent_templates
 from comms.reports.page_templates import render_page

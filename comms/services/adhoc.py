@@ -18,8 +18,10 @@ from jinja2 import TemplateError, TemplateNotFound, UndefinedError
 
 from comms.core.context import build_context
 from comms.errors import CommsError, InputError, NotFoundError
+from comms.plan.audiences import Audience
 from comms.plan.cache import PlanCache
-from comms.plan.models import Audience, Channel, Message, Plan, Trigger
+from comms.plan.fields import Channel
+from comms.plan.models import Message, Plan, Trigger
 from comms.rendering import Renderer
 from comms.services.escalations import due_now
 from comms.store import repository as repo

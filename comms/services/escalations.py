@@ -27,7 +27,8 @@ from comms.core.content import ack_marks
 from comms.core.escalation import DueNotice, decide_escalation, escalation_reason
 from comms.core.times import format_duration
 from comms.plan.cache import PlanCache
-from comms.plan.models import Channel, EscalationLevel, Message, Plan, SeverityPolicy, Trigger
+from comms.plan.fields import Channel
+from comms.plan.models import EscalationLevel, Message, Plan, SeverityPolicy, Trigger
 from comms.store import incidents as incident_store
 from comms.store import repository as repo
 from comms.store.engine import Engine

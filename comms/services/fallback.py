@@ -24,7 +24,7 @@ from comms.core import jsoncodec
 from comms.core.content import content_hash
 from comms.delivery.materialize import delivery_key, render_content
 from comms.plan.cache import PlanCache
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 from comms.store import fallback_queries
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction

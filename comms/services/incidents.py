@@ -20,7 +20,8 @@ from comms.core.escalation import decide_escalation
 from comms.core.times import iso_utc
 from comms.errors import InputError, NotFoundError, StateError
 from comms.plan.cache import PlanCache
-from comms.plan.models import Channel, Message, Plan, SeverityPolicy, Trigger
+from comms.plan.fields import Channel
+from comms.plan.models import Message, Plan, SeverityPolicy, Trigger
 from comms.services.escalations import add_occurrence, incident_context, notify_due_levels, severity_policy
 from comms.store import incidents as incident_store
 from comms.store import repository as repo

@@ -20,8 +20,8 @@ from sqlmodel import Session, col, select
 from comms.bootstrap import Services, bootstrap
 from comms.core.times import iso_utc
 from comms.errors import InputError, NotFoundError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.reports.audit import AUDIT_COLUMNS, AuditRow, delivery_content, export_audit, iter_audit_rows, write_csv
 from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings

@@ -13,7 +13,7 @@ from comms.bootstrap import bootstrap
 from comms.channels.base import not_watched
 from comms.delivery.progress import SendSummary
 from comms.errors import PermanentChannelError, TransientChannelError
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 from comms.services.scheduling import schedule_cutover
 from comms.store.ledger import retry_deliveries
 from comms.store.tables import AttemptRow, DeliveryRow

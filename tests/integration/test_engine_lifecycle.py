@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import Session, select
 
 from comms.errors import InputError, StateError
-from comms.plan.models import Channel, Trigger
+from comms.plan.fields import Channel
+from comms.plan.models import Trigger
 from comms.services.scheduling import apply_event, schedule_cutover
 from comms.store.tables import DeliveryRow, OccurrenceRow
 from tests.support.engine import T0, Harness, make_harness

@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 
 from comms.bootstrap import Services, bootstrap
 from comms.errors import InputError, NotFoundError, TransientChannelError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.services.adhoc import parse_vars, send_adhoc, split_names
 from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import Session, col, select
 
 from comms.bootstrap import Services, bootstrap
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.services.incidents import acknowledge_incident, list_incidents, open_incident, resolve_incident
 from comms.services.scheduling import schedule_cutover
 from comms.settings import Settings

@@ -11,8 +11,8 @@ from sqlmodel import Session, col, select
 
 from comms.bootstrap import Services, bootstrap
 from comms.errors import PermanentChannelError, TransientChannelError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.services.adhoc import send_adhoc
 from comms.services.incidents import open_incident
 from comms.services.scheduling import schedule_cutover

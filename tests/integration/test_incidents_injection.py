@@ -10,8 +10,8 @@ import pytest
 from comms.bootstrap import Services, bootstrap
 from comms.channels.base import Envelope
 from comms.core.content import EmailContent, SlackContent, StatuspageContent
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.services.adhoc import send_adhoc
 from comms.services.incidents import acknowledge_incident, open_incident, update_incident
 from comms.services.scheduling import schedule_cutover

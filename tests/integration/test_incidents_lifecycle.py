@@ -11,8 +11,8 @@ from sqlmodel import Session
 from comms.bootstrap import Services, bootstrap
 from comms.channels.base import Envelope
 from comms.errors import InputError, NotFoundError, StateError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.services.incidents import (
     IncidentOutcome,
     acknowledge_incident,

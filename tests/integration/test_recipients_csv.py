@@ -14,8 +14,8 @@ import pytest
 from sqlmodel import Session, select
 
 from comms.errors import PlanError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.plan.recipients import (
     CsvRecipient,
     RecipientsCsvError,

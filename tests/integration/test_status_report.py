@@ -22,8 +22,9 @@ from sqlmodel import Session, col, select
 
 from comms.bootstrap import Services, bootstrap
 from comms.errors import NotFoundError, PermanentChannelError, TransientChannelError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel, Plan, Trigger
+from comms.plan.models import Plan, Trigger
 from comms.reports.effectiveness import effectiveness_report
 from comms.reports.effectiveness_model import EffectivenessReport
 from comms.reports.metrics import communication_metrics

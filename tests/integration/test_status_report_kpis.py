@@ -11,8 +11,9 @@ from sqlmodel import Session, select
 from comms.bootstrap import bootstrap
 from comms.core.content import EmailContent, SlackContent
 from comms.errors import InputError, NotFoundError
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel, Trigger
+from comms.plan.models import Trigger
 from comms.reports.kpis import load_kpis, store_kpis
 from comms.reports.metrics import communication_metrics
 from comms.services.scheduling import apply_event, schedule_cutover

@@ -13,7 +13,7 @@ from jinja2.bccache import bc_magic
 from typer.testing import Result
 
 from comms.core.content import EmailContent
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 from comms.rendering import Renderer
 
 CONTEXT = {"message": {"title": "Rollback & retry"}}

@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 
 from comms.core import jsoncodec
 from comms.errors import InputError
-from comms.plan.models import Channel, Trigger
+from comms.plan.fields import Channel
+from comms.plan.models import Trigger
 from comms.reports.status import cutover_status
 from comms.services.scheduling import apply_event, schedule_cutover
 from comms.store.tables import DeliveryRow, EventRow, OccurrenceRow

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from comms.bootstrap import bootstrap
 from comms.channels.statuspage import PAGE_TARGET
 from comms.delivery.shared_pacing import SharedPacer, pacer_for
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 from comms.services.scheduling import schedule_cutover
 from comms.store import lease
 from comms.store.engine import make_engine

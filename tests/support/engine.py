@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from comms.bootstrap import Services, bootstrap
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel, Plan
+from comms.plan.models import Plan
 from comms.settings import Settings
 from tests.support.clock import FakeClock
 from tests.support.recording import RecordingChannel, recording_channels

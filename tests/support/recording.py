@@ -7,7 +7,7 @@ from collections import deque
 
 from comms.channels.base import Envelope, Leaving, Receipt, Reconciliation, not_watched
 from comms.errors import ChannelError
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 
 
 class RecordingChannel:

@@ -7,7 +7,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
 
 from comms.plan.addresses import address_problem, is_valid_address
-from comms.plan.models import EmailTargets
+from comms.plan.audiences import EmailTargets
 
 TRICKY = [
     "ada@example.com",

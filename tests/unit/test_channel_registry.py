@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from comms.channels.registry import SPECS, channel_spec
-from comms.plan.models import AudienceChannels, Channel
+from comms.plan.audiences import AudienceChannels
+from comms.plan.fields import Channel
 from comms.rendering import PART_FILES, Renderer
 
 COMMS = Path(__file__).resolve().parents[2] / "comms"

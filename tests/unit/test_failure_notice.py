@@ -8,8 +8,8 @@ import pytest
 
 from comms.core.content import EmailContent, SlackContent
 from comms.core.context import sample_context
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan
-from comms.plan.models import Channel
 from comms.rendering import Renderer
 
 ROOT = Path(__file__).resolve().parents[2]

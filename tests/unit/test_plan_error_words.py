@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from comms.plan.fields import Channel
 from comms.plan.loader import inspect_plan
-from comms.plan.models import Channel, CutoverSpec
+from comms.plan.models import CutoverSpec
 from comms.plan.scaffold import default_audiences, write_plan
 
 

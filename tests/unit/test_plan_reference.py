@@ -9,8 +9,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from comms.plan import models
-from comms.plan.models import Channel, Plan
+from comms.plan import audiences, models
+from comms.plan.fields import Channel
+from comms.plan.models import Plan
 from comms.plan.reference import main, plan_reference
 from comms.plan.scaffold import default_audiences, write_plan
 from comms.plan.schema import audience_schema, escalation_schema, schedule_schema
@@ -19,8 +20,9 @@ from comms.plan.template_vars import message_variables, template_filters
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAN_FILE_MODELS = [
     m
-    for m in vars(models).values()
-    if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == models.__name__ and m is not Plan
+    for module in (models, audiences)
+    for m in vars(module).values()
+    if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == module.__name__ and m is not Plan
 ]
 
 

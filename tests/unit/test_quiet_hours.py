@@ -9,7 +9,8 @@ import pytest
 from comms.channels.registry import SPECS
 from comms.core.quiet_hours import SHARED_CHANNELS, parse_quiet_hours, quiet_end, shifted_due
 from comms.core.timeline import build_timeline
-from comms.plan.models import Channel, Plan
+from comms.plan.fields import Channel
+from comms.plan.models import Plan
 
 NIGHT = parse_quiet_hours("22:00-07:00")
 NEW_YORK = "America/New_York"

@@ -8,7 +8,8 @@ from typing import Any
 
 from comms.core.content import EmailContent, SlackContent, StatuspageContent
 from comms.core.context import build_context
-from comms.plan.models import Channel, Plan
+from comms.plan.fields import Channel
+from comms.plan.models import Plan
 from comms.rendering import Renderer, escape_slack
 from comms.reports.preview import Preview, render_preview
 

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from comms.core.content import Content, EmailContent, SlackContent, StatuspageContent
-from comms.plan.models import Channel
+from comms.plan.fields import Channel
 from comms.reports.effectiveness_html import render_report_html
 from comms.reports.effectiveness_model import (
     DeadLetter,

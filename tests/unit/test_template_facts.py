@@ -16,8 +16,9 @@ import pytest
 
 from comms.core.content import content_to_json
 from comms.core.context import SAMPLE_START, relative, sample_context, send_view
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan, sent_combinations
-from comms.plan.models import Channel, Plan, Trigger
+from comms.plan.models import Plan, Trigger
 from comms.plan.template_check import fixed_duration_warnings
 from comms.rendering import Renderer
 

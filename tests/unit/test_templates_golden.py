@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from comms.core.content import EmailContent, SlackContent, StatuspageContent
+from comms.plan.fields import Channel
 from comms.plan.loader import load_plan, sent_combinations
-from comms.plan.models import Channel, Plan
+from comms.plan.models import Plan
 from comms.reports.preview import Preview, render_preview
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
