@@ -1,1 +1,2 @@
-"""The sender: dispatcher, materialization of deliveries, envelopes, crash recovery, the worker loop."""
+"""The sender: the send loop (dispatcher), opening occurrences and writing their rows (opening, materialize),
+envelopes, outcomes, crash recovery, the worker loop."""

@@ -1,1 +1,2 @@
-"""The plan: audiences, schedules and templates loaded into frozen models; recipients; validation."""
+"""The plan: audiences, schedules and templates loaded into frozen models (fields, audiences, models);
+recipients; validation."""
