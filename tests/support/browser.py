@@ -69,20 +69,19 @@ def chromium_driver(profile_root: Path, *, width: int = 1280, height: int = 1600
 
 
 def open_and_wait(driver: WebDriver, url: str, selector: str, count: int, *, timeout_s: float = 20.0) -> None:
-    """Open ``url`` and wait until the page is loaded and ``count`` elements match ``selector``.
+    """Open ``url`` and wait until the page is loaded and ``count`` elements matching ``selector`` are shown.
 
     A big static page (the gallery index is ~330 KB with a hundred iframes) can still be parsing or laying
-    out when ``get`` returns on a loaded machine; a test that then counts what it sees would count a part.
+    out when ``get`` returns on a loaded machine (CI once saw 3 of its 21 groups); a test that counted
+    then would count a part. "Shown" is what the browser lays out (a box on the page), as a reader sees it.
     """
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    shown = "return document.readyState === 'complete' ? Array.from(document.querySelectorAll(arguments[0]))"
+    shown += ".filter(e => e.getClientRects().length > 0).length : -1"
     driver.get(url)
     WebDriverWait(driver, timeout_s).until(
-        lambda d: (
-            d.execute_script("return document.readyState") == "complete"
-            and len(d.find_elements(By.CSS_SELECTOR, selector)) == count
-        ),
+        lambda d: d.execute_script(shown, selector) == count,
         f"{url} never showed {count} of {selector!r} within {timeout_s:.0f} s",
     )
 
