@@ -53,8 +53,8 @@ class TerminalProgress:
         self._progress: Progress | None = None
 
     def started(self, task: str, *, total: int) -> None:
-        """Open a bar for ``task`` when it is large enough."""
-        if total < self.min_total:
+        """Open a bar for ``task`` when it is large enough; a bar already open takes the new total."""
+        if total < self.min_total and task not in self._tasks:
             return
         with self._lock:
             if self._progress is None:
@@ -68,7 +68,7 @@ class TerminalProgress:
                 )
                 self._progress.start()
             if task in self._tasks:
-                self._progress.update(self._tasks[task], total=total, completed=0)
+                self._progress.update(self._tasks[task], total=total)
             else:
                 self._tasks[task] = self._progress.add_task(task, total=total)
 

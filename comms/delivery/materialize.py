@@ -49,17 +49,20 @@ DIRECT_AUDIENCE = "direct"
 """Deliveries to contacts named directly (escalation e-mails, Slack users) rather than via an audience."""
 STATUS_PAGE_AUDIENCE = "status-page"
 INSERT_BATCH = 5000
+PENDING = "pending"
 
 MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]
 
 
 class Written(NamedTuple):
-    """One committed chunk of an occurrence's deliveries: the lane its rows belong to, and how many."""
+    """One committed chunk of an occurrence's deliveries: the lane its rows belong to, how many, and how many
+    of them are to be sent (pending: not an invalid or unsubscribed address, not an ended occurrence's)."""
 
     audience: str
     channel: str
     content_id: int
     rows: int
+    pending: int
 
 
 def delivery_key(cutover: str, occurrence: str, audience: str, channel: str, recipient: str) -> str:
@@ -198,13 +201,11 @@ def _materialize_one(
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
-        ledger.insert_deliveries(
-            tx,
-            [
-                (*constants, key_prefix + address.lower(), address, name, *_initial_state(problem, ended))
-                for address, name, problem in chunk
-            ],
-        )
+        rows = [
+            (*constants, key_prefix + address.lower(), address, name, *_initial_state(problem, ended))
+            for address, name, problem in chunk
+        ]
+        ledger.insert_deliveries(tx, rows)
         for winner in covering or ():  # one copy per person: an earlier audience's row covers this one
             winner_prefix = delivery_key(cutover.name, occurrence.key, winner, channel.value, "")
             mark_covered(
@@ -214,7 +215,7 @@ def _materialize_one(
                 now=now,
             )
         tx.commit()
-        yield Written(audience_key, channel.value, content_row.id, len(chunk))
+        yield Written(audience_key, channel.value, content_row.id, len(rows), sum(row[-2] == PENDING for row in rows))
 
 
 def render_content(
@@ -270,7 +271,7 @@ def _initial_state(problem: str | None, ended: tuple[str, str] | None) -> tuple[
         return target_state(problem), problem  # dead, or suppressed (unsubscribed)
     if ended is not None:
         return ended
-    return "pending", None
+    return PENDING, None
 
 
 def _statuspage_backwards(

@@ -199,10 +199,20 @@ class OccurrenceOpener:
             )
             current.lanes = []
             return
-        if current.filling is None or not current.shown:
+        first = not current.shown
+        if current.filling is None or first:
             self._refresh_lanes(current)  # first and last: every lane with pending rows, counted
         else:
             self._add_written_lanes(current, chunks)
+        if not first:
+            self._announce_growth(current, chunks)
+
+    def _announce_growth(self, current: Sending, chunks: Sequence[Written]) -> None:
+        """The send grew by the rows just written: its progress total says so (a bar does not stop at 5000)."""
+        grown = sum(chunk.pending for chunk in chunks)
+        if grown and current.shown:
+            current.expected += grown
+            self.progress.started(current.task, total=current.expected)
 
     def _add_written_lanes(self, current: Sending, chunks: Sequence[Written]) -> None:
         """While an occurrence is written, its lanes are those of the chunks just written: no query over the
@@ -239,7 +249,8 @@ class OccurrenceOpener:
             if lane not in known:
                 current.lanes.append(lane)
         if groups and not current.shown:
-            self.progress.started(current.task, total=sum(count for *_, count in groups))
+            current.expected = sum(count for *_, count in groups)
+            self.progress.started(current.task, total=current.expected)
             current.shown = True
 
     def _miss(

@@ -62,7 +62,8 @@ class ProgressSink(Protocol):
     """Receives the progress of sends; implementations must be cheap and must not raise."""
 
     def started(self, task: str, *, total: int) -> None:
-        """``total`` deliveries of ``task`` are about to be sent."""
+        """``total`` deliveries of ``task`` are about to be sent; called again with a larger total while a big
+        message's rows are still being written."""
         ...
 
     def advanced(self, task: str, *, count: int) -> None:

@@ -47,6 +47,8 @@ class Sending:
     """The materialization still running (one chunk per turn), with the transaction it writes through."""
     tx: Transaction | None = None
     shown: bool = False
+    expected: int = 0
+    """The deliveries announced to the progress sink so far (it grows while the rows are written)."""
     in_flight: int = 0
     ending: tuple[str, str] | None = None
     """The occurrence ended while being written: the rest of its rows go in this (state, reason), unsent."""

@@ -114,3 +114,37 @@ def test_a_rest_that_cannot_be_written_holds_up_nothing_else(started, sendgrid, 
     assert _end_user_states(services, occurrence_id) == {"cancelled": INSERT_BATCH}
     assert "could not write the rest of advance-notice's rows" in caplog.text
     assert not _occurrence(services, occurrence_id).materialized  # still to be written once the file is back
+
+
+class _Totals:
+    """A progress sink that keeps the totals announced and counts the outcomes."""
+
+    def __init__(self) -> None:
+        self.totals: list[int] = []
+        self.outcomes = 0
+
+    def started(self, task: str, *, total: int) -> None:
+        self.totals.append(total)
+
+    def advanced(self, task: str, *, count: int) -> None:
+        self.outcomes += count
+
+    def finished(self, task: str) -> None:
+        pass
+
+    def summarized(self, summary: object) -> None:
+        pass
+
+
+def test_the_progress_total_grows_with_the_rows_written(tmp_path, sendgrid) -> None:  # type: ignore[no-untyped-def]
+    """A message written in three chunks announces a total that grows to every recipient, not the first chunk's."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    plan = load_plan(_common.make_plan(tmp_path, RECIPIENTS), check_templates=False)
+    services = bootstrap(make_settings(tmp_path, sendgrid=sendgrid), clock=clock, sleep=clock.sleep)
+    schedule_cutover(services.engine, plan, start=_common.due_now_start(clock()), now=clock())
+    progress = _Totals()
+    services.dispatcher.progress = progress
+    report = services.dispatcher.run_until_idle()
+    assert report.sent == RECIPIENTS
+    assert progress.totals[0] <= INSERT_BATCH < progress.totals[-1] == RECIPIENTS == progress.outcomes
+    assert progress.totals == sorted(progress.totals)

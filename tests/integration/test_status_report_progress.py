@@ -74,3 +74,15 @@ def test_small_send_draws_nothing() -> None:
     sink.advanced("starting", count=3)
     sink.finished("starting")
     assert out.getvalue() == ""
+
+
+def test_a_bar_takes_a_grown_total_and_keeps_what_is_done() -> None:
+    """A big message announces more deliveries as its rows are written: the bar grows, its count stays."""
+    console, out = _console(terminal=True)
+    sink = TerminalProgress(console, min_total=100)
+    sink.started("advance-notice", total=5000)
+    sink.advanced("advance-notice", count=3000)
+    sink.started("advance-notice", total=12000)
+    sink.advanced("advance-notice", count=9000)
+    sink.finished("advance-notice")
+    assert "12000/12000" in out.getvalue() and "5000/5000" not in out.getvalue()
