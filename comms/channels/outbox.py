@@ -306,11 +306,9 @@ class EmailFile:
         assert envelope.unsubscribe is not None
         audience = envelope.unsubscribe.audience
         if recipient is not None:
-            address = recipient.address
-            link, headers = self._unsubscribe.for_audience(audience)(address)
+            link, headers = self._unsubscribe.for_audience(audience)(recipient.address)
         else:
-            link = self._unsubscribe.mailto(audience)
-            headers = {"List-Unsubscribe": f"<{link}>"}
+            link, headers = self._unsubscribe.mailto_only(audience)
         for name, value in headers.items():
             message[name] = value
         if envelope.unsubscribe.group_id is not None:

@@ -36,20 +36,14 @@ class UnsubscribeLinks:
     secret: bytes | None
     mailbox: str
 
-    @property
-    def one_click(self) -> bool:
-        """Whether links are one-click HTTPS URLs (RFC 8058), not a mailto."""
-        return bool(self.public_url and self.secret)
-
-    def link(self, audience: str, address: str) -> str:
-        """The footer link of one recipient."""
-        if self.public_url and self.secret:
-            return f"{self.public_url.rstrip('/')}/unsubscribe/{sign_token(self.secret, audience, address)}"
-        return self.mailto(audience)
-
     def mailto(self, audience: str) -> str:
         """A mailto a person can send to unsubscribe from the audience."""
         return f"mailto:{self.mailbox}?subject={quote(f'unsubscribe {audience}')}"
+
+    def mailto_only(self, audience: str) -> tuple[str, dict[str, str]]:
+        """The mailto as footer link, and its ``List-Unsubscribe`` header (no address to sign a link for)."""
+        mailto = self.mailto(audience)
+        return mailto, {"List-Unsubscribe": f"<{mailto}>"}
 
     def for_audience(self, audience: str) -> Callable[[str], tuple[str, dict[str, str]]]:
         """A function from an address to its footer link and its headers: ``List-Unsubscribe`` (URL and mailto)
@@ -58,10 +52,10 @@ class UnsubscribeLinks:
         An email request carries a thousand recipients: the mailto (and, without a public URL, the whole
         header) is the same for each of them, and each one-click link is signed once, not twice.
         """
-        mailto = self.mailto(audience)
         if not (self.public_url and self.secret):
-            shared = {"List-Unsubscribe": f"<{mailto}>"}
-            return lambda _address: (mailto, shared)
+            shared = self.mailto_only(audience)
+            return lambda _address: shared
+        mailto = self.mailto(audience)
         prefix, secret = f"{self.public_url.rstrip('/')}/unsubscribe/", self.secret
 
         def one_click(address: str) -> tuple[str, dict[str, str]]:

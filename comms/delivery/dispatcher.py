@@ -252,8 +252,7 @@ class Dispatcher:
         report: TickReport,
     ) -> int:
         """Open what fell due, advance each materialization one chunk, and start batches in turns."""
-        if self._opener.look_for_unwritten and only is None:
-            self._opener.look_for_unwritten = False
+        if only is None:
             self._opener.open_unwritten_rests(sending)
         with transaction(self.engine) as tx:
             due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]

@@ -215,7 +215,8 @@ def _materialize_one(
                 now=now,
             )
         tx.commit()
-        yield Written(audience_key, channel.value, content_row.id, len(rows), sum(row[-2] == PENDING for row in rows))
+        pending = sum(state == PENDING for *_, state, _error in rows)
+        yield Written(audience_key, channel.value, content_row.id, len(rows), pending)
 
 
 def render_content(

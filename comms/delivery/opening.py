@@ -127,7 +127,13 @@ class OccurrenceOpener:
         return current
 
     def open_unwritten_rests(self, sending: dict[int, Sending]) -> None:
-        """Write the rest of the rows of occurrences that ended (cancelled, missed) while being written."""
+        """Write the rest of the rows of occurrences that ended (cancelled, missed) while being written.
+
+        It looks only when there may be some: at a tick's start, and after this opener ended one.
+        """
+        if not self.look_for_unwritten:
+            return
+        self.look_for_unwritten = False
         with transaction(self.engine) as tx:
             unwritten = repo.partly_written_ended(tx)
         for occurrence_id in unwritten:
@@ -172,9 +178,11 @@ class OccurrenceOpener:
             self._refresh_lanes(current)
             return
         chunks: list[Written] = []
+        written = 0
         try:
-            while sum(chunk.rows for chunk in chunks) < INSERT_BATCH:  # small parts (a Slack channel) do not end a turn
+            while written < INSERT_BATCH:  # small parts (a Slack channel, a few contacts) do not end a turn
                 chunks.append(next(current.filling))
+                written += chunks[-1].rows
         except StopIteration:
             current.filling = None
             self._release_fill(current)
@@ -222,10 +230,13 @@ class OccurrenceOpener:
         for chunk in chunks:
             lane = Lane(occurrence_id, chunk.audience, chunk.channel, chunk.content_id)
             if lane not in current.lanes:
-                if lane.content_id not in current.contents:
-                    content = sending_queries.content_json(self.engine, lane.content_id)
-                    current.contents[lane.content_id] = content_from_json(content)
+                self._load_content(current, lane.content_id)
                 current.lanes.append(lane)
+
+    def _load_content(self, current: Sending, content_id: int) -> None:
+        """Keep the rendered content a lane sends (read once per occurrence and tick)."""
+        if content_id not in current.contents:
+            current.contents[content_id] = content_from_json(sending_queries.content_json(self.engine, content_id))
 
     def _take_fill(self, occurrence_id: int) -> bool:
         return lease.take_fill(self.engine, occurrence_id, self.owner, now=self.clock(), ttl=FILL_LEASE_SECONDS)
@@ -241,8 +252,8 @@ class OccurrenceOpener:
         occurrence_id = current.occurrence.id
         assert occurrence_id is not None
         groups = sending_queries.pending_lanes(self.engine, occurrence_id)
-        for content_id in {content_id for _, _, content_id, _ in groups} - current.contents.keys():
-            current.contents[content_id] = content_from_json(sending_queries.content_json(self.engine, content_id))
+        for content_id in {content_id for _, _, content_id, _ in groups}:
+            self._load_content(current, content_id)
         known = set(current.lanes)
         for audience, channel, content_id, _ in groups:
             lane = Lane(occurrence_id, audience, channel, content_id)
