@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from comms.store.ledger import add_content
 from comms.store.tables import ContentRow, DeliveryRow
 
 __all__ = ["DeadPrimary", "add_fallback_deliveries", "audience_has_channel", "dead_primaries"]
@@ -61,11 +62,10 @@ def add_fallback_deliveries(
     now: datetime,
 ) -> Sequence[int]:
     """Store the fallback's content and one delivery per (key, address, name, state, problem); the caller commits."""
-    content = ContentRow(
-        occurrence_id=occurrence_id, audience=audience, channel=channel, body_json=body_json, sha256=sha256
+    content = add_content(
+        session,
+        ContentRow(occurrence_id=occurrence_id, audience=audience, channel=channel, body_json=body_json, sha256=sha256),
     )
-    session.add(content)
-    session.flush()
     assert content.id is not None
     rows = [
         DeliveryRow(
