@@ -37,12 +37,14 @@ __all__ = [
     "MetricsProvider",
     "STATUS_PAGE_AUDIENCE",
     "Written",
+    "audience_targets",
     "content_audience",
     "delivery_key",
     "materialize",
     "materialize_all",
     "one_copy_order",
     "render_content",
+    "render_extras",
 ]
 
 DIRECT_AUDIENCE = "direct"
@@ -108,11 +110,7 @@ def materialize(
     missed) in that state, never to be sent: what was not written yet is recorded, not forgotten.
     """
     message = plan.message(occurrence.message)
-    extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
-    direct: dict[str, list[str]] = extra.pop("direct", None) or {}
-    extra.pop("statuspage_override", None)
-    if message.with_metrics:
-        extra["metrics"] = metrics(tx, cutover)
+    extra, direct = render_extras(tx, cutover, occurrence, message, metrics)
     if ending is None:
         occurrence.state = "dispatching"
         save(tx, occurrence)
@@ -195,9 +193,7 @@ def _materialize_one(
         )
         content_row = ledger.add_content(tx, content_row)  # another worker may have stored it first
     assert content_row.id is not None
-    targets = ((address, None, None) for address in direct) if direct else channel_spec(channel).targets(audience)
-    if audience is not None and audience.unsubscribe is not None and channel is Channel.EMAIL:
-        targets = _without_unsubscribed(targets, unsubscribed_addresses(tx, audience.key))
+    targets = ((address, None, None) for address in direct) if direct else audience_targets(tx, audience, channel)
     constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
@@ -217,6 +213,19 @@ def _materialize_one(
         tx.commit()
         pending = sum(state == PENDING for *_, state, _error in rows)
         yield Written(audience_key, channel.value, content_row.id, len(rows), pending)
+
+
+def render_extras(
+    tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, message: Message, metrics: MetricsProvider
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """What an occurrence's stored context adds to its rendering (metrics included when the message asks),
+    and apart from it the contacts it names directly per channel."""
+    extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
+    direct: dict[str, list[str]] = extra.pop("direct", None) or {}
+    extra.pop("statuspage_override", None)
+    if message.with_metrics:
+        extra["metrics"] = metrics(tx, cutover)
+    return extra, direct
 
 
 def render_content(
@@ -252,6 +261,15 @@ def render_content(
 
 
 UNSUBSCRIBED_BY_LINK = f"{SUPPRESSED}unsubscribed (through the link in an earlier email)"
+
+
+def audience_targets(tx: Transaction, audience: Audience | None, channel: Channel) -> Iterable[Target]:
+    """Whom the channel reaches for the audience (None: the status page), each with its problem if any: those
+    on its suppression list or unsubscribed through their link are marked ``suppressed``, never sent to."""
+    targets = channel_spec(channel).targets(audience)
+    if audience is not None and audience.unsubscribe is not None and channel is Channel.EMAIL:
+        return _without_unsubscribed(targets, unsubscribed_addresses(tx, audience.key))
+    return targets
 
 
 def _without_unsubscribed(targets: Iterable[Target], unsubscribed: frozenset[str]) -> Iterator[Target]:

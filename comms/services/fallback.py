@@ -13,27 +13,22 @@ occurrence on that channel (a message sent by email and Slack does not send the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from comms.channels.base import target_state
-from comms.channels.registry import channel_spec
 from comms.clock import Clock
-from comms.core import jsoncodec
 from comms.core.content import content_hash
-from comms.delivery.materialize import delivery_key, render_content
+from comms.delivery.materialize import MetricsProvider, audience_targets, delivery_key, render_content, render_extras
 from comms.plan.cache import PlanCache
 from comms.plan.fields import Channel
 from comms.store import fallback_queries
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction
 
-__all__ = ["DeliveryFallback", "MetricsProvider", "queue_fallbacks"]
+__all__ = ["DeliveryFallback", "queue_fallbacks"]
 
 log = logging.getLogger(__name__)
-
-MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]
 
 
 class DeliveryFallback:
@@ -68,6 +63,7 @@ def queue_fallbacks(
     plan, renderer = plans.get(cutover.plan_dir)
     message = plan.message(occurrence.message)
     written: list[int] = []
+    extra: dict[str, Any] | None = None
     for dead in fallback_queries.dead_primaries(tx, occurrence.id):
         audience = plan.audiences.get(dead.audience)
         if audience is None:
@@ -75,11 +71,8 @@ def queue_fallbacks(
         fallback = audience.channels.fallback_for(Channel(dead.channel))
         if fallback is None or fallback_queries.audience_has_channel(tx, occurrence.id, audience.key, fallback.value):
             continue
-        extra: dict[str, Any] = dict(jsoncodec.loads(occurrence.context_json) or {})
-        extra.pop("direct", None)
-        extra.pop("statuspage_override", None)
-        if message.with_metrics:
-            extra["metrics"] = metrics(tx, cutover)
+        if extra is None:  # read (and the metrics computed) once, for the first fallback
+            extra, _ = render_extras(tx, cutover, occurrence, message, metrics)
         body = render_content(plan, renderer, cutover, occurrence, audience, fallback, extra, now=now)
         targets = [
             (
@@ -89,7 +82,7 @@ def queue_fallbacks(
                 target_state(problem),
                 problem,
             )
-            for address, name, problem in channel_spec(fallback).targets(audience)
+            for address, name, problem in audience_targets(tx, audience, fallback)
         ]
         ids = fallback_queries.add_fallback_deliveries(
             tx,

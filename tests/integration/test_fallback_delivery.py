@@ -189,3 +189,24 @@ def test_a_broken_escalation_does_not_cost_the_fallback(
     rows = [r for r in _deliveries(services) if r.audience == "executives"]
     assert [r.state for r in rows if r.channel == "slack"] == ["dead"]
     assert "escalation contacts unreadable" in caplog.text
+
+
+def test_a_fallback_email_skips_who_unsubscribed_through_their_link(
+    tmp_path: Path, database_url: str, plan_copy: Path, sendgrid: FakeSendGrid, slack: FakeSlack, clock: FakeClock
+) -> None:
+    """An audience with unsubscribe: its fallback email is recorded suppressed for whoever unsubscribed, not sent."""
+    from comms.store.unsubscribes import record_unsubscribe
+
+    path = plan_copy / "audiences" / "executives.yaml"
+    path.write_text(path.read_text() + "unsubscribe: {}\n")
+    plan = load_plan(plan_copy, check_templates=False)
+    slack.error_next("not_in_channel")
+    services = _services(tmp_path, plan, sendgrid, slack, clock, database_url)
+    record_unsubscribe(services.engine, "executives", "ceo@example.com", now=clock())
+    _announce(services, clock)
+    assert sorted(address for address, _ in _announcement_emails(sendgrid)) == [
+        "cto@example.com",
+        "vp-engineering@example.com",
+    ]
+    states = {r.recipient: r.state for r in _deliveries(services) if r.channel == "email"}
+    assert states == {"cto@example.com": "sent", "ceo@example.com": "suppressed", "vp-engineering@example.com": "sent"}
