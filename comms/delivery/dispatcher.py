@@ -38,7 +38,7 @@ from comms.errors import ChannelError, PermanentChannelError, TransientChannelEr
 from comms.plan.cache import PlanCache
 from comms.plan.fields import Channel as ChannelKind
 from comms.store import ledger, sending_queries
-from comms.store import repository as repo
+from comms.store import occurrences as occurrence_store
 from comms.store.engine import Engine
 from comms.store.lease import new_owner_id
 from comms.store.ledger import Claim, Lane
@@ -223,7 +223,7 @@ class Dispatcher:
                 return total
             now = self.clock()
             with transaction(self.engine) as tx:
-                upcoming = repo.next_due_at(tx)
+                upcoming = occurrence_store.next_due_at(tx)
             if upcoming is None or upcoming > now + horizon:
                 return total
             if upcoming > now:
@@ -255,7 +255,7 @@ class Dispatcher:
         if only is None:
             self._opener.open_unwritten_rests(sending)
         with transaction(self.engine) as tx:
-            due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]
+            due = [o.id for o in occurrence_store.due_occurrences(tx, self.clock()) if o.id is not None]
         for occurrence_id in due:
             if occurrence_id in settled or occurrence_id in sending or (only is not None and occurrence_id not in only):
                 continue
@@ -321,7 +321,7 @@ class Dispatcher:
 
     def _has_unsettled_due(self, settled: set[int], only: Sequence[int] | None) -> bool:
         with transaction(self.engine) as tx:
-            due = [o.id for o in repo.due_occurrences(tx, self.clock()) if o.id is not None]
+            due = [o.id for o in occurrence_store.due_occurrences(tx, self.clock()) if o.id is not None]
         return any(i not in settled and (only is None or i in only) for i in due)
 
     def _settle_idle(self, sending: dict[int, Sending], settled: set[int]) -> None:

@@ -22,6 +22,7 @@ from comms.delivery.progress import ProgressSink
 from comms.delivery.sending import Sending, TickReport
 from comms.plan.cache import PlanCache
 from comms.store import lease, sending_queries
+from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.ledger import Lane
@@ -92,8 +93,8 @@ class OccurrenceOpener:
         """Start materializing (or miss) a due occurrence and list its lanes; None when it cannot be sent now."""
         now = self.clock()
         tx = self._opening = open_transaction(self.engine)
-        occurrence = repo.get_occurrence(tx, occurrence_id)
-        if occurrence is None or occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
+        occurrence = occurrence_store.get_occurrence(tx, occurrence_id)
+        if occurrence is None or occurrence.state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
             tx.close()
             return None
         cutover = repo.get_cutover(tx, occurrence.cutover_id)
@@ -117,7 +118,7 @@ class OccurrenceOpener:
             current.filling = materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
             report.occurrences.append(occurrence.key)
             self.advance(current)
-            if current.filling is None and occurrence.state not in repo.ACTIVE_OCCURRENCE_STATES:
+            if current.filling is None and occurrence.state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
                 return current
         elif now > deadline:
             report.missed += sending_queries.end_pending(
@@ -135,7 +136,7 @@ class OccurrenceOpener:
             return
         self.look_for_unwritten = False
         with transaction(self.engine) as tx:
-            unwritten = repo.partly_written_ended(tx)
+            unwritten = occurrence_store.partly_written_ended(tx)
         for occurrence_id in unwritten:
             if occurrence_id in sending or not self._take_fill(occurrence_id):
                 continue
@@ -149,7 +150,7 @@ class OccurrenceOpener:
         """Start writing the rest of one ended occurrence's rows in its end state (the fill lease is ours)."""
         tx = open_transaction(self.engine)
         try:
-            occurrence = repo.get_occurrence(tx, occurrence_id)
+            occurrence = occurrence_store.get_occurrence(tx, occurrence_id)
             if occurrence is None or occurrence.materialized or occurrence.due_at is None:
                 tx.close()
                 self._release_fill_of(occurrence_id)
@@ -196,7 +197,7 @@ class OccurrenceOpener:
         if current.ending is not None:
             return  # the rest of an ended occurrence, written ended: nothing to send
         state = sending_queries.occurrence_state(self.engine, occurrence_id)
-        if state not in repo.ACTIVE_OCCURRENCE_STATES:
+        if state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
             # cancelled or missed while being written: end the rows written so far; the next tick writes the
             # rest ended (``open_unwritten_rests``)
             current.filling = None
@@ -268,7 +269,7 @@ class OccurrenceOpener:
         self, tx: Transaction, cutover: CutoverRow, occurrence: OccurrenceRow, now: datetime, report: TickReport
     ) -> None:
         assert occurrence.id is not None
-        repo.set_occurrence_states(tx, [occurrence.id], "missed", at=now)
+        occurrence_store.set_occurrence_states(tx, [occurrence.id], "missed", at=now)
         self.look_for_unwritten = True  # if it was partly written, the rest is written missed
         report.missed += 1
         log.warning("occurrence %s missed: past its lateness bound", occurrence.key)

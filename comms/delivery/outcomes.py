@@ -17,6 +17,7 @@ from comms.clock import Clock
 from comms.delivery.envelopes import ThreadSlot, remember_ref
 from comms.errors import ChannelError, PermanentChannelError
 from comms.store import ledger
+from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.ledger import Claim, RetryDelay
@@ -132,7 +133,7 @@ class OutcomeRecorder:
                 reason = write(tx)
                 try:
                     if reason and escalate and self.on_failure:
-                        occurrence = repo.get_occurrence(tx, batch.occurrence_id)
+                        occurrence = occurrence_store.get_occurrence(tx, batch.occurrence_id)
                         if occurrence is not None:
                             self.on_failure(tx, repo.get_cutover(tx, batch.cutover_id), occurrence, reason)
                     tx.commit()

@@ -21,6 +21,7 @@ from comms.errors import ChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.fields import Channel as ChannelKind
 from comms.store import lease, ledger
+from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.transaction import transaction
@@ -68,7 +69,7 @@ def recover(
             rows = ledger.claimed_rows(tx, claim)
             if not rows:
                 continue
-            occurrence = repo.get_occurrence(tx, rows[0].occurrence_id)
+            occurrence = occurrence_store.get_occurrence(tx, rows[0].occurrence_id)
             cutover = repo.get_cutover(tx, rows[0].cutover_id)
             content = ledger.get_content(tx, rows[0].content_id)
             assert occurrence is not None

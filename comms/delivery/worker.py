@@ -19,7 +19,7 @@ from comms.delivery.dispatcher import Dispatcher
 from comms.errors import StoreError
 from comms.store import lease, wake_channel
 from comms.store.engine import Engine
-from comms.store.repository import next_due_at, next_future_due_at
+from comms.store.occurrences import next_due_at, next_future_due_at
 from comms.store.transaction import transaction
 
 __all__ = ["Worker"]

@@ -24,6 +24,7 @@ from comms.reports.effectiveness_model import (
     Timeliness,
 )
 from comms.reports.metrics import OccurrenceLateness, communication_metrics, occurrence_lateness, percentile, rate
+from comms.store import occurrences as occurrence_store
 from comms.store import provider_events, reporting
 from comms.store import repository as repo
 from comms.store.engine import Engine
@@ -112,7 +113,7 @@ def _timeline(tx: Transaction, cutover: CutoverRow) -> list[TimelinePoint]:
             (sends.audience, sends.first_sent_at, sends.last_sent_at, sends.sent, sends.total)
         )
     points = []
-    for occurrence in repo.occurrences(tx, cutover.id):
+    for occurrence in occurrence_store.occurrences(tx, cutover.id):
         if occurrence.due_at is None or occurrence.id is None:
             continue
         audiences = groups.get(occurrence.id) or [

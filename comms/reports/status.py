@@ -25,6 +25,7 @@ from comms.core.delivery_events import COUNTED_OUTCOMES
 from comms.core.events import CutoverState, releases_held
 from comms.core.times import format_duration, format_offset, iso_utc
 from comms.reports.metrics import ESCALATION_KINDS
+from comms.store import occurrences as occurrence_store
 from comms.store import provider_events, reporting
 from comms.store import repository as repo
 from comms.store.engine import Engine
@@ -278,7 +279,7 @@ def cutover_status(engine: Engine, *, cutover_name: str | None, now: datetime, n
     with transaction(engine) as tx:
         cutover = repo.find_cutover(tx, cutover_name)
         assert cutover.id is not None
-        occurrences = repo.occurrences(tx, cutover.id)
+        occurrences = occurrence_store.occurrences(tx, cutover.id)
         counts = _delivery_counts(tx, cutover.id)
         retries = reporting.next_retries(tx, cutover.id)
         totals = DeliveryCounts()

@@ -24,6 +24,7 @@ from comms.plan.fields import Channel
 from comms.plan.models import Message, Plan, Trigger
 from comms.rendering import Renderer
 from comms.services.escalations import due_now
+from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.tables import CutoverRow
@@ -195,7 +196,7 @@ def _store(
     now: datetime,
 ) -> AdhocOutcome:
     template = due_now(f"adhoc:{message.key}/", message, Trigger.ADHOC, audiences, kinds, {"vars": variables}, now=now)
-    queued = repo.add_numbered_occurrence(engine, cutover_id, template, attempts=_KEY_ATTEMPTS, now=now)
+    queued = occurrence_store.add_numbered_occurrence(engine, cutover_id, template, attempts=_KEY_ATTEMPTS, now=now)
     if queued is None:  # another process took each number we tried
         raise CommsError(f"could not number the ad-hoc send of '{message.key}'; try again")
     return AdhocOutcome(queued.id, queued.key, audiences, kinds)

@@ -15,6 +15,7 @@ from typing import Any
 from comms.plan.cache import PlanCache
 from comms.plan.models import Trigger
 from comms.services.escalations import ESCALATION_MESSAGE, add_occurrence, notice_targets
+from comms.store import occurrences as occurrence_store
 from comms.store import provider_events
 from comms.store import repository as repo
 from comms.store.engine import Engine
@@ -46,7 +47,7 @@ def escalate_bounce_rates(engine: Engine, plans: PlanCache, *, now: datetime) ->
                 if reported < policy.min_reported or failed / reported <= policy.threshold:
                     continue
                 key = f"escalation:bounce-rate/{audience}"
-                if repo.occurrence_id_by_key(tx, cutover.id, key) is not None:
+                if occurrence_store.occurrence_id_by_key(tx, cutover.id, key) is not None:
                     continue
                 reason = (
                     f"{failed} of {reported} deliveries to {audience} bounced or were dropped "

@@ -30,10 +30,10 @@ from comms.plan.cache import PlanCache
 from comms.plan.fields import Channel
 from comms.plan.models import EscalationLevel, Message, Plan, SeverityPolicy, Trigger
 from comms.store import incidents as incident_store
-from comms.store import repository as repo
+from comms.store import occurrences as occurrence_store
 from comms.store.engine import Engine
 from comms.store.incident_tables import IncidentRow
-from comms.store.repository import NewOccurrence
+from comms.store.occurrences import NewOccurrence
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, transaction
 
@@ -85,7 +85,7 @@ def add_occurrence(
 ) -> int:
     """Queue an occurrence due now (the dispatcher's next tick, or ``dispatch_now``, sends it); return its id."""
     occurrence = due_now(key, message, trigger, audiences, channels, context, now=now, incident_id=incident_id)
-    return repo.add_occurrence(tx, cutover_id, occurrence, now=now)
+    return occurrence_store.add_occurrence(tx, cutover_id, occurrence, now=now)
 
 
 def due_now(
@@ -330,7 +330,7 @@ def escalate_failure(
         log.error("%s", detail)
         return None
     key = f"escalation:delivery-failure/{occurrence.id}"
-    if repo.occurrence_id_by_key(tx, cutover.id, key) is not None:
+    if occurrence_store.occurrence_id_by_key(tx, cutover.id, key) is not None:
         return None
     incident = incident_store.get_incident(tx, occurrence.incident_id) if occurrence.incident_id is not None else None
     view = incident_context(incident) if incident is not None else _failure_view(occurrence, kind, now=now)

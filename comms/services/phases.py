@@ -13,6 +13,7 @@ from comms.core.events import CutoverState
 from comms.core.phases import Phase, phase_of, phases_over, retire_reason
 from comms.plan.cache import PlanCache
 from comms.plan.models import Plan, Trigger
+from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.tables import CutoverRow
@@ -44,7 +45,7 @@ def retire_over_phases(
         return []
     by_reason: dict[str, list[int]] = {}
     keys: list[str] = []
-    for row in repo.open_timeline_occurrences(session, cutover.id):
+    for row in occurrence_store.open_timeline_occurrences(session, cutover.id):
         if time_based_only and row.trigger != Trigger.TIME.value:
             continue
         try:
@@ -56,7 +57,7 @@ def retire_over_phases(
             by_reason.setdefault(reason, []).append(row.id)
             keys.append(row.key)
     for reason, ids in by_reason.items():
-        repo.set_occurrence_states(session, ids, "cancelled", at=now, reason=reason)
+        occurrence_store.set_occurrence_states(session, ids, "cancelled", at=now, reason=reason)
     if keys:
         log.info("cutover %s: retired %s (%s)", cutover.name, ", ".join(keys), "; ".join(by_reason))
     return keys

@@ -17,9 +17,10 @@ from comms.plan.cache import PlanCache
 from comms.plan.models import Plan, Trigger
 from comms.services.escalations import escalate_failure
 from comms.services.phases import retire_over_phases
+from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
-from comms.store.repository import NewOccurrence
+from comms.store.occurrences import NewOccurrence
 from comms.store.transaction import Transaction, transaction
 
 __all__ = ["EventOutcome", "ScheduleOutcome", "apply_event", "schedule_cutover"]
@@ -121,8 +122,10 @@ def _record_accepted_missed(
     with transaction(engine) as tx:
         cutover = repo.find_cutover(tx, cutover_name)
         assert cutover.id is not None
-        rows = [r for r in repo.occurrences(tx, cutover.id) if r.key in keys]
-        repo.set_occurrence_states(tx, [r.id for r in rows if r.id is not None], "missed", at=now, reason=reason)
+        rows = [r for r in occurrence_store.occurrences(tx, cutover.id) if r.key in keys]
+        occurrence_store.set_occurrence_states(
+            tx, [r.id for r in rows if r.id is not None], "missed", at=now, reason=reason
+        )
         summary = (
             f"{len(keys)} message(s) of {cutover_name} were already past their lateness bound when it was "
             f"scheduled for T0 {iso_utc(cutover.start)} and were recorded missed (--accept-missed): {', '.join(keys)}"
@@ -211,7 +214,7 @@ def apply_event(
         moved_start = new_start if event is Trigger.RESCHEDULE else None
         if moved_start is not None:
             moved = [_new_occurrence(o, now=now) for o in build_timeline(plan, moved_start) if o.due_at is not None]
-            repo.realign_time_based(tx, cutover.id, moved, split_mark=SPLIT_MARK, now=now)
+            occurrence_store.realign_time_based(tx, cutover.id, moved, split_mark=SPLIT_MARK, now=now)
         if moved_start is None:
             retire_over_phases(tx, plan, cutover, state=transition.state, now=now)
         _apply_pending_effect(tx, cutover.id, transition.pending, now=now, reason=f"'{event.value}' recorded")
@@ -236,7 +239,7 @@ def apply_event(
             )
             for part in split_for_quiet_hours(plan, base, urgent=message.urgent):
                 row = _new_occurrence(part, now=now, key=f"{part.key}/e{event_row.id}", context={"event": payload})
-                fired.append(repo.add_occurrence(tx, cutover.id, row, now=now))
+                fired.append(occurrence_store.add_occurrence(tx, cutover.id, row, now=now))
         repo.set_cutover_state(
             tx, cutover, state=transition.state.value, stage=transition.stage, now=now, start=moved_start
         )
@@ -279,8 +282,8 @@ def _apply_pending_effect(
     if effect is PendingEffect.NONE or effect is PendingEffect.RELEASE:
         return
     if effect is PendingEffect.HOLD:
-        repo.hold_time_based(tx, cutover_id)
+        occurrence_store.hold_time_based(tx, cutover_id)
         return
-    repo.cancel_time_based(
+    occurrence_store.cancel_time_based(
         tx, cutover_id, recurring_only=effect is PendingEffect.CANCEL_RECURRING, now=now, reason=reason
     )

@@ -15,6 +15,7 @@ from comms.core.times import format_local, iso_utc
 from comms.plan.cache import PlanCache
 from comms.reports.status import CutoverStatus, cutover_status
 from comms.store import console as console_store
+from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
 from comms.store.transaction import transaction
@@ -98,7 +99,7 @@ def cutover_view(engine: Engine, plans: PlanCache, name: str, *, now: datetime) 
         cutover = repo.find_cutover(tx, name)
         assert cutover.id is not None
         plan, _ = plans.get(cutover.plan_dir)
-        occurrences = repo.occurrences(tx, cutover.id)
+        occurrences = occurrence_store.occurrences(tx, cutover.id)
         counts = console_store.lane_counts(tx, cutover.id)
     end = cutover.start + plan.cutover.window
     zones = [
