@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from comms.channels.base import Channel, ChannelKind, EnvelopeExtras, EnvelopeFacts, PartRenderer, Target
 from comms.channels.outbox import EmailFile, OutboxWriter, SlackFile, StatuspageFile
 from comms.channels.pacing import Pacer, monotonic_for
-from comms.channels.sendgrid import EMAIL_PARTS, SendGridChannel, email_content, email_extras, email_targets
+from comms.channels.sendgrid import (
+    EMAIL_PARTS,
+    MAX_RECIPIENTS,
+    SendGridChannel,
+    email_content,
+    email_extras,
+    email_targets,
+)
 from comms.channels.slack import SlackChannel, slack_extras, slack_targets, slack_thread_scope
 from comms.channels.slack_blocks import SLACK_PARTS, escape_slack, slack_content
 from comms.channels.statuspage import (
@@ -73,6 +80,8 @@ class ChannelSpec:
     escape: Callable[[str], str] | None = None
     per_audience: bool = True
     thread_scope: ThreadScope | None = None
+    batch: int = 1
+    """How many recipients one request carries, so how many the ledger writes into one batch."""
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -114,6 +123,7 @@ SPECS: Mapping[ChannelKind, ChannelSpec] = {
             content=email_content,
             targets=email_targets,
             envelope=email_extras,
+            batch=MAX_RECIPIENTS,
         ),
         ChannelSpec(
             kind=ChannelKind.SLACK,

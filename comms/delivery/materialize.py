@@ -1,8 +1,8 @@
 """Turning a due occurrence into rendered contents and delivery rows (one per recipient or target).
 
 Rendering happens once per audience x channel; recipients stream from the CSV into the store in
-chunks of ``INSERT_BATCH`` rows, one short transaction each, with INSERT OR IGNORE on the idempotency
-key so a crash mid-way just resumes. ``materialize`` is a generator: the sender advances it one chunk
+chunks of ``INSERT_BATCH`` rows, one short transaction each, in batches of one request's size (the
+ledger's unit of state), skipping a recipient whose idempotency key exists so a crash mid-way just resumes. ``materialize`` is a generator: the sender advances it one chunk
 between its send passes, so the first request of a million-recipient message leaves after one chunk,
 and an operator's command never waits behind a long write.
 """
@@ -28,7 +28,6 @@ from comms.store import ledger
 from comms.store.covering import mark_covered, statuspage_sent
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, save
-from comms.store.types import sqlite_stamp
 from comms.store.unsubscribes import unsubscribed_addresses
 
 __all__ = [
@@ -194,14 +193,17 @@ def _materialize_one(
         content_row = ledger.add_content(tx, content_row)  # another worker may have stored it first
     assert content_row.id is not None
     targets = ((address, None, None) for address in direct) if direct else audience_targets(tx, audience, channel)
-    constants = (cutover.id, occurrence.id, content_row.id, audience_key, channel.value, sqlite_stamp(now))
+    lane = ledger.LaneOf(cutover.id, occurrence.id, content_row.id, audience_key, channel.value)
+    state, reason = ended or (PENDING, None)
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
         rows = [
-            (*constants, key_prefix + address.lower(), address, name, *_initial_state(problem, ended))
+            (key_prefix + address.lower(), address, name, target_state(problem) if problem else None, problem)
             for address, name, problem in chunk
         ]
-        ledger.insert_deliveries(tx, rows)
+        batches = ledger.write_recipients(
+            tx, lane, rows, batch_size=channel_spec(channel).batch, now=now, state=state, reason=reason
+        )
         for winner in covering or ():  # one copy per person: an earlier audience's row covers this one
             winner_prefix = delivery_key(cutover.name, occurrence.key, winner, channel.value, "")
             mark_covered(
@@ -210,8 +212,8 @@ def _materialize_one(
                 reason=f"covered by the copy to audience '{winner}'",
                 now=now,
             )
+        pending = ledger.count_batches(tx, batches)
         tx.commit()
-        pending = sum(state == PENDING for *_, state, _error in rows)
         yield Written(audience_key, channel.value, content_row.id, len(rows), pending)
 
 
@@ -283,14 +285,6 @@ def _without_unsubscribed(targets: Iterable[Target], unsubscribed: frozenset[str
 def one_copy_order(audiences: Iterable[Audience]) -> list[Audience]:
     """The audiences in the order their copies win: higher ``priority`` first, then the message's order."""
     return sorted(audiences, key=lambda audience: -audience.priority)
-
-
-def _initial_state(problem: str | None, ended: tuple[str, str] | None) -> tuple[str, str | None]:
-    if problem:
-        return target_state(problem), problem  # dead, or suppressed (unsubscribed)
-    if ended is not None:
-        return ended
-    return PENDING, None
 
 
 def _statuspage_backwards(

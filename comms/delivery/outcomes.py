@@ -102,8 +102,8 @@ class OutcomeRecorder:
                 delay=self.delay,
                 now=self.clock(),
             )
-            counts = FailureCounts(dead=len(outcome.dead), retrying=outcome.retrying)
-            return f"{len(outcome.dead)} delivery(ies) dead: {error}" if outcome.dead else None
+            counts = FailureCounts(dead=outcome.dead, retrying=outcome.retrying)
+            return f"{outcome.dead} delivery(ies) dead: {error}" if outcome.dead else None
 
         self._commit_with_escalation(batch, write)
         return counts

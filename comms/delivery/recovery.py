@@ -82,7 +82,7 @@ def recover(
                 verdict = Reconciliation("unknown")
             provider_id = verdict.receipt.provider_id if verdict.receipt else None
             ledger.settle_reconciled(
-                tx, rows, verdict.state, provider_id=provider_id, error=DIED_IN_FLIGHT, now=clock()
+                tx, claim, verdict.state, provider_id=provider_id, error=DIED_IN_FLIGHT, now=clock()
             )
             outcome = {"sent": "sent", "not_sent": "pending"}.get(verdict.state, "uncertain")
             counts[outcome] += len(rows)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from comms.channels.base import target_state
+from comms.channels.registry import channel_spec
 from comms.clock import Clock
 from comms.core.content import content_hash
 from comms.delivery.materialize import MetricsProvider, audience_targets, delivery_key, render_content, render_extras
@@ -57,12 +58,12 @@ def queue_fallbacks(
     *,
     now: datetime,
     metrics: MetricsProvider,
-) -> list[int]:
-    """Write the fallback deliveries the occurrence's dead rows call for; return their ids (the caller commits)."""
+) -> int:
+    """Write the fallback deliveries the occurrence's dead rows call for; return how many (the caller commits)."""
     assert cutover.id is not None and occurrence.id is not None
     plan, renderer = plans.get(cutover.plan_dir)
     message = plan.message(occurrence.message)
-    written: list[int] = []
+    written = 0
     extra: dict[str, Any] | None = None
     for dead in fallback_queries.dead_primaries(tx, occurrence.id):
         audience = plan.audiences.get(dead.audience)
@@ -79,12 +80,12 @@ def queue_fallbacks(
                 delivery_key(cutover.name, occurrence.key, audience.key, fallback.value, address),
                 address,
                 name,
-                target_state(problem),
+                target_state(problem) if problem else None,
                 problem,
             )
             for address, name, problem in audience_targets(tx, audience, fallback)
         ]
-        ids = fallback_queries.add_fallback_deliveries(
+        count = fallback_queries.add_fallback_deliveries(
             tx,
             cutover_id=cutover.id,
             occurrence_id=occurrence.id,
@@ -93,6 +94,7 @@ def queue_fallbacks(
             body_json=body,
             sha256=content_hash(body),
             targets=targets,
+            batch_size=channel_spec(fallback).batch,
             fallback_of=dead.id,
             now=now,
         )
@@ -101,8 +103,8 @@ def queue_fallbacks(
             occurrence.key,
             audience.key,
             dead.channel,
-            len(ids),
+            count,
             fallback.value,
         )
-        written.extend(ids)
+        written += count
     return written

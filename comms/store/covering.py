@@ -17,15 +17,16 @@ from comms.store.dialect import stamped
 __all__ = ["mark_covered", "statuspage_sent"]
 
 _COVER = stamped(
-    "UPDATE delivery SET state = 'covered', last_error = :reason, updated_at = :now "
-    "WHERE idempotency_key = :key AND state = 'pending' "
-    "AND EXISTS (SELECT 1 FROM delivery AS winner WHERE winner.idempotency_key = :winner)",
+    "UPDATE recipient SET state = 'covered', last_error = :reason, updated_at = :now "
+    "WHERE idempotency_key = :key AND state IS NULL "
+    "AND EXISTS (SELECT 1 FROM recipient AS winner WHERE winner.idempotency_key = :winner)",
     "now",
 )
 
 
 def mark_covered(session: Session, pairs: Sequence[tuple[str, str]], *, reason: str, now: datetime) -> None:
-    """For each (row key, winner key): the pending row becomes ``covered`` when the winner's row exists.
+    """For each (row key, winner key): the just written row becomes ``covered`` (an exception to its pending
+    batch; ``ledger.count_batches`` then leaves it out) when the winner's row exists.
 
     Both lookups go through the UNIQUE idempotency key, so a chunk costs two index probes a row.
     """

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from comms.store.ledger import add_content
-from comms.store.tables import ContentRow, DeliveryRow
+from comms.store.ledger import LaneOf, RecipientValues, add_content, count_batches, write_recipients
+from comms.store.tables import ContentRow, DeliveryRow, RecipientRow
 
 __all__ = ["DeadPrimary", "add_fallback_deliveries", "audience_has_channel", "dead_primaries"]
 
@@ -57,33 +57,22 @@ def add_fallback_deliveries(
     channel: str,
     body_json: str,
     sha256: str,
-    targets: Iterable[tuple[str, str, str | None, str, str | None]],
+    targets: Sequence[RecipientValues],
+    batch_size: int,
     fallback_of: int,
     now: datetime,
-) -> Sequence[int]:
-    """Store the fallback's content and one delivery per (key, address, name, state, problem); the caller commits."""
+) -> int:
+    """Store the fallback's content and its recipients (key, address, name, exception state, problem) in pending
+    batches; return how many were written (the caller commits)."""
     content = add_content(
         session,
         ContentRow(occurrence_id=occurrence_id, audience=audience, channel=channel, body_json=body_json, sha256=sha256),
     )
     assert content.id is not None
-    rows = [
-        DeliveryRow(
-            idempotency_key=key,
-            cutover_id=cutover_id,
-            occurrence_id=occurrence_id,
-            content_id=content.id,
-            audience=audience,
-            channel=channel,
-            recipient=address,
-            recipient_name=name,
-            state=state,
-            last_error=problem,
-            fallback_of=fallback_of,
-            updated_at=now,
-        )
-        for key, address, name, state, problem in targets
-    ]
-    session.add_all(rows)
-    session.flush()
-    return [row.id for row in rows if row.id is not None]
+    lane = LaneOf(cutover_id, occurrence_id, content.id, audience, channel)
+    batches = write_recipients(session, lane, targets, batch_size=batch_size, now=now, fallback_of=fallback_of)
+    count_batches(session, batches)
+    written = session.exec(
+        select(func.count()).select_from(RecipientRow).where(col(RecipientRow.batch_id).in_(batches))
+    )
+    return int(written.one())

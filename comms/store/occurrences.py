@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from comms.plan.models import Trigger
-from comms.store.tables import DeliveryRow, OccurrenceRow
+from comms.store.tables import BatchRow, OccurrenceRow
 
 __all__ = [
     "ACTIVE_OCCURRENCE_STATES",
@@ -75,7 +75,7 @@ ENDED_OCCURRENCE_STATES = ("cancelled", "missed")
 
 def partly_written_ended(session: Session) -> list[int]:
     """Occurrences that ended (cancelled, missed) while their rows were being written: the rest is unwritten."""
-    has_rows = select(DeliveryRow.id).where(DeliveryRow.occurrence_id == OccurrenceRow.id).exists()
+    has_rows = select(BatchRow.id).where(BatchRow.occurrence_id == OccurrenceRow.id).exists()
     statement = (
         select(OccurrenceRow.id)
         .where(col(OccurrenceRow.state).in_(ENDED_OCCURRENCE_STATES), col(OccurrenceRow.materialized).is_(False))
@@ -90,10 +90,12 @@ def next_due_at(session: Session) -> datetime | None:
     occurrence_due = session.exec(select(func.min(OccurrenceRow.due_at)).where(OccurrenceRow.state == "pending")).one()
     ready_now = session.exec(
         select(func.min(OccurrenceRow.due_at))
-        .join(DeliveryRow, col(DeliveryRow.occurrence_id) == OccurrenceRow.id)
-        .where(DeliveryRow.state == "pending", col(DeliveryRow.next_attempt_at).is_(None))
+        .join(BatchRow, col(BatchRow.occurrence_id) == OccurrenceRow.id)
+        .where(BatchRow.state == "pending", col(BatchRow.size) > 0, col(BatchRow.next_attempt_at).is_(None))
     ).one()
-    retry_due = session.exec(select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.state == "pending")).one()
+    retry_due = session.exec(
+        select(func.min(BatchRow.next_attempt_at)).where(BatchRow.state == "pending", col(BatchRow.size) > 0)
+    ).one()
     candidates = [value for value in (occurrence_due, ready_now, retry_due) if value is not None]
     return min(candidates) if candidates else None
 
@@ -104,8 +106,8 @@ def next_future_due_at(session: Session, now: datetime) -> datetime | None:
         select(func.min(OccurrenceRow.due_at)).where(OccurrenceRow.state == "pending", col(OccurrenceRow.due_at) > now)
     ).one()
     retry_due = session.exec(
-        select(func.min(DeliveryRow.next_attempt_at)).where(
-            DeliveryRow.state == "pending", col(DeliveryRow.next_attempt_at) > now
+        select(func.min(BatchRow.next_attempt_at)).where(
+            BatchRow.state == "pending", col(BatchRow.size) > 0, col(BatchRow.next_attempt_at) > now
         )
     ).one()
     candidates = [value for value in (occurrence_due, retry_due) if value is not None]
@@ -127,8 +129,8 @@ def set_occurrence_states(
         if reason is not None:
             ended["last_error"] = reason
         session.execute(
-            update(DeliveryRow)
-            .where(col(DeliveryRow.occurrence_id).in_(ids), col(DeliveryRow.state) == "pending")
+            update(BatchRow)
+            .where(col(BatchRow.occurrence_id).in_(ids), col(BatchRow.state) == "pending")
             .values(**ended)
         )
 

@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 
 from comms.errors import SchemaMismatchError
 from comms.store.errors import describe_database
+from comms.store.tables import DELIVERY_VIEW
 
 __all__ = ["BASELINE", "HEAD", "REVISIONS", "SchemaUpgrade", "check", "upgrade"]
 
@@ -30,6 +31,7 @@ REVISIONS = (
     "0004_console_and_retired_reason",
     "0005_delivery_fallback_of",
     "0006_unsubscribe",
+    "0007_lean_ledger",
 )
 """Every migration, oldest first (``comms/store/migrations/versions``; a test checks the two agree)."""
 BASELINE = REVISIONS[0]
@@ -88,6 +90,7 @@ def _create_at_head(engine: Engine) -> None:
     """A new database: the tables as declared (what the migrations build) and the HEAD revision, at once."""
     with engine.begin() as connection:
         SQLModel.metadata.create_all(connection)
+        connection.execute(text(DELIVERY_VIEW))
         connection.execute(
             text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
         )

@@ -37,7 +37,7 @@ class QueuedOutcome:
 
 
 _LANES = text("""
-SELECT audience, channel, content_id, count(*) FROM delivery
+SELECT audience, channel, content_id, sum(size) FROM delivery_batch
 WHERE occurrence_id = :occurrence_id AND state = 'pending'
 GROUP BY audience, channel, content_id
 ORDER BY min(id)
@@ -68,8 +68,8 @@ def occurrence_state(engine: Engine, occurrence_id: int) -> str:
 
 
 _END_PENDING = stamped(
-    "UPDATE delivery SET state = :state, last_error = :reason, updated_at = :now "
-    "WHERE occurrence_id = :occurrence_id AND state = 'pending'",
+    "UPDATE delivery_batch SET state = :state, last_error = :reason, updated_at = :now "
+    "WHERE occurrence_id = :occurrence_id AND state = 'pending' RETURNING size",
     "now",
 )
 
@@ -77,19 +77,21 @@ _END_PENDING = stamped(
 def end_pending(engine: Engine, occurrence_id: int, *, state: str, reason: str, now: datetime) -> int:
     """Move the occurrence's pending deliveries to ``state`` (missed, cancelled) with why; return how many."""
     with engine.begin() as connection:
-        result = connection.execute(
+        sizes = connection.execute(
             _END_PENDING, {"state": state, "reason": reason, "now": now, "occurrence_id": occurrence_id}
-        )
-    return int(result.rowcount)
+        ).all()
+    return sum(int(size) for (size,) in sizes)
 
 
-# Rows in flight always carry a claim, so they are found through ix_delivery_claim, which indexes only
-# claimed rows (the unary plus keeps SQLite from walking the occurrence's every row through ix_delivery_lane).
-_IN_FLIGHT_OF = "SELECT {what} FROM delivery WHERE claim IS NOT NULL AND state = 'in_flight' AND +occurrence_id {ids}"
+# Batches in flight always carry a claim, so they are found through ix_batch_claim, which indexes only
+# claimed batches (the unary plus keeps SQLite from walking the occurrence's every batch through ix_batch_lane).
+_IN_FLIGHT_OF = (
+    "SELECT {what} FROM delivery_batch WHERE claim IS NOT NULL AND state = 'in_flight' AND +occurrence_id {ids}"
+)
 _FINISH = stamped(
     "UPDATE occurrence SET state = 'done', finished_at = :now "
     "WHERE id = :id AND state = 'dispatching' AND materialized = TRUE "
-    "AND NOT EXISTS (SELECT 1 FROM delivery WHERE occurrence_id = :id AND state = 'pending') "
+    "AND NOT EXISTS (SELECT 1 FROM delivery_batch WHERE occurrence_id = :id AND state = 'pending' AND size > 0) "
     f"AND NOT EXISTS ({_IN_FLIGHT_OF.format(what='1', ids='= :id')})",
     "now",
 )
@@ -103,13 +105,20 @@ def finish_if_done(engine: Engine, occurrence_id: int, *, now: datetime) -> bool
 
 
 _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_STATES = text("SELECT state, count(*) FROM delivery WHERE occurrence_id IN :ids GROUP BY state").bindparams(_IDS)
+# A batch's state counts for the recipients that follow it (its size), an exception's for itself.
+_STATES = text(
+    "SELECT state, sum(n) FROM ("
+    "SELECT state, size AS n FROM delivery_batch WHERE occurrence_id IN :ids AND size > 0 "
+    "UNION ALL SELECT r.state, 1 FROM delivery_batch AS b JOIN recipient AS r ON r.batch_id = b.id "
+    "AND r.state IS NOT NULL WHERE b.occurrence_id IN :ids"
+    ") AS counted GROUP BY state"
+).bindparams(_IDS)
 _REQUESTS = text("SELECT count(*) FROM attempt WHERE occurrence_id IN :ids").bindparams(_IDS)
 _UNWRITTEN = text(
     "SELECT count(*) FROM occurrence WHERE id IN :ids AND state IN ('pending', 'dispatching') AND materialized = FALSE"
 ).bindparams(_IDS)
 _READY = stamped(
-    "SELECT (SELECT count(*) FROM delivery WHERE occurrence_id IN :ids AND state = 'pending' "
+    "SELECT (SELECT count(*) FROM delivery_batch WHERE occurrence_id IN :ids AND state = 'pending' AND size > 0 "
     "AND (next_attempt_at IS NULL OR next_attempt_at <= :now)) + "
     f"({_IN_FLIGHT_OF.format(what='count(*)', ids='IN :ids')})",
     "now",
@@ -144,8 +153,8 @@ def occurrences_with_pending(engine: Engine, cutover_id: int) -> list[int]:
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT DISTINCT occurrence_id FROM delivery WHERE cutover_id = :cutover AND state = 'pending' "
-                "ORDER BY occurrence_id"
+                "SELECT DISTINCT occurrence_id FROM delivery_batch WHERE cutover_id = :cutover AND state = 'pending' "
+                "AND size > 0 ORDER BY occurrence_id"
             ),
             {"cutover": cutover_id},
         ).all()

@@ -1,10 +1,11 @@
-"""The tables: cutovers, occurrences, rendered contents, deliveries, attempts, events, threads.
+"""The tables: cutovers, occurrences, rendered contents, delivery batches and recipients, attempts, events, threads.
 
 States:
 - cutover:    planned, go, in_progress, completed, rolled_back, postponed, cancelled
 - occurrence: pending, held, dispatching, done, missed, cancelled
 - delivery:   pending, in_flight, sent, dead, uncertain, missed, cancelled, covered (another audience's copy
-              reaches the same person), suppressed (unsubscribed)
+              reaches the same person), suppressed (unsubscribed); a batch has the states a whole request
+              can have, and ``empty`` (all its recipients are exceptions)
 - attempt:    claimed, started, sent, transient, permanent, uncertain, released, unsent
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, UniqueConstraint, text
+from sqlalchemy import Column, Index, MetaData, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from comms.store.types import UTCDateTime
@@ -20,8 +21,10 @@ from comms.store.types import UTCDateTime
 __all__ = [
     "AckTokenUseRow",
     "AttemptRow",
+    "BatchRow",
     "ContentRow",
     "CutoverRow",
+    "DELIVERY_VIEW",
     "DeliveryRow",
     "EventRow",
     "LeaseRow",
@@ -29,8 +32,10 @@ __all__ = [
     "PacingRow",
     "ProviderEventRow",
     "ProviderEventTallyRow",
+    "RecipientRow",
     "ThreadRow",
     "UnsubscribeRow",
+    "ViewModel",
 ]
 
 
@@ -94,26 +99,91 @@ class ContentRow(SQLModel, table=True):
     sha256: str
 
 
-class DeliveryRow(SQLModel, table=True):
-    """One recipient (email) or target (Slack channel, status page) of an occurrence."""
+class BatchRow(SQLModel, table=True):
+    """The unit of the ledger's state: up to one request's recipients of one lane (occurrence x audience x
+    channel), claimed, attempted and settled together. Its recipients follow its state unless they are
+    exceptions (``RecipientRow.state`` set); ``size`` counts those that follow it."""
 
-    __tablename__ = "delivery"
+    __tablename__ = "delivery_batch"
     __table_args__ = (
-        # A lane's next batch: ready rows of one occurrence x audience x channel, oldest retry first.
-        Index("ix_delivery_lane", "occurrence_id", "audience", "channel", "state", "next_attempt_at"),
-        # The rows of a batch in flight, found again by its claim token (only claimed rows are indexed).
+        # A lane's next batch: ready batches of one occurrence x audience x channel, oldest retry first.
+        Index("ix_batch_lane", "occurrence_id", "audience", "channel", "state", "next_attempt_at"),
+        # A batch in flight, found again by its claim token (only claimed batches are indexed).
         Index(
-            "ix_delivery_claim",
+            "ix_batch_claim",
             "claim",
             sqlite_where=text("claim IS NOT NULL"),
             postgresql_where=text("claim IS NOT NULL"),
         ),
     )
     id: int | None = Field(default=None, primary_key=True)
-    idempotency_key: str = Field(unique=True)
     cutover_id: int = Field(foreign_key="cutover.id", index=True)
     occurrence_id: int = Field(foreign_key="occurrence.id")
     content_id: int = Field(foreign_key="content.id")
+    audience: str
+    channel: str
+    state: str = "pending"
+    """A delivery state, or ``empty`` when every recipient is an exception."""
+    size: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_utc())
+    claim: str | None = None
+    last_error: str | None = None
+    provider_id: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_column=_utc())
+    updated_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class RecipientRow(SQLModel, table=True):
+    """One recipient (email) or target (Slack channel, status page) of an occurrence, written once.
+
+    It follows its batch's state; the state columns are set only on an exception, a recipient whose
+    fate differs from its batch's (an invalid or unsubscribed address, a copy another audience covers,
+    one re-queued by a retry).
+    """
+
+    __tablename__ = "recipient"
+    __table_args__ = (
+        Index("ix_recipient_batch", "batch_id"),
+        Index(
+            "ix_recipient_exception",
+            "batch_id",
+            sqlite_where=text("state IS NOT NULL"),
+            postgresql_where=text("state IS NOT NULL"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="delivery_batch.id")
+    idempotency_key: str = Field(unique=True)
+    recipient: str
+    recipient_name: str | None = None
+    fallback_of: int | None = None
+    """The dead delivery (on the audience's primary channel) this one stands in for."""
+    state: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    provider_id: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_column=_utc())
+    updated_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class ViewModel(SQLModel):
+    """Models of views: kept off ``SQLModel.metadata`` so no table is created or compared for them."""
+
+    metadata = MetaData()
+
+
+class DeliveryRow(ViewModel, table=True):
+    """One recipient of an occurrence with its state, as readers see it: the ``delivery`` view over
+    ``recipient`` and ``delivery_batch`` (``DELIVERY_VIEW``). Read only; the ledger writes the tables."""
+
+    __tablename__ = "delivery"
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int
+    idempotency_key: str
+    cutover_id: int
+    occurrence_id: int
+    content_id: int
     audience: str
     channel: str
     recipient: str
@@ -128,6 +198,32 @@ class DeliveryRow(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_column=_utc())
     fallback_of: int | None = None
     """The dead delivery (on the audience's primary channel) this one stands in for."""
+
+
+def _follow(column: str, exception: str | None = None) -> str:
+    """A view column: the batch's value for a recipient that follows it, else the exception's own."""
+    return f"CASE WHEN r.state IS NULL THEN b.{column} ELSE {exception or 'NULL'} END AS {column}"
+
+
+DELIVERY_VIEW = (
+    "CREATE VIEW delivery AS SELECT r.id AS id, r.batch_id AS batch_id, r.idempotency_key AS idempotency_key, "
+    "b.cutover_id AS cutover_id, b.occurrence_id AS occurrence_id, b.content_id AS content_id, "
+    "b.audience AS audience, b.channel AS channel, r.recipient AS recipient, r.recipient_name AS recipient_name, "
+    + ", ".join(
+        [
+            _follow("state", "r.state"),
+            _follow("attempts", "r.attempts"),
+            _follow("next_attempt_at"),
+            _follow("claim"),
+            _follow("last_error", "r.last_error"),
+            _follow("provider_id", "r.provider_id"),
+            _follow("sent_at", "r.sent_at"),
+            _follow("updated_at", "r.updated_at"),
+        ]
+    )
+    + ", r.fallback_of AS fallback_of FROM recipient AS r JOIN delivery_batch AS b ON b.id = r.batch_id"
+)
+"""The ``delivery`` view: one row per recipient with the state it has, its batch's unless it is an exception."""
 
 
 class AttemptRow(SQLModel, table=True):
@@ -219,7 +315,7 @@ class ProviderEventRow(SQLModel, table=True):
 
     __tablename__ = "provider_event"
     id: int | None = Field(default=None, primary_key=True)
-    delivery_id: int = Field(foreign_key="delivery.id", unique=True)
+    delivery_id: int = Field(foreign_key="recipient.id", unique=True)
     cutover_id: int = Field(foreign_key="cutover.id", index=True)
     last_event: str
     last_event_at: datetime = Field(sa_column=_utc(nullable=False))
