@@ -16,7 +16,7 @@ from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.fields import Channel
 from comms.services.scheduling import schedule_cutover
 from comms.store.ledger import retry_deliveries
-from comms.store.tables import AttemptRow, DeliveryRow
+from comms.store.tables import AttemptRow, BatchRow, DeliveryRow
 from tests.support.engine import T0, Harness, make_harness
 
 
@@ -96,8 +96,8 @@ def _leave_in_flight(h: Harness, claim: str) -> None:
     h.services.dispatcher.tick()
     with Session(h.services.engine) as session:
         session.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.channel == "slack", DeliveryRow.state == "pending")
+            update(BatchRow)
+            .where(BatchRow.channel == "slack", BatchRow.state == "pending")
             .values(state="in_flight", claim=claim)
         )
         session.commit()
