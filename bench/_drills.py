@@ -480,7 +480,7 @@ def fault_drill(
     from comms.plan.loader import load_plan
     from comms.services.scheduling import schedule_cutover
     from comms.settings import Settings
-    from comms.store.ledger import retry_deliveries
+    from comms.store.ledger_repair import retry_deliveries
 
     started = time.monotonic()
     plan_dir = _common.make_plan(workdir, recipients)

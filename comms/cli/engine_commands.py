@@ -269,7 +269,7 @@ def retry(
     states = [name for name, chosen in (("uncertain", uncertain), ("dead", dead)) if chosen]
     if not states and not held:
         raise InputError("retry: choose --uncertain, --dead and/or --held")
-    from comms.store.ledger import release_held, retry_deliveries
+    from comms.store.ledger_repair import release_held, retry_deliveries
     from comms.store.sending_queries import occurrences_with_pending
 
     services = _services()

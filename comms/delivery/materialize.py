@@ -24,7 +24,7 @@ from comms.plan.audiences import Audience
 from comms.plan.fields import Channel
 from comms.plan.models import Message, Plan
 from comms.rendering import Renderer
-from comms.store import ledger
+from comms.store import recipient_writes
 from comms.store.covering import mark_covered, statuspage_sent
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, save
@@ -180,7 +180,7 @@ def _materialize_one(
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     content_key = content_audience(audience) if audience else audience_key
     assert occurrence.id is not None and cutover.id is not None
-    content_row = ledger.find_content(tx, occurrence.id, content_key, channel.value)
+    content_row = recipient_writes.find_content(tx, occurrence.id, content_key, channel.value)
     if content_row is None:
         body = render_content(plan, renderer, cutover, occurrence, audience, channel, extra, now=now)
         content_row = ContentRow(
@@ -190,10 +190,10 @@ def _materialize_one(
             body_json=body,
             sha256=content_hash(body),
         )
-        content_row = ledger.add_content(tx, content_row)  # another worker may have stored it first
+        content_row = recipient_writes.add_content(tx, content_row)  # another worker may have stored it first
     assert content_row.id is not None
     targets = ((address, None, None) for address in direct) if direct else audience_targets(tx, audience, channel)
-    lane = ledger.LaneOf(cutover.id, occurrence.id, content_row.id, audience_key, channel.value)
+    lane = recipient_writes.LaneOf(cutover.id, occurrence.id, content_row.id, audience_key, channel.value)
     state, reason = ended or (PENDING, None)
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     for chunk in _chunks(targets, INSERT_BATCH):
@@ -201,7 +201,7 @@ def _materialize_one(
             (key_prefix + address.lower(), address, name, target_state(problem) if problem else None, problem)
             for address, name, problem in chunk
         ]
-        batches = ledger.write_recipients(
+        batches = recipient_writes.write_recipients(
             tx, lane, rows, batch_size=channel_spec(channel).batch, now=now, state=state, reason=reason
         )
         for winner in covering or ():  # one copy per person: an earlier audience's row covers this one
@@ -212,7 +212,7 @@ def _materialize_one(
                 reason=f"covered by the copy to audience '{winner}'",
                 now=now,
             )
-        pending = ledger.count_batches(tx, batches)
+        pending = recipient_writes.count_batches(tx, batches)
         tx.commit()
         yield Written(audience_key, channel.value, content_row.id, len(rows), pending)
 

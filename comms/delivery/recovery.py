@@ -20,7 +20,7 @@ from comms.delivery.envelopes import build_envelope, remember_ref
 from comms.errors import ChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.fields import Channel as ChannelKind
-from comms.store import lease, ledger
+from comms.store import lease, ledger, ledger_repair, recipient_writes
 from comms.store import occurrences as occurrence_store
 from comms.store import repository as repo
 from comms.store.engine import Engine
@@ -55,23 +55,23 @@ def recover(
 ) -> dict[str, int]:
     """Reconcile deliveries a dead sender left in flight: sent, back to pending, or uncertain."""
     counts = {"sent": 0, "pending": 0, "uncertain": 0}
-    claims = ledger.in_flight_claims(engine)
+    claims = ledger_repair.in_flight_claims(engine)
     if not claims:
         return counts
     live = lease.live_owners(engine, now=clock())
     for claim in claims:
         if claim_is_live(claim, owner=owner, live_owners=live):
             continue
-        if ledger.attempt_outcome(engine, claim) == "claimed":
+        if ledger_repair.attempt_outcome(engine, claim) == "claimed":
             counts["pending"] += ledger.release_unsent(engine, claim, now=clock())
             continue
         with transaction(engine, keep_loaded=True) as tx:
-            rows = ledger.claimed_rows(tx, claim)
+            rows = ledger_repair.claimed_rows(tx, claim)
             if not rows:
                 continue
             occurrence = occurrence_store.get_occurrence(tx, rows[0].occurrence_id)
             cutover = repo.get_cutover(tx, rows[0].cutover_id)
-            content = ledger.get_content(tx, rows[0].content_id)
+            content = recipient_writes.get_content(tx, rows[0].content_id)
             assert occurrence is not None
             plan, _ = plans.get(cutover.plan_dir)
             envelope, slot = build_envelope(tx, plan, cutover, occurrence, content_from_json(content.body_json), rows)
@@ -81,7 +81,7 @@ def recover(
                 log.warning("could not reconcile %s: %s", occurrence.key, exc)
                 verdict = Reconciliation("unknown")
             provider_id = verdict.receipt.provider_id if verdict.receipt else None
-            ledger.settle_reconciled(
+            ledger_repair.settle_reconciled(
                 tx, claim, verdict.state, provider_id=provider_id, error=DIED_IN_FLIGHT, now=clock()
             )
             outcome = {"sent": "sent", "not_sent": "pending"}.get(verdict.state, "uncertain")

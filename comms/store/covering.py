@@ -26,7 +26,7 @@ _COVER = stamped(
 
 def mark_covered(session: Session, pairs: Sequence[tuple[str, str]], *, reason: str, now: datetime) -> None:
     """For each (row key, winner key): the just written row becomes ``covered`` (an exception to its pending
-    batch; ``ledger.count_batches`` then leaves it out) when the winner's row exists.
+    batch; ``recipient_writes.count_batches`` then leaves it out) when the winner's row exists.
 
     Both lookups go through the UNIQUE idempotency key, so a chunk costs two index probes a row.
     """

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, func, select
 
-from comms.store.ledger import LaneOf, RecipientValues, add_content, count_batches, write_recipients
+from comms.store.recipient_writes import LaneOf, RecipientValues, add_content, count_batches, write_recipients
 from comms.store.tables import ContentRow, DeliveryRow, RecipientRow
 
 __all__ = ["DeadPrimary", "add_fallback_deliveries", "audience_has_channel", "dead_primaries"]

@@ -17,17 +17,16 @@ without claiming a batch twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, Engine, bindparam, or_, text, update
+from sqlalchemy import Engine, or_, text, update
 from sqlmodel import Session, col, select
 
 from comms.store import pacing_slots
-from comms.store.dialect import insert_ignoring_duplicates, is_postgresql, stamped
-from comms.store.tables import AttemptRow, BatchRow, ContentRow, DeliveryRow, OccurrenceRow, RecipientRow
-from comms.store.types import sqlite_stamp
+from comms.store.dialect import is_postgresql, stamped
+from comms.store.tables import AttemptRow, BatchRow
 
 __all__ = [
     "Claim",
@@ -36,30 +35,19 @@ __all__ = [
     "HELD_PREFIX",
     "HELD_UNTIL",
     "Lane",
-    "LaneOf",
-    "RecipientValues",
     "RetryDelay",
-    "add_content",
-    "attempt_outcome",
     "claim_batch",
-    "claimed_rows",
-    "count_batches",
-    "find_content",
-    "get_content",
     "hold_channel",
     "hold_channel_rows",
-    "in_flight_claims",
     "mark_started",
     "record_failure",
     "record_sent",
     "record_uncertain",
     "release_claim",
-    "release_held",
     "release_unsent",
-    "retry_deliveries",
-    "settle_reconciled",
+    "claimed_batches",
+    "returned_sizes",
     "split_back",
-    "write_recipients",
 ]
 
 
@@ -103,113 +91,6 @@ class FailureOutcome:
 
     retrying: int
     dead: int
-
-
-@dataclass(frozen=True)
-class LaneOf:
-    """Where new recipients go: one occurrence's rendered content for one audience on one channel."""
-
-    cutover_id: int
-    occurrence_id: int
-    content_id: int
-    audience: str
-    channel: str
-
-
-RecipientValues = tuple[str, str, str | None, str | None, str | None]
-"""One recipient to write: idempotency key, address, name, and for an exception its state and why."""
-
-_NEW_BATCH = stamped(
-    "INSERT INTO delivery_batch (cutover_id, occurrence_id, content_id, audience, channel, state, size, attempts, "
-    "last_error, updated_at) VALUES (:cutover_id, :occurrence_id, :content_id, :audience, :channel, :state, 0, 0, "
-    ":reason, :now) RETURNING id",
-    "now",
-)
-_RECIPIENT_COLUMNS = "batch_id, idempotency_key, recipient, recipient_name, state, last_error, updated_at, fallback_of"
-_INSERT_RECIPIENTS = {
-    "sqlite": f"INSERT OR IGNORE INTO recipient ({_RECIPIENT_COLUMNS}, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
-    "postgresql": f"INSERT INTO recipient ({_RECIPIENT_COLUMNS}, attempts) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s::timestamp, %s, 0) ON CONFLICT (idempotency_key) DO NOTHING",
-}
-_BATCH_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_SIZES = text(
-    "UPDATE delivery_batch SET size = (SELECT count(*) FROM recipient "
-    "WHERE recipient.batch_id = delivery_batch.id AND recipient.state IS NULL) WHERE id IN :ids"
-).bindparams(_BATCH_IDS)
-_EMPTY = text("UPDATE delivery_batch SET state = 'empty' WHERE id IN :ids AND size = 0").bindparams(_BATCH_IDS)
-_PENDING_SIZE = text(
-    "SELECT coalesce(sum(size), 0) FROM delivery_batch WHERE id IN :ids AND state = 'pending'"
-).bindparams(_BATCH_IDS)
-
-
-def write_recipients(
-    session: Session,
-    lane: LaneOf,
-    recipients: Sequence[RecipientValues],
-    *,
-    batch_size: int,
-    now: datetime,
-    state: str = "pending",
-    reason: str | None = None,
-    fallback_of: int | None = None,
-) -> list[int]:
-    """Write recipients into new batches of ``batch_size`` (in ``state``, with ``reason``) in ``session``; return
-    the batches' ids. A recipient whose key exists is skipped (a resumed materialization). Call
-    ``count_batches`` once the chunk's exceptions are marked."""
-    if not recipients:
-        return []
-    connection = session.connection()
-    stamp = sqlite_stamp(now)
-    values = {**asdict(lane), "state": state, "reason": reason, "now": now}
-    batch_ids: list[int] = []
-    rows: list[tuple[object, ...]] = []
-    for start in range(0, len(recipients), batch_size):
-        batch_id = int(connection.execute(_NEW_BATCH, values).scalar_one())
-        batch_ids.append(batch_id)
-        rows.extend(
-            (batch_id, key, address, name, exception, error, stamp if exception else None, fallback_of)
-            for key, address, name, exception, error in recipients[start : start + batch_size]
-        )
-    connection.exec_driver_sql(_INSERT_RECIPIENTS[connection.dialect.name], rows)
-    return batch_ids
-
-
-def count_batches(session: Session, batch_ids: Sequence[int]) -> int:
-    """Count the recipients that follow each new batch (``empty`` when none does); return how many are pending."""
-    if not batch_ids:
-        return 0
-    connection = session.connection()
-    ids = {"ids": list(batch_ids)}
-    connection.execute(_SIZES, ids)
-    connection.execute(_EMPTY, ids)
-    return int(connection.execute(_PENDING_SIZE, ids).scalar_one())
-
-
-def find_content(session: Session, occurrence_id: int, audience: str, channel: str) -> ContentRow | None:
-    """The content already rendered for this occurrence, audience and channel, if any."""
-    return session.exec(
-        select(ContentRow).where(
-            ContentRow.occurrence_id == occurrence_id,
-            ContentRow.audience == audience,
-            ContentRow.channel == channel,
-        )
-    ).first()
-
-
-def get_content(session: Session, content_id: int) -> ContentRow:
-    """The content with id ``content_id`` (deliveries point at it, so it exists)."""
-    row = session.get(ContentRow, content_id)
-    assert row is not None, f"content {content_id} is gone though deliveries point at it"
-    return row
-
-
-def add_content(session: Session, row: ContentRow) -> ContentRow:
-    """Store a rendered content unless another worker stored the same one first; return the stored row."""
-    values = row.model_dump(exclude={"id"})
-    session.execute(insert_ignoring_duplicates(session, ContentRow).values(**values))
-    stored = find_content(session, row.occurrence_id, row.audience, row.channel)
-    assert stored is not None
-    return stored
 
 
 _CLAIM_SQL = """
@@ -306,7 +187,7 @@ _ATTEMPT_SENT = stamped(
 )
 
 
-def _sizes(rows: Sequence[Any]) -> int:
+def returned_sizes(rows: Sequence[Any]) -> int:
     """The recipients of the batches a ``RETURNING size`` statement touched."""
     return sum(int(row[0]) for row in rows)
 
@@ -316,10 +197,11 @@ def record_sent(session: Session, claim: Claim, *, provider_id: str | None, now:
     connection = session.connection()
     sizes = connection.execute(_SENT, {"provider_id": provider_id, "now": now, "token": claim.token}).all()
     connection.execute(_ATTEMPT_SENT, {"now": now, "provider_id": provider_id, "attempt_id": claim.attempt_id})
-    return _sizes(sizes)
+    return returned_sizes(sizes)
 
 
-def _claimed_batches(session: Session, claim: str) -> list[BatchRow]:
+def claimed_batches(session: Session, claim: str) -> list[BatchRow]:
+    """The batches a claim token holds (one, or none once settled)."""
     return list(session.exec(select(BatchRow).where(BatchRow.claim == claim)).all())
 
 
@@ -335,7 +217,7 @@ def record_failure(
     now: datetime,
 ) -> FailureOutcome:
     """Put the batch back to pending with its next attempt time, or dead; a Retry-After holds the channel."""
-    batches = _claimed_batches(session, claim.token)
+    batches = claimed_batches(session, claim.token)
     retrying = dead = 0
     for batch in batches:
         batch.claim = None
@@ -411,24 +293,6 @@ def release_claim(engine: Engine, claim: Claim) -> None:
         connection.execute(text("DELETE FROM attempt WHERE id = :attempt_id"), {"attempt_id": claim.attempt_id})
 
 
-def in_flight_claims(engine: Engine) -> list[str]:
-    """The claim tokens of batches in flight (through the partial claim index)."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT DISTINCT claim FROM delivery_batch WHERE claim IS NOT NULL AND state = 'in_flight'")
-        ).all()
-    return [str(row[0]) for row in rows]
-
-
-def attempt_outcome(engine: Engine, claim: str) -> str | None:
-    """The outcome of the attempt a claim made (``claimed`` means its request never left), if recorded."""
-    with engine.connect() as connection:
-        row = connection.execute(
-            text("SELECT outcome FROM attempt WHERE claim = :claim ORDER BY id DESC LIMIT 1"), {"claim": claim}
-        ).first()
-    return str(row[0]) if row else None
-
-
 _BACK_TO_PENDING = stamped(
     "UPDATE delivery_batch SET state = 'pending', claim = NULL, "
     "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = :now WHERE claim = :claim "
@@ -445,98 +309,7 @@ def release_unsent(engine: Engine, claim: str, *, now: datetime) -> int:
     with engine.begin() as connection:
         sizes = connection.execute(_BACK_TO_PENDING, {"now": now, "claim": claim}).all()
         connection.execute(_ATTEMPT_UNSENT, {"now": now, "claim": claim})
-    return _sizes(sizes)
-
-
-def claimed_rows(session: Session, claim: str) -> list[DeliveryRow]:
-    """The deliveries a claim holds, in id order."""
-    batch_ids = [batch.id for batch in _claimed_batches(session, claim)]
-    if not batch_ids:
-        return []
-    return list(
-        session.exec(
-            select(DeliveryRow)
-            .where(col(DeliveryRow.batch_id).in_(batch_ids), col(DeliveryRow.claim) == claim)
-            .order_by(col(DeliveryRow.id))
-        ).all()
-    )
-
-
-def settle_reconciled(
-    session: Session, claim: str, verdict: str, *, provider_id: str | None, error: str, now: datetime
-) -> None:
-    """Settle a dead sender's batch by what the provider said: ``sent``, ``not_sent`` (pending), else uncertain."""
-    for batch in _claimed_batches(session, claim):
-        batch.claim = None
-        batch.updated_at = now
-        if verdict == "sent":
-            batch.state, batch.sent_at = "sent", now
-            batch.provider_id = provider_id or batch.provider_id
-        elif verdict == "not_sent":
-            batch.state = "pending"
-        else:
-            batch.state, batch.last_error = "uncertain", error
-        session.add(batch)
-
-
-def retry_deliveries(engine: Engine, *, cutover_id: int, states: Sequence[str], now: datetime) -> int:
-    """Put uncertain (or dead) deliveries back to pending, and their finished occurrences back to dispatching."""
-    with Session(engine) as session:
-        sizes = session.execute(
-            update(BatchRow)
-            .where(col(BatchRow.cutover_id) == cutover_id, col(BatchRow.state).in_(states))
-            .values(state="pending", next_attempt_at=None, attempts=0, claim=None, updated_at=now)
-            .returning(col(BatchRow.size))
-        ).all()
-        count = _sizes(sizes) + _requeue_exceptions(session, cutover_id, states, now=now)
-        occurrence_ids = session.exec(
-            select(BatchRow.occurrence_id)
-            .where(BatchRow.cutover_id == cutover_id, BatchRow.state == "pending", col(BatchRow.size) > 0)
-            .distinct()
-        ).all()
-        if occurrence_ids:
-            session.execute(
-                update(OccurrenceRow)
-                .where(col(OccurrenceRow.id).in_(occurrence_ids), col(OccurrenceRow.state).in_(("done", "missed")))
-                .values(state="dispatching", finished_at=None)
-            )
-        session.commit()
-        return count
-
-
-def _requeue_exceptions(session: Session, cutover_id: int, states: Sequence[str], *, now: datetime) -> int:
-    """Exceptions in ``states`` follow a pending batch again: their own when it is pending, else a new one."""
-    found = session.exec(
-        select(RecipientRow, BatchRow)
-        .join(BatchRow, col(BatchRow.id) == col(RecipientRow.batch_id))
-        .where(col(BatchRow.cutover_id) == cutover_id, col(RecipientRow.state).in_(states))
-        .order_by(col(RecipientRow.id))
-    ).all()
-    into: dict[int | None, BatchRow] = {}
-    for recipient, batch in found:
-        target = into.get(batch.id)
-        if target is None:
-            target = batch
-            if batch.state != "pending":
-                target = BatchRow(
-                    cutover_id=batch.cutover_id,
-                    occurrence_id=batch.occurrence_id,
-                    content_id=batch.content_id,
-                    audience=batch.audience,
-                    channel=batch.channel,
-                    updated_at=now,
-                )
-                session.add(target)
-                session.flush()
-            into[batch.id] = target
-        assert target.id is not None
-        recipient.batch_id, recipient.state, recipient.last_error, recipient.provider_id = target.id, None, None, None
-        recipient.attempts, recipient.sent_at, recipient.updated_at = 0, None, now
-        target.size += 1
-        session.add(recipient)
-        session.add(target)
-    session.flush()
-    return len(found)
+    return returned_sizes(sizes)
 
 
 HELD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
@@ -546,12 +319,6 @@ HELD_PREFIX = "held: "
 _ATTEMPT_SPLIT = stamped(
     "UPDATE attempt SET outcome = 'split', finished_at = :now, error = :error WHERE id = :id", "now"
 )
-_RELEASE_HELD = stamped(
-    "UPDATE delivery_batch SET next_attempt_at = NULL, last_error = NULL, updated_at = :now "
-    "WHERE cutover_id = :cutover AND state = 'pending' AND next_attempt_at >= :held RETURNING size",
-    "now",
-    "held",
-)
 
 
 def split_back(engine: Engine, claim: Claim, error: str, *, now: datetime) -> int:
@@ -560,7 +327,7 @@ def split_back(engine: Engine, claim: Claim, error: str, *, now: datetime) -> in
     with engine.begin() as connection:
         sizes = connection.execute(_BACK_TO_PENDING, {"now": now, "claim": claim.token}).all()
         connection.execute(_ATTEMPT_SPLIT, {"now": now, "error": error[:2000], "id": claim.attempt_id})
-    return _sizes(sizes)
+    return returned_sizes(sizes)
 
 
 def hold_channel_rows(session: Session, claim: Claim, channel: str, error: str, *, now: datetime) -> int:
@@ -594,11 +361,4 @@ def hold_channel_rows(session: Session, claim: Claim, channel: str, error: str, 
         .returning(col(BatchRow.size))
     ).all()
     _finish_attempt(session, claim, "held", now, error=error)
-    return _sizes([*held, *others])
-
-
-def release_held(engine: Engine, *, cutover_id: int, now: datetime) -> int:
-    """``comms retry --held``: held deliveries of the cutover are due again now."""
-    with engine.begin() as connection:
-        sizes = connection.execute(_RELEASE_HELD, {"now": now, "cutover": cutover_id, "held": HELD_UNTIL}).all()
-    return _sizes(sizes)
+    return returned_sizes([*held, *others])

@@ -15,7 +15,7 @@ from comms.delivery.progress import SendSummary
 from comms.errors import PermanentChannelError, TransientChannelError
 from comms.plan.fields import Channel
 from comms.services.scheduling import schedule_cutover
-from comms.store.ledger import retry_deliveries
+from comms.store.ledger_repair import retry_deliveries
 from comms.store.tables import AttemptRow, BatchRow, DeliveryRow
 from tests.support.engine import T0, Harness, make_harness
 

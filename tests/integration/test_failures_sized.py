@@ -13,7 +13,8 @@ from comms.bootstrap import bootstrap
 from comms.plan.loader import load_plan
 from comms.services.scheduling import schedule_cutover
 from comms.store.incident_tables import EscalationStepRow
-from comms.store.ledger import HELD_UNTIL, release_held
+from comms.store.ledger import HELD_UNTIL
+from comms.store.ledger_repair import release_held
 from comms.store.tables import AttemptRow, DeliveryRow
 from tests.support.clock import FakeClock
 

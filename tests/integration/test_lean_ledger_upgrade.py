@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from comms.errors import SchemaMismatchError
-from comms.store import ledger
+from comms.store import ledger_repair
 from comms.store.engine import make_engine, upgrade_database
 from tests.fixtures.ledger_before_0007 import DEAD_CLAIM, NOW, answers, retried
 
@@ -30,7 +30,9 @@ def upgraded(tmp_path: Path) -> str:
 
 def test_a_per_recipient_database_is_refused_until_upgraded(tmp_path: Path) -> None:
     shutil.copy(BEFORE, tmp_path / "old.db")
-    with pytest.raises(SchemaMismatchError, match="schema 0006_unsubscribe, older than this comms .*'comms db upgrade'"):
+    with pytest.raises(
+        SchemaMismatchError, match="schema 0006_unsubscribe, older than this comms .*'comms db upgrade'"
+    ):
         make_engine(f"sqlite:///{tmp_path}/old.db")
 
 
@@ -48,14 +50,14 @@ def test_retry_re_queues_what_it_did_before_the_upgrade(upgraded: str) -> None:
 def test_a_batch_left_in_flight_before_the_upgrade_is_still_recovered(upgraded: str) -> None:
     """The dead sender's claim survives the upgrade: recovery finds it, its row, and settles it."""
     engine = make_engine(upgraded)
-    assert ledger.in_flight_claims(engine) == [DEAD_CLAIM]
+    assert ledger_repair.in_flight_claims(engine) == [DEAD_CLAIM]
     with Session(engine) as session:
-        rows = ledger.claimed_rows(session, DEAD_CLAIM)
+        rows = ledger_repair.claimed_rows(session, DEAD_CLAIM)
         assert [(row.channel, row.state) for row in rows] == [("slack", "in_flight")]
         row_id = rows[0].id
-        ledger.settle_reconciled(session, DEAD_CLAIM, "not_sent", provider_id=None, error="", now=NOW)
+        ledger_repair.settle_reconciled(session, DEAD_CLAIM, "not_sent", provider_id=None, error="", now=NOW)
         session.commit()
-    assert ledger.in_flight_claims(engine) == []
+    assert ledger_repair.in_flight_claims(engine) == []
     with engine.connect() as connection:
         state = connection.execute(text("SELECT state FROM delivery WHERE id = :id"), {"id": row_id}).scalar()
     assert state == "pending"

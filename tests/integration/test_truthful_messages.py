@@ -31,7 +31,9 @@ def _occurrences(h: Harness) -> dict[str, OccurrenceRow]:
 
 def _deliveries(h: Harness, occurrence_prefix: str) -> list[DeliveryRow]:
     with Session(h.services.engine) as session:
-        rows = session.exec(select(DeliveryRow).join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))).all()
+        rows = session.exec(
+            select(DeliveryRow).join(OccurrenceRow, col(OccurrenceRow.id) == col(DeliveryRow.occurrence_id))
+        ).all()
         keys = {o.id: o.key for o in session.exec(select(OccurrenceRow)).all()}
     return [r for r in rows if keys[r.occurrence_id].startswith(occurrence_prefix)]
 

@@ -92,7 +92,7 @@ def test_sqlite_keeps_the_in_process_pacer(tmp_path: Path) -> None:
 
 def test_a_content_another_worker_stored_first_is_reused(tmp_path: Path, database_url: str) -> None:
     """Two workers rendering one occurrence at once: the second's content insert yields the first's row."""
-    from comms.store import ledger
+    from comms.store import recipient_writes
     from comms.store.tables import ContentRow, OccurrenceRow
 
     h = make_harness(tmp_path, database_url=database_url)
@@ -101,9 +101,9 @@ def test_a_content_another_worker_stored_first_is_reused(tmp_path: Path, databas
         occurrence = session.exec(select(OccurrenceRow)).first()
         assert occurrence is not None and occurrence.id is not None
         key = {"occurrence_id": occurrence.id, "audience": "end-users", "channel": "email"}
-        first = ledger.add_content(session, ContentRow(**key, body_json='{"a": 1}', sha256="first"))
+        first = recipient_writes.add_content(session, ContentRow(**key, body_json='{"a": 1}', sha256="first"))
         session.commit()
-        second = ledger.add_content(session, ContentRow(**key, body_json='{"a": 2}', sha256="second"))
+        second = recipient_writes.add_content(session, ContentRow(**key, body_json='{"a": 2}', sha256="second"))
         assert (second.id, second.sha256) == (first.id, "first")
 
 
