@@ -150,6 +150,7 @@ def sigterm_drill(workdir: Path, *, recipients: int, latency: float = 0.15, afte
         stopped = _states(db)
         result.figures["in_flight_after_stop"] = float(stopped.get("in_flight", 0))
         result.figures["pending_after_stop"] = float(stopped.get("pending", 0))
+        result.figures["sent_at_stop"] = float(stopped.get("sent", 0))
         resumed = _comms(env, workdir, "run", "--until-idle")
         if resumed.returncode != 0:
             result.notes.append(resumed.stderr[-500:])
@@ -159,7 +160,7 @@ def sigterm_drill(workdir: Path, *, recipients: int, latency: float = 0.15, afte
         result.figures["time_to_stop_s"] <= 5.0
         and worker.returncode == 0
         and result.figures["in_flight_after_stop"] == 0
-        and result.figures["pending_after_stop"] > 0
+        and result.figures["sent_at_stop"] < recipients  # it stopped mid-send (the rest pending, or not yet written)
         and result.lost == 0
         and result.duplicates_outside_uncertain == 0
         and result.states == {"sent": recipients}

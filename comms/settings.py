@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=600.0, ge=0)
     max_in_flight: int = Field(default=8, ge=1, le=64)
     """Requests in flight at once (email batches; Slack and the status page always keep one)."""
+    writer_process: bool = True
+    """Write a big message's rows, after its first chunk, in a child process (the sender keeps its core)."""
     lease_seconds: float = Field(default=10.0, ge=2, le=300)
     """How long the sender's lease lasts without a heartbeat; a standby takes over after it."""
 

@@ -121,6 +121,7 @@ class Dispatcher:
         progress: ProgressSink = NULL_PROGRESS,
         max_in_flight: int = 8,
         owner: str | None = None,
+        writer_process: bool = True,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -146,6 +147,7 @@ class Dispatcher:
             on_failure=on_failure,
             progress=progress,
             owner=self.owner,
+            writer_process=writer_process,
         )
         self.stop_requested = threading.Event()
         self.in_flight = 0
@@ -197,9 +199,11 @@ class Dispatcher:
                 if self.stop_requested.is_set():
                     report.stopped = True
                     return report
-                writing = any(current.filling is not None for current in sending.values())
+                writing = any(current.writing for current in sending.values())
                 if started == 0 and not writing and not self._has_unsettled_due(settled, only):
                     return report
+                if started == 0 and writing:  # nothing to send until a child process writes more
+                    self._opener.wait_for_writers(sending.values())
         finally:
             for future in list(flights):  # an error above: still record what the requests out did
                 self._complete(flights.pop(future), future, report)
@@ -269,7 +273,7 @@ class Dispatcher:
             else:
                 sending[occurrence_id] = opened
         for current in sending.values():
-            if current.filling is not None:
+            if current.writing:
                 self._opener.advance(current)
             if current.lanes and self.clock() > current.deadline:
                 self._opener.miss_rest(current, report)
@@ -327,7 +331,7 @@ class Dispatcher:
     def _settle_idle(self, sending: dict[int, Sending], settled: set[int]) -> None:
         """Occurrences with no lane, no chunk left to write and nothing in flight are done for this tick."""
         for occurrence_id, current in list(sending.items()):
-            if current.lanes or current.filling is not None or current.in_flight:
+            if current.lanes or current.writing or current.in_flight:
                 continue
             settled.add(occurrence_id)
             del sending[occurrence_id]

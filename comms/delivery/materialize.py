@@ -9,7 +9,7 @@ and an operator's command never waits behind a long write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime
 from itertools import islice
 from typing import Any, NamedTuple
@@ -100,7 +100,8 @@ def materialize(
     now: datetime,
     metrics: MetricsProvider,
     ending: tuple[str, str] | None = None,
-) -> Iterator[Written]:
+    resuming: bool = False,
+) -> Generator[Written, None, None]:
     """Render and store every content of the occurrence and insert its deliveries, chunk by chunk.
 
     The occurrence is ``dispatching`` (its rows claimable) from the first commit and ``materialized``
@@ -110,7 +111,7 @@ def materialize(
     """
     message = plan.message(occurrence.message)
     extra, direct = render_extras(tx, cutover, occurrence, message, metrics)
-    if ending is None:
+    if ending is None and not resuming:
         occurrence.state = "dispatching"
         save(tx, occurrence)
         tx.commit()

@@ -1,8 +1,9 @@
 """Opening a due occurrence for a tick: miss it, hold it, or write its rows chunk by chunk and list its lanes.
 
 A big message is materialized one chunk per turn (``comms.delivery.materialize``) under a fill lease
-(one writer per occurrence across workers), so its first request leaves after one chunk; the lanes to
-send are those of the chunks written so far. An occurrence that ends (cancelled, missed) while it is
+(one writer per occurrence across workers), so its first request leaves after one chunk; after that
+first turn a child process writes the rest (``comms.delivery.writer_process``) while this one sends.
+The lanes to send are those of the chunks written so far. An occurrence that ends (cancelled, missed) while it is
 being written gets the rest of its rows written in that end state, never sent. The send loop itself is
 ``comms.delivery.dispatcher``.
 """
@@ -10,7 +11,7 @@ being written gets the rest of its rows written in that end state, never sent. T
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from comms.clock import Clock
@@ -20,6 +21,7 @@ from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, Written, m
 from comms.delivery.outcomes import FailureHook
 from comms.delivery.progress import ProgressSink
 from comms.delivery.sending import Sending, TickReport
+from comms.delivery.writer_process import WriterProcess
 from comms.plan.cache import PlanCache
 from comms.store import lease, sending_queries
 from comms.store import occurrences as occurrence_store
@@ -50,6 +52,7 @@ class OccurrenceOpener:
         on_failure: FailureHook | None,
         progress: ProgressSink,
         owner: str,
+        writer_process: bool = True,
     ) -> None:
         self.engine = engine
         self.plans = plans
@@ -58,12 +61,18 @@ class OccurrenceOpener:
         self.on_failure = on_failure
         self.progress = progress
         self.owner = owner
+        self.writer_process = writer_process
+        """Hand the rest of a big message's rows to a child process after the first turn (``writer_process``)."""
         self.look_for_unwritten = False
         """An occurrence ended while being written: look for the rest of its rows to write (next turn)."""
         self._opening: Transaction | None = None
 
     def close(self, current: Sending) -> None:
         """Done with the occurrence for this tick: stop writing it (the next tick resumes), say what it did."""
+        if current.writer is not None:
+            current.writer.stop()
+            current.writer = None
+            self._release_fill(current)
         if current.filling is not None:
             current.filling = None  # a partial materialization resumes on the next tick (INSERT OR IGNORE)
             self._release_fill(current)
@@ -120,6 +129,8 @@ class OccurrenceOpener:
             self.advance(current)
             if current.filling is None and occurrence.state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
                 return current
+            if current.filling is not None:
+                self._hand_off(current)
         elif now > deadline:
             report.missed += sending_queries.end_pending(
                 self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=now
@@ -160,6 +171,8 @@ class OccurrenceOpener:
             ending = (occurrence.state, occurrence.ended_reason or f"occurrence {occurrence.state}")
             deadline = occurrence.due_at + timedelta(seconds=occurrence.max_lateness_seconds)
             current = Sending(occurrence.key, cutover, occurrence, plan, {}, [], deadline, tx=tx, ending=ending)
+            # rows a writer committed after the event and before it saw it (it was killed, say) end now too
+            sending_queries.end_pending(self.engine, occurrence_id, state=ending[0], reason=ending[1], now=self.clock())
             current.filling = materialize(
                 tx, plan, renderer, cutover, occurrence, now=self.clock(), metrics=self.metrics, ending=ending
             )
@@ -169,8 +182,76 @@ class OccurrenceOpener:
         log.info("writing the rest of %s's rows as %s (it ended while being written)", occurrence.key, ending[0])
         sending[occurrence_id] = current
 
+    def _hand_off(self, current: Sending) -> None:
+        """The first turn is written and there is more: a child process writes the rest (not for an in-memory
+        database, which no other process can open)."""
+        url = self.engine.url
+        if not self.writer_process or (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
+            return
+        assert current.filling is not None and current.occurrence.id is not None
+        current.filling.close()  # between chunks: everything it wrote is committed
+        current.filling = None
+        current.writer = WriterProcess.start(
+            url.render_as_string(hide_password=False), occurrence_id=current.occurrence.id, now=self.clock()
+        )
+        log.info("writing the rest of %s's rows in process %d", current.task, current.writer.process.pid)
+
+    def wait_for_writers(self, sendings: Iterable[Sending], timeout: float = 0.05) -> None:
+        """Nothing to send until a child process writes more: wait for one to write (at most ``timeout``)."""
+        for current in sendings:
+            if current.writer is not None:
+                current.writer.wait_for_output(timeout)
+                return
+
+    def _advance_writer(self, current: Sending, writer: WriterProcess) -> None:
+        """Take what the child process has written: its lanes, the grown total; end it if an event ended the
+        occurrence; the fill lease stays this sender's while the child writes."""
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        if not self._take_fill(occurrence_id):  # this worker stalled past its fill lease; another carries on
+            writer.stop()
+            current.writer = None
+            self._refresh_lanes(current)
+            return
+        chunks = writer.poll()
+        state = sending_queries.occurrence_state(self.engine, occurrence_id)
+        if state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
+            writer.stop()  # after its last whole chunk: end what is written; the next tick writes the rest ended
+            current.writer = None
+            self._end_written(current, state)
+            return
+        if writer.done:
+            current.writer = None
+            self._release_fill(current)
+            if writer.returncode != 0:
+                log.error(
+                    "the process writing %s's rows stopped (exit %s); the next tick writes the rest",
+                    current.task,
+                    writer.returncode,
+                )
+            self._refresh_lanes(current)  # the last: every lane with pending rows
+        else:
+            self._add_written_lanes(current, chunks)
+        self._announce_growth(current, chunks)
+
+    def _end_written(self, current: Sending, state: str) -> None:
+        """Cancelled or missed while being written: end the rows written so far; the next tick writes the rest
+        ended (``open_unwritten_rests``)."""
+        occurrence_id = current.occurrence.id
+        assert occurrence_id is not None
+        self._release_fill(current)
+        self.look_for_unwritten = True
+        sending_queries.end_pending(
+            self.engine, occurrence_id, state=state, reason=f"occurrence {state}", now=self.clock()
+        )
+        current.lanes = []
+
     def advance(self, current: Sending) -> None:
-        """Write one more chunk of the occurrence's deliveries; stop if an event ended it meanwhile."""
+        """Write one more chunk of the occurrence's deliveries (or take what its child process wrote); stop if
+        an event ended it meanwhile."""
+        if current.writer is not None:
+            self._advance_writer(current, current.writer)
+            return
         assert current.filling is not None and current.tx is not None
         occurrence_id = current.occurrence.id
         assert occurrence_id is not None
@@ -198,15 +279,8 @@ class OccurrenceOpener:
             return  # the rest of an ended occurrence, written ended: nothing to send
         state = sending_queries.occurrence_state(self.engine, occurrence_id)
         if state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
-            # cancelled or missed while being written: end the rows written so far; the next tick writes the
-            # rest ended (``open_unwritten_rests``)
             current.filling = None
-            self._release_fill(current)
-            self.look_for_unwritten = True
-            sending_queries.end_pending(
-                self.engine, occurrence_id, state=state, reason=f"occurrence {state}", now=self.clock()
-            )
-            current.lanes = []
+            self._end_written(current, state)
             return
         first = not current.shown
         if current.filling is None or first:
@@ -279,6 +353,10 @@ class OccurrenceOpener:
 
     def miss_rest(self, current: Sending, report: TickReport) -> None:
         """The lateness bound passed mid-send: what is still pending is missed, never sent stale."""
+        if current.writer is not None:  # stopped before the rows it writes could be pending past the bound
+            current.writer.stop()
+            current.writer = None
+            self._release_fill(current)
         occurrence_id = current.occurrence.id
         assert occurrence_id is not None
         report.missed += sending_queries.end_pending(

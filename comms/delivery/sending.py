@@ -3,13 +3,14 @@ dispatcher's send loop and ``comms.delivery.opening``, which opens occurrences a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from comms.core.content import Content
 from comms.delivery.materialize import Written
 from comms.delivery.progress import SendSummary
+from comms.delivery.writer_process import WriterProcess
 from comms.plan.models import Plan
 from comms.store.ledger import Lane
 from comms.store.tables import CutoverRow, OccurrenceRow
@@ -43,8 +44,10 @@ class Sending:
     contents: dict[int, Content]
     lanes: list[Lane]
     deadline: datetime
-    filling: Iterator[Written] | None = None
+    filling: Generator[Written, None, None] | None = None
     """The materialization still running (one chunk per turn), with the transaction it writes through."""
+    writer: WriterProcess | None = None
+    """The child process writing the rest of the rows instead (a big message, after its first chunk)."""
     tx: Transaction | None = None
     shown: bool = False
     expected: int = 0
@@ -54,3 +57,8 @@ class Sending:
     """The occurrence ended while being written: the rest of its rows go in this (state, reason), unsent."""
     summaries: dict[Lane, SendSummary] = field(default_factory=dict)
     """What each lane's requests did in this tick (one line per send when the occurrence settles)."""
+
+    @property
+    def writing(self) -> bool:
+        """Rows of the occurrence are still being written (here, one chunk per turn, or by a child process)."""
+        return self.filling is not None or self.writer is not None

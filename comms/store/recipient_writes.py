@@ -62,6 +62,11 @@ _SIZES = text(
     "WHERE recipient.batch_id = delivery_batch.id AND recipient.state IS NULL) WHERE id IN :ids"
 ).bindparams(_BATCH_IDS)
 _EMPTY = text("UPDATE delivery_batch SET state = 'empty' WHERE id IN :ids AND size = 0").bindparams(_BATCH_IDS)
+# A resumed chunk whose recipients were all written before: its new batches hold nobody and go.
+_UNUSED = text(
+    "DELETE FROM delivery_batch WHERE id IN :ids AND size = 0 "
+    "AND NOT EXISTS (SELECT 1 FROM recipient WHERE recipient.batch_id = delivery_batch.id)"
+).bindparams(_BATCH_IDS)
 _PENDING_SIZE = text(
     "SELECT coalesce(sum(size), 0) FROM delivery_batch WHERE id IN :ids AND state = 'pending'"
 ).bindparams(_BATCH_IDS)
@@ -100,12 +105,14 @@ def write_recipients(
 
 
 def count_batches(session: Session, batch_ids: Sequence[int]) -> int:
-    """Count the recipients that follow each new batch (``empty`` when none does); return how many are pending."""
+    """Count the recipients that follow each new batch (``empty`` when none does, gone when it holds nobody);
+    return how many are pending."""
     if not batch_ids:
         return 0
     connection = session.connection()
     ids = {"ids": list(batch_ids)}
     connection.execute(_SIZES, ids)
+    connection.execute(_UNUSED, ids)
     connection.execute(_EMPTY, ids)
     return int(connection.execute(_PENDING_SIZE, ids).scalar_one())
 
