@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import subprocess
@@ -36,17 +37,20 @@ def address(n: int) -> str:
     return f"user{n:07d}@example.com"
 
 
-def write_audience_csv(path: Path, recipients: int) -> None:
-    """An end-users CSV of ``recipients`` unique rows (email,name), written in big chunks."""
+def write_audience_csv(path: Path, recipients: int, *, shuffled: bool = False) -> None:
+    """An end-users CSV of ``recipients`` unique rows (email,name), written in big chunks: in address order, or
+    ``shuffled`` (a fixed permutation), as an export ordered by anything but the address is."""
+    order = list(range(recipients))
+    if shuffled:
+        random.Random(13).shuffle(order)
     with path.open("w", encoding="utf-8", newline="") as handle:
         handle.write("email,name\n")
         chunk = 50_000
         for start in range(0, recipients, chunk):
-            stop = min(start + chunk, recipients)
-            handle.write("".join(f"{address(n)},User {n}\n" for n in range(start, stop)))
+            handle.write("".join(f"{address(n)},User {n}\n" for n in order[start : start + chunk]))
 
 
-def make_plan(root: Path, recipients: int, *, email_only: bool = True) -> Path:
+def make_plan(root: Path, recipients: int, *, email_only: bool = True, shuffled: bool = False) -> Path:
     """Copy the default plan to ``root/plan`` with a generated end-users CSV.
 
     With ``email_only`` the measured message (advance-notice, T-48h) goes to the end-users audience by
@@ -58,7 +62,7 @@ def make_plan(root: Path, recipients: int, *, email_only: bool = True) -> Path:
         shutil.rmtree(plan)
     for folder in PLAN_FOLDERS:
         shutil.copytree(REPO_ROOT / folder, plan / folder)
-    write_audience_csv(plan / "audiences" / "end-users.csv", recipients)
+    write_audience_csv(plan / "audiences" / "end-users.csv", recipients, shuffled=shuffled)
     # The drills run on the wall clock: quiet hours would hold the end users' mail at some times of day.
     audience = plan / "audiences" / "end-users.yaml"
     audience.write_text(re.sub(r"(?m)^quiet_hours:.*\n", "", audience.read_text(encoding="utf-8")), encoding="utf-8")

@@ -348,6 +348,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (plan, database)")
     parser.add_argument("--no-db-floor", action="store_true", help="skip the raw-sqlite3 logging floor")
     parser.add_argument(
+        "--shuffled", action="store_true", help="the CSV's rows in a random order, not sorted by address"
+    )
+    parser.add_argument(
         "--no-sequential-floor",
         action="store_true",
         help="with --concurrency: skip the one-in-flight SDK floor (minutes at a high latency); compare at K only",
@@ -384,7 +387,7 @@ def main() -> int:
     print(f"dispatch throughput: {n:,} recipients, fake in a {args.fake}, latency {latency.describe()}")
     tmp = Path(tempfile.mkdtemp(prefix="comms-bench-"))
     t = time.perf_counter()
-    plan = _common.make_plan(tmp, n)
+    plan = _common.make_plan(tmp, n, shuffled=args.shuffled)
     print(f"  generated the plan copy and a {n:,}-row CSV in {time.perf_counter() - t:.1f} s ({tmp})")
     db = tmp / "comms.db"
     fake = _common.FakeProcess.start(extra_args=latency.argv()) if args.fake == "process" else None

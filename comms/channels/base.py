@@ -84,6 +84,8 @@ class Recipient(NamedTuple):
     name: str | None = None
     substitutions: tuple[tuple[str, str], ...] = ()
     """Marks in the content replaced for this recipient alone (an escalation's ack link)."""
+    delivery_id: int | None = None
+    """The delivery's row id, carried in SendGrid's custom_args so its events find the row by id."""
 
 
 @dataclass(frozen=True)

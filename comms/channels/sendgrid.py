@@ -316,7 +316,10 @@ def mail_send_body(
         to: dict[str, str] = {"email": address}
         if recipient.name:
             to["name"] = _safe_name(recipient.name)
-        personalization: dict[str, Any] = {"to": [to], "custom_args": {"delivery_key": recipient.delivery_key}}
+        custom_args = {"delivery_key": recipient.delivery_key}
+        if recipient.delivery_id is not None:
+            custom_args["delivery_id"] = str(recipient.delivery_id)
+        personalization: dict[str, Any] = {"to": [to], "custom_args": custom_args}
         substitutions = dict(recipient.substitutions)  # the recipient's own ack link (comms.delivery.ack_links)
         if unsubscribe_of is not None:
             substitutions[UNSUBSCRIBE_TAG], personalization["headers"] = unsubscribe_of(address)

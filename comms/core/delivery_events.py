@@ -40,6 +40,8 @@ class DeliveryEvent:
     event: str
     at: datetime
     reason: str | None = None
+    delivery_id: int | None = None
+    """The row id comms sent beside the key (absent in events of sends from before it did)."""
 
 
 @dataclass(frozen=True)

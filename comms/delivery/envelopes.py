@@ -32,6 +32,8 @@ class DeliveryTarget(Protocol):
     """The columns of a claimed delivery an envelope needs (a DeliveryRow or a selected row)."""
 
     @property
+    def id(self) -> int | None: ...
+    @property
     def recipient(self) -> str: ...
     @property
     def recipient_name(self) -> str | None: ...
@@ -96,7 +98,7 @@ def build_envelope(
     assert cutover.id is not None
     message = plan.message(occurrence.message)
     channel = Channel(rows[0].channel)
-    recipients = tuple(Recipient(r.recipient, r.idempotency_key, r.recipient_name) for r in rows)
+    recipients = tuple(Recipient(r.recipient, r.idempotency_key, r.recipient_name, (), r.id) for r in rows)
     slot: ThreadSlot | None = None
     thread_ref: str | None = None
     scope = thread_scope(channel, message, occurrence)

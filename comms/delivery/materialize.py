@@ -25,13 +25,16 @@ from comms.plan.fields import Channel
 from comms.plan.models import Message, Plan
 from comms.rendering import Renderer
 from comms.store import recipient_writes
-from comms.store.covering import mark_covered, statuspage_sent
+from comms.store.recipient_writes import RecipientValues
+from comms.store.statuspage_history import statuspage_sent
 from comms.store.tables import ContentRow, CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction, save
 from comms.store.unsubscribes import unsubscribed_addresses
 
 __all__ = [
+    "ChunkGuard",
     "DIRECT_AUDIENCE",
+    "FillLost",
     "INSERT_BATCH",
     "MetricsProvider",
     "STATUS_PAGE_AUDIENCE",
@@ -53,6 +56,12 @@ INSERT_BATCH = 5000
 PENDING = "pending"
 
 MetricsProvider = Callable[[Transaction, CutoverRow], dict[str, Any]]
+ChunkGuard = Callable[[Transaction], bool]
+"""Asked in a chunk's transaction before it commits: may this writer still write the occurrence's rows?"""
+
+
+class FillLost(Exception):
+    """The writer lost the fill lease before a chunk committed: the chunk is rolled back, another carries on."""
 
 
 class Written(NamedTuple):
@@ -101,6 +110,8 @@ def materialize(
     metrics: MetricsProvider,
     ending: tuple[str, str] | None = None,
     resuming: bool = False,
+    guard: ChunkGuard | None = None,
+    chunk_rows: int = INSERT_BATCH,
 ) -> Generator[Written, None, None]:
     """Render and store every content of the occurrence and insert its deliveries, chunk by chunk.
 
@@ -116,13 +127,25 @@ def materialize(
         save(tx, occurrence)
         tx.commit()
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
+    written = _LaneAddresses(tx, occurrence)
     audiences = one_copy_order(plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences)
     for channel in channels:
         if not channel_spec(channel).per_audience:  # the status page: once, whichever audiences it serves
             if any(channel in a.channels.kinds() for a in audiences):
                 ended = ending or _statuspage_backwards(tx, plan, cutover, occurrence, message)
                 yield from _materialize_one(
-                    tx, plan, renderer, cutover, occurrence, None, channel, extra, now=now, ended=ended
+                    tx,
+                    plan,
+                    renderer,
+                    cutover,
+                    occurrence,
+                    None,
+                    channel,
+                    extra,
+                    written,
+                    now=now,
+                    ended=ended,
+                    guard=guard,
                 )
             continue
         winners: list[str] = []
@@ -138,9 +161,12 @@ def materialize(
                         readers,
                         channel,
                         extra,
+                        written,
                         now=now,
                         covering=winners,
                         ended=ending,
+                        guard=guard,
+                        chunk_rows=chunk_rows,
                     )
                 winners.append(audience.key)
     for channel_name, addresses in sorted(direct.items()):
@@ -154,9 +180,12 @@ def materialize(
                 None,
                 Channel(channel_name),
                 extra,
+                written,
                 now=now,
                 direct=addresses,
                 ended=ending,
+                guard=guard,
+                chunk_rows=chunk_rows,
             )
     occurrence.materialized = True
     save(tx, occurrence)
@@ -172,11 +201,14 @@ def _materialize_one(
     audience: Audience | None,
     channel: Channel,
     extra: dict[str, Any],
+    written: _LaneAddresses,
     *,
     now: datetime,
     direct: list[str] | None = None,
     covering: list[str] | None = None,
     ended: tuple[str, str] | None = None,
+    guard: ChunkGuard | None = None,
+    chunk_rows: int = INSERT_BATCH,
 ) -> Iterator[Written]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     content_key = content_audience(audience) if audience else audience_key
@@ -197,25 +229,51 @@ def _materialize_one(
     lane = recipient_writes.LaneOf(cutover.id, occurrence.id, content_row.id, audience_key, channel.value)
     state, reason = ended or (PENDING, None)
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
-    for chunk in _chunks(targets, INSERT_BATCH):
-        rows = [
-            (key_prefix + address.lower(), address, name, target_state(problem) if problem else None, problem)
-            for address, name, problem in chunk
-        ]
+    seen = written.of(audience_key, channel.value)
+    winners = [(winner, written.of(winner, channel.value)) for winner in covering or ()]
+    for chunk in _chunks(targets, chunk_rows):
+        rows: list[RecipientValues] = []
+        for address, name, problem in chunk:
+            folded = address.lower()
+            if folded in seen:
+                continue  # written before this run (it resumes), or a repeat in the CSV: one delivery each
+            seen.add(folded)
+            if problem:
+                rows.append((key_prefix + folded, address, name, target_state(problem), problem))
+                continue
+            # one copy per person: an earlier audience's row covers this one
+            winner = next((key for key, addresses in winners if folded in addresses), None)
+            covered = f"covered by the copy to audience '{winner}'" if winner else None
+            rows.append((key_prefix + folded, address, name, "covered" if winner else None, covered))
+        if not rows:
+            continue
         batches = recipient_writes.write_recipients(
             tx, lane, rows, batch_size=channel_spec(channel).batch, now=now, state=state, reason=reason
         )
-        for winner in covering or ():  # one copy per person: an earlier audience's row covers this one
-            winner_prefix = delivery_key(cutover.name, occurrence.key, winner, channel.value, "")
-            mark_covered(
-                tx,
-                [(key_prefix + address.lower(), winner_prefix + address.lower()) for address, _, _ in chunk],
-                reason=f"covered by the copy to audience '{winner}'",
-                now=now,
-            )
         pending = recipient_writes.count_batches(tx, batches)
+        if guard is not None and not guard(tx):
+            tx.rollback()
+            raise FillLost(f"another writer carries on writing {occurrence.key}'s rows")
         tx.commit()
         yield Written(audience_key, channel.value, content_row.id, len(rows), pending)
+
+
+class _LaneAddresses:
+    """The addresses each lane of an occurrence has (lower case), read from the store the first time a lane is
+    asked for and kept up as its rows are written: repeats are skipped and copies covered without an index."""
+
+    def __init__(self, tx: Transaction, occurrence: OccurrenceRow) -> None:
+        assert occurrence.id is not None
+        self._tx, self._occurrence_id = tx, occurrence.id
+        self._lanes: dict[tuple[str, str], set[str]] = {}
+
+    def of(self, audience: str, channel: str) -> set[str]:
+        lane = self._lanes.get((audience, channel))
+        if lane is None:
+            lane = self._lanes[(audience, channel)] = recipient_writes.lane_addresses(
+                self._tx, self._occurrence_id, audience, channel
+            )
+        return lane
 
 
 def render_extras(

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from comms.clock import Clock
 from comms.core.content import content_from_json
 from comms.core.events import CutoverState, releases_held
-from comms.delivery.materialize import INSERT_BATCH, MetricsProvider, Written, materialize
+from comms.delivery.materialize import INSERT_BATCH, ChunkGuard, FillLost, MetricsProvider, Written, materialize
 from comms.delivery.outcomes import FailureHook
 from comms.delivery.progress import ProgressSink
 from comms.delivery.sending import Sending, TickReport
@@ -124,7 +124,9 @@ class OccurrenceOpener:
                 current.tx = None
                 self._refresh_lanes(current)
                 return current
-            current.filling = materialize(tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics)
+            current.filling = materialize(
+                tx, plan, renderer, cutover, occurrence, now=now, metrics=self.metrics, guard=self._guard(occurrence_id)
+            )
             report.occurrences.append(occurrence.key)
             self.advance(current)
             if current.filling is None and occurrence.state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
@@ -174,7 +176,15 @@ class OccurrenceOpener:
             # rows a writer committed after the event and before it saw it (it was killed, say) end now too
             sending_queries.end_pending(self.engine, occurrence_id, state=ending[0], reason=ending[1], now=self.clock())
             current.filling = materialize(
-                tx, plan, renderer, cutover, occurrence, now=self.clock(), metrics=self.metrics, ending=ending
+                tx,
+                plan,
+                renderer,
+                cutover,
+                occurrence,
+                now=self.clock(),
+                metrics=self.metrics,
+                ending=ending,
+                guard=self._guard(occurrence_id),
             )
         except Exception:
             tx.close()
@@ -192,7 +202,10 @@ class OccurrenceOpener:
         current.filling.close()  # between chunks: everything it wrote is committed
         current.filling = None
         current.writer = WriterProcess.start(
-            url.render_as_string(hide_password=False), occurrence_id=current.occurrence.id, now=self.clock()
+            url.render_as_string(hide_password=False),
+            occurrence_id=current.occurrence.id,
+            owner=self.owner,
+            now=self.clock(),
         )
         log.info("writing the rest of %s's rows in process %d", current.task, current.writer.process.pid)
 
@@ -268,6 +281,10 @@ class OccurrenceOpener:
         except StopIteration:
             current.filling = None
             self._release_fill(current)
+        except FillLost:  # this worker stalled past its fill lease mid-chunk; the chunk is undone, another carries on
+            current.filling = None
+            self._refresh_lanes(current)
+            return
         except Exception:
             if current.ending is None:
                 raise
@@ -312,6 +329,11 @@ class OccurrenceOpener:
         """Keep the rendered content a lane sends (read once per occurrence and tick)."""
         if content_id not in current.contents:
             current.contents[content_id] = content_from_json(sending_queries.content_json(self.engine, content_id))
+
+    def _guard(self, occurrence_id: int) -> ChunkGuard:
+        """A chunk commits only while this worker holds the occurrence's fill lease."""
+        owner = self.owner
+        return lambda tx: lease.holds_fill(tx, occurrence_id, owner)
 
     def _take_fill(self, occurrence_id: int) -> bool:
         return lease.take_fill(self.engine, occurrence_id, self.owner, now=self.clock(), ttl=FILL_LEASE_SECONDS)

@@ -9,6 +9,7 @@ pending), or nobody can tell (``uncertain``, shown, and re-sent only by ``comms 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Collection, Mapping
@@ -33,9 +34,14 @@ log = logging.getLogger(__name__)
 DIED_IN_FLIGHT = "the process died while this request may have been in flight; re-send with 'comms retry --uncertain'"
 
 
+_TOKEN_PREFIX = uuid.uuid4().hex[:8]
+_TOKEN_COUNTER = itertools.count(1)
+
+
 def new_claim_token(owner: str) -> str:
-    """A claim token of the lease owner ``owner``: ``<owner>/<nonce>``."""
-    return f"{owner}/{uuid.uuid4().hex[:12]}"
+    """A claim token of the lease owner ``owner``: ``<owner>/<nonce>``, the nonce unique to this process and
+    claim (drawn once per process, then counted: a claim per request made urandom a cost under load)."""
+    return f"{owner}/{_TOKEN_PREFIX}{next(_TOKEN_COUNTER):x}"
 
 
 def claim_owner(claim: str) -> str:

@@ -13,6 +13,7 @@ occurrence on that channel (a message sent by email and Slack does not send the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from comms.delivery.materialize import MetricsProvider, audience_targets, delive
 from comms.plan.cache import PlanCache
 from comms.plan.fields import Channel
 from comms.store import fallback_queries
+from comms.store.recipient_writes import RecipientValues
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import Transaction
 
@@ -75,7 +77,7 @@ def queue_fallbacks(
         if extra is None:  # read (and the metrics computed) once, for the first fallback
             extra, _ = render_extras(tx, cutover, occurrence, message, metrics)
         body = render_content(plan, renderer, cutover, occurrence, audience, fallback, extra, now=now)
-        targets = [
+        targets = _once_each(
             (
                 delivery_key(cutover.name, occurrence.key, audience.key, fallback.value, address),
                 address,
@@ -84,7 +86,7 @@ def queue_fallbacks(
                 problem,
             )
             for address, name, problem in audience_targets(tx, audience, fallback)
-        ]
+        )
         count = fallback_queries.add_fallback_deliveries(
             tx,
             cutover_id=cutover.id,
@@ -108,3 +110,14 @@ def queue_fallbacks(
         )
         written += count
     return written
+
+
+def _once_each(targets: Iterable[RecipientValues]) -> list[RecipientValues]:
+    """The targets with a repeated address (any case) left out: one delivery each, as materialize writes."""
+    seen: set[str] = set()
+    unique: list[RecipientValues] = []
+    for target in targets:
+        if target[0] not in seen:  # the key lower-cases the address
+            seen.add(target[0])
+            unique.append(target)
+    return unique

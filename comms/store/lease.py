@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, String, column, text
+from sqlmodel import Session
 
 from comms.store.dialect import is_postgresql, stamped
 from comms.store.types import UTCDateTime
@@ -29,6 +30,7 @@ __all__ = [
     "live_owners",
     "new_owner_id",
     "release",
+    "holds_fill",
     "release_fill",
     "renew",
     "take_fill",
@@ -185,7 +187,7 @@ def take_fill(engine: Engine, occurrence_id: int, owner: str, *, now: datetime, 
 
     Only PostgreSQL has several workers: on SQLite the sender is alone and always writes. Called again
     before each chunk it renews the fill lease; a writer that died loses it ``ttl`` seconds after its last
-    chunk, and the next worker carries on where it stopped (the rows are inserted idempotently).
+    chunk, and the next worker carries on where it stopped (skipping the rows written, ``holds_fill``).
     """
     if not is_postgresql(engine):
         return True
@@ -195,6 +197,22 @@ def take_fill(engine: Engine, occurrence_id: int, owner: str, *, now: datetime, 
         _ensure_row(connection, name)
         taken = connection.execute(_TAKE, {"owner": owner, "role": FILL_ROLE, "now": now, "until": until, "name": name})
     return bool(taken.rowcount)
+
+
+_FILL_OWNER = text("SELECT owner FROM lease WHERE name = :name FOR UPDATE")
+
+
+def holds_fill(session: Session, occurrence_id: int, owner: str) -> bool:
+    """Inside a chunk's transaction, just before it commits: whether ``owner`` still writes the occurrence's rows.
+
+    On PostgreSQL the lease row is locked until the commit, so no worker takes the lease over between this
+    check and the chunk landing; two writers never both write one lane's rows (nothing in the table would
+    refuse the second copy). On SQLite the sender is alone, and this is always True.
+    """
+    if not is_postgresql(session.get_bind()):
+        return True
+    row = session.connection().execute(_FILL_OWNER, {"name": f"{FILL_LEASE}/{occurrence_id}"}).first()
+    return row is not None and str(row[0]) == owner
 
 
 def release_fill(engine: Engine, occurrence_id: int, owner: str) -> None:

@@ -109,10 +109,12 @@ _CLAIM = {
     # Several workers share a lane: each locks the batch it claims and skips one another is claiming.
     "postgresql": stamped(_CLAIM_SQL.format(nulls=" NULLS FIRST", lock=" FOR UPDATE SKIP LOCKED"), "now"),
 }
-_CLAIMED_RECIPIENTS = text(
-    "SELECT id, recipient, recipient_name, idempotency_key FROM recipient "
-    "WHERE batch_id = :batch AND state IS NULL ORDER BY id"
+_CLAIMED_SQL = (
+    "SELECT id, recipient, recipient_name, idempotency_key FROM recipient WHERE batch_id = {} AND state IS NULL "
+    "ORDER BY id"
 )
+_CLAIMED_RECIPIENTS = {"sqlite": _CLAIMED_SQL.format("?"), "postgresql": _CLAIMED_SQL.format("%s")}
+"""Through the driver: a thousand rows a claim, without SQLAlchemy's result rows in between."""
 _EMPTIED = text("UPDATE delivery_batch SET state = 'empty', size = 0, claim = NULL WHERE id = :batch")
 # A claim smaller than its batch: the claimed part becomes a batch of its own, the rest stays pending.
 _SPLIT_OFF = text(
@@ -153,7 +155,7 @@ def claim_batch(engine: Engine, lane: Lane, *, cutover_id: int, limit: int, toke
                 connection.execute(_REST, {"batch": batch_id, "limit": limit})
                 connection.execute(_MOVE, {"new": split_id, "batch": batch_id, "limit": limit})
                 batch_id = split_id
-            returned = connection.execute(_CLAIMED_RECIPIENTS, {"batch": batch_id}).all()
+            returned = connection.exec_driver_sql(_CLAIMED_RECIPIENTS[connection.dialect.name], (batch_id,)).fetchall()
             if returned:
                 break
             connection.execute(_EMPTIED, {"batch": batch_id})  # every recipient became an exception

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func
+from sqlalchemy import BindParameter, Engine, bindparam, func, text
 from sqlmodel import Session, col, select
 
 from comms.core.delivery_events import DeliveryEvent, DeliveryEventState, merge_event
@@ -32,12 +32,7 @@ def record_delivery_events(
     """Apply a batch of events in one transaction (idempotent: a repeated batch changes nothing)."""
     applied = unchanged = unknown = 0
     with Session(engine) as session:
-        deliveries: dict[str, DeliveryRow] = {}
-        keys = sorted({event.delivery_key for event in events})
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            rows = session.exec(select(DeliveryRow).where(col(DeliveryRow.idempotency_key).in_(chunk))).all()
-            deliveries.update((row.idempotency_key, row) for row in rows)
+        deliveries = _deliveries_named(session, events)
         ids = [row.id for row in deliveries.values() if row.id is not None]
         stored: dict[int, ProviderEventRow] = {}
         for start in range(0, len(ids), _CHUNK):
@@ -81,6 +76,41 @@ def record_delivery_events(
             session.add(tally)
         session.commit()
     return EventTally(applied, unchanged, unknown)
+
+
+def _deliveries_named(session: Session, events: Sequence[DeliveryEvent]) -> dict[str, DeliveryRow]:
+    """The deliveries the events name, by key: through the row id sent beside the key (an id whose row has
+    another key names nothing), else, for sends from before ids were sent, by the key within its lane."""
+    found: dict[str, DeliveryRow] = {}
+    ids = sorted({event.delivery_id for event in events if event.delivery_id is not None})
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.exec(select(DeliveryRow).where(col(DeliveryRow.id).in_(ids[start : start + _CHUNK]))).all()
+        found.update((row.idempotency_key, row) for row in rows)
+    named = {event.delivery_key: event.delivery_id for event in events}
+    found = {key: row for key, row in found.items() if named.get(key, row.id) == row.id}
+    by_lane: dict[tuple[str, ...], list[str]] = {}
+    for key in sorted(k for k in named if k not in found):
+        parts = key.split("|")  # cutover|occurrence|audience|channel|address (the cutover's name may hold a |)
+        if len(parts) >= 5:
+            by_lane.setdefault(("|".join(parts[:-4]), *parts[-4:-1]), []).append(key)
+    for (cutover_name, occurrence, audience, channel), keys in by_lane.items():
+        for start in range(0, len(keys), _CHUNK):
+            lane = {"cutover": cutover_name, "occurrence": occurrence, "audience": audience, "channel": channel}
+            row_ids = session.connection().execute(_IN_LANE, {**lane, "keys": keys[start : start + _CHUNK]}).all()
+            if row_ids:
+                rows = session.exec(select(DeliveryRow).where(col(DeliveryRow.id).in_([i for (i,) in row_ids]))).all()
+                found.update((row.idempotency_key, row) for row in rows)
+    return found
+
+
+_KEYS: BindParameter[list[str]] = bindparam("keys", expanding=True)
+_IN_LANE = text(
+    "SELECT r.id FROM cutover AS c JOIN occurrence AS o ON o.cutover_id = c.id "
+    "JOIN delivery_batch AS b ON b.occurrence_id = o.id AND b.audience = :audience AND b.channel = :channel "
+    "JOIN recipient AS r ON r.batch_id = b.id "
+    "WHERE c.name = :cutover AND o.key = :occurrence AND r.idempotency_key IN :keys"
+).bindparams(_KEYS)
+"""Recipients of one lane by key: the lane's rows are read, as the key has no index (old sends only)."""
 
 
 def outcome_counts(session: Session, cutover_id: int) -> dict[str, dict[str, int]]:

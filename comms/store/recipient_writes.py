@@ -1,9 +1,10 @@
 """Writing a message into the ledger: its rendered contents, and its recipients once, in batches.
 
 A chunk of recipients becomes batches of one request's size (``delivery_batch``, pending unless the
-occurrence ended while it was written); each recipient is one ``recipient`` row, skipped when its
-idempotency key exists (a resumed materialization). The chunk's exceptions (invalid, unsubscribed,
-covered) are marked before ``count_batches`` sets how many recipients follow each batch.
+occurrence ended while it was written); each recipient is one ``recipient`` row, appended in id order
+with no index over its key (the writer skips who is written already, ``lane_addresses``). Its
+exceptions (invalid, unsubscribed, covered) carry their state; ``count_batches`` then sets how many
+recipients follow each batch.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "count_batches",
     "find_content",
     "get_content",
+    "lane_addresses",
     "write_recipients",
 ]
 
@@ -52,9 +54,9 @@ _NEW_BATCH = stamped(
 )
 _RECIPIENT_COLUMNS = "batch_id, idempotency_key, recipient, recipient_name, state, last_error, updated_at, fallback_of"
 _INSERT_RECIPIENTS = {
-    "sqlite": f"INSERT OR IGNORE INTO recipient ({_RECIPIENT_COLUMNS}, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+    "sqlite": f"INSERT INTO recipient ({_RECIPIENT_COLUMNS}, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
     "postgresql": f"INSERT INTO recipient ({_RECIPIENT_COLUMNS}, attempts) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s::timestamp, %s, 0) ON CONFLICT (idempotency_key) DO NOTHING",
+    "VALUES (%s, %s, %s, %s, %s, %s, %s::timestamp, %s, 0)",
 }
 _BATCH_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 _SIZES = text(
@@ -62,11 +64,6 @@ _SIZES = text(
     "WHERE recipient.batch_id = delivery_batch.id AND recipient.state IS NULL) WHERE id IN :ids"
 ).bindparams(_BATCH_IDS)
 _EMPTY = text("UPDATE delivery_batch SET state = 'empty' WHERE id IN :ids AND size = 0").bindparams(_BATCH_IDS)
-# A resumed chunk whose recipients were all written before: its new batches hold nobody and go.
-_UNUSED = text(
-    "DELETE FROM delivery_batch WHERE id IN :ids AND size = 0 "
-    "AND NOT EXISTS (SELECT 1 FROM recipient WHERE recipient.batch_id = delivery_batch.id)"
-).bindparams(_BATCH_IDS)
 _PENDING_SIZE = text(
     "SELECT coalesce(sum(size), 0) FROM delivery_batch WHERE id IN :ids AND state = 'pending'"
 ).bindparams(_BATCH_IDS)
@@ -84,8 +81,8 @@ def write_recipients(
     fallback_of: int | None = None,
 ) -> list[int]:
     """Write recipients into new batches of ``batch_size`` (in ``state``, with ``reason``) in ``session``; return
-    the batches' ids. A recipient whose key exists is skipped (a resumed materialization). Call
-    ``count_batches`` once the chunk's exceptions are marked."""
+    the batches' ids, then ``count_batches`` them. The caller leaves out who is written already
+    (``lane_addresses``): nothing in the table refuses a repeat."""
     if not recipients:
         return []
     connection = session.connection()
@@ -104,15 +101,27 @@ def write_recipients(
     return batch_ids
 
 
+_LANE_ADDRESSES = text(
+    "SELECT r.recipient FROM delivery_batch AS b JOIN recipient AS r ON r.batch_id = b.id "
+    "WHERE b.occurrence_id = :occurrence_id AND b.audience = :audience AND b.channel = :channel"
+)
+
+
+def lane_addresses(session: Session, occurrence_id: int, audience: str, channel: str) -> set[str]:
+    """The addresses (lower case, as keys fold them) the lane already has: a resumed writer skips them."""
+    rows = session.connection().execute(
+        _LANE_ADDRESSES, {"occurrence_id": occurrence_id, "audience": audience, "channel": channel}
+    )
+    return {str(address).lower() for (address,) in rows}
+
+
 def count_batches(session: Session, batch_ids: Sequence[int]) -> int:
-    """Count the recipients that follow each new batch (``empty`` when none does, gone when it holds nobody);
-    return how many are pending."""
+    """Count the recipients that follow each new batch (``empty`` when none does); return how many are pending."""
     if not batch_ids:
         return 0
     connection = session.connection()
     ids = {"ids": list(batch_ids)}
     connection.execute(_SIZES, ids)
-    connection.execute(_UNUSED, ids)
     connection.execute(_EMPTY, ids)
     return int(connection.execute(_PENDING_SIZE, ids).scalar_one())
 

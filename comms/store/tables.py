@@ -135,7 +135,8 @@ class BatchRow(SQLModel, table=True):
 
 
 class RecipientRow(SQLModel, table=True):
-    """One recipient (email) or target (Slack channel, status page) of an occurrence, written once.
+    """One recipient (email) or target (Slack channel, status page) of an occurrence, written once (in id
+    order, so its table and its batch index only ever append).
 
     It follows its batch's state; the state columns are set only on an exception, a recipient whose
     fate differs from its batch's (an invalid or unsubscribed address, a copy another audience covers,
@@ -154,7 +155,9 @@ class RecipientRow(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="delivery_batch.id")
-    idempotency_key: str = Field(unique=True)
+    idempotency_key: str
+    """Not indexed: a million random keys made every chunk rewrite the index's pages. The writer keeps a
+    lane's addresses in memory to skip repeats; provider events name the row by id."""
     recipient: str
     recipient_name: str | None = None
     fallback_of: int | None = None

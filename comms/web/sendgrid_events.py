@@ -122,9 +122,10 @@ def parse_events(batch: list[Any]) -> tuple[list[DeliveryEvent], tuple[int, int]
             unreadable += 1
             continue
         reason = item.get("reason") or item.get("response")
-        events.append(
-            DeliveryEvent(key, kind, datetime.fromtimestamp(stamp, tz=UTC), str(reason)[:500] if reason else None)
-        )
+        sent_id = item.get("delivery_id")
+        delivery_id = int(sent_id) if isinstance(sent_id, str) and sent_id.isdigit() and len(sent_id) < 19 else None
+        at = datetime.fromtimestamp(stamp, tz=UTC)
+        events.append(DeliveryEvent(key, kind, at, str(reason)[:500] if reason else None, delivery_id))
     return events, (no_key, unreadable)
 
 

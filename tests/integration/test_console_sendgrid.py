@@ -118,6 +118,30 @@ def test_delivered_and_bounced_events_show_in_status(console: ConsoleServer) -> 
     assert stored is not None and stored.reason == "550 no such user"
 
 
+def _email_ids(console: ConsoleServer) -> dict[str, int]:
+    with Session(console.services.engine) as session:
+        rows = session.exec(select(DeliveryRow).where(DeliveryRow.channel == "email", DeliveryRow.state == "sent"))
+        return {row.idempotency_key: int(row.id or 0) for row in rows}
+
+
+def test_events_find_their_delivery_by_the_id_sent_beside_the_key(console: ConsoleServer) -> None:
+    """SendGrid echoes each personalization's custom_args; the delivery_id there finds the row by its id."""
+    ids = _email_ids(console)
+    first, second = sorted(ids)[:2]
+    now = _now(console)
+    answer = _post(
+        console,
+        [
+            _event(first, "delivered", now, delivery_id=str(ids[first])),
+            _event(second, "delivered", now, delivery_id=str(ids[first])),  # an id naming another key's row
+        ],
+    )
+    assert answer.json() == {"applied": 2, "unchanged": 0, "unknown": 0}  # the second found by its key
+    assert _stored(console, first) is not None and _stored(console, second) is not None
+    forged = _post(console, [_event("c|o|a|email|nobody@example.com", "delivered", now, delivery_id=str(ids[first]))])
+    assert forged.json() == {"applied": 0, "unchanged": 0, "unknown": 1}  # an id alone names nothing
+
+
 def test_a_repeated_batch_changes_nothing(console: ConsoleServer) -> None:
     """The same events posted twice are applied once."""
     key = _email_keys(console)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -36,6 +37,17 @@ def test_each_personalization_carries_its_delivery_key(channel, sendgrid):
     channel.send(envelope)
     keys = [p["custom_args"]["delivery_key"] for p in sendgrid.accepted[0]["personalizations"]]
     assert keys == [r.delivery_key for r in envelope.recipients]
+
+
+def test_each_personalization_carries_its_delivery_id_when_the_row_has_one(channel, sendgrid):
+    """The row id goes beside the key (as a string, as custom_args take), so events find the row by id."""
+    envelope = email_envelope(2)
+    envelope = dataclasses.replace(
+        envelope, recipients=(envelope.recipients[0]._replace(delivery_id=41), envelope.recipients[1])
+    )
+    channel.send(envelope)
+    args = [p["custom_args"] for p in sendgrid.accepted[0]["personalizations"]]
+    assert args[0]["delivery_id"] == "41" and "delivery_id" not in args[1]
 
 
 def test_top_level_custom_args_name_cutover_and_occurrence(channel, sendgrid):

@@ -13,15 +13,17 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from comms.bootstrap import bootstrap
-from comms.delivery.materialize import INSERT_BATCH, materialize
+from comms.delivery.materialize import INSERT_BATCH, FillLost, materialize
 from comms.delivery.writer_process import ENDED_EXIT, WriterProcess
 from comms.plan.loader import load_plan
 from comms.plan.models import Trigger
 from comms.services.scheduling import apply_event, schedule_cutover
+from comms.store import lease
 from comms.store.tables import CutoverRow, OccurrenceRow
 from comms.store.transaction import open_transaction
 from tests.support.clock import FakeClock
@@ -111,7 +113,9 @@ def test_a_big_message_is_sent_once_with_its_rest_written_by_a_child_process(
 def test_a_killed_writer_leaves_whole_chunks_and_the_next_tick_writes_the_rest(tmp_path, sendgrid) -> None:  # type: ignore[no-untyped-def]
     services, _, clock = _services(tmp_path, sendgrid, 40_000)
     occurrence_id = _first_chunk(services, clock)
-    writer = WriterProcess.start(_url(services), occurrence_id=occurrence_id, now=clock())
+    writer = WriterProcess.start(
+        _url(services), occurrence_id=occurrence_id, owner=services.dispatcher.owner, now=clock()
+    )
     assert _wait_for_chunks(writer, 2) == 2  # the resumed first chunk (nothing new) and one more
     writer.process.kill()
     writer.stop()
@@ -129,7 +133,9 @@ def test_a_killed_writer_leaves_whole_chunks_and_the_next_tick_writes_the_rest(t
 def test_the_writer_stops_after_the_chunk_in_which_it_finds_the_occurrence_ended(tmp_path, sendgrid) -> None:  # type: ignore[no-untyped-def]
     services, plan, clock = _services(tmp_path, sendgrid, 60_000)
     occurrence_id = _first_chunk(services, clock)
-    writer = WriterProcess.start(_url(services), occurrence_id=occurrence_id, now=clock())
+    writer = WriterProcess.start(
+        _url(services), occurrence_id=occurrence_id, owner=services.dispatcher.owner, now=clock()
+    )
     assert _wait_for_chunks(writer, 2) == 2
     apply_event(services.engine, plan, cutover_name=None, event=Trigger.CANCEL, now=clock(), reason="Vendor bug")
     writer.process.wait(timeout=60)
@@ -153,3 +159,38 @@ def test_with_the_setting_off_every_chunk_is_written_in_the_sender(tmp_path, sen
         services.dispatcher.run_until_idle()
     assert "in process" not in caplog.text
     assert sum(1 for key in _sent_keys(sendgrid) if "|advance-notice|end-users|" in key) == 12_000
+
+
+def test_a_chunk_commits_only_while_its_writer_may_write(tmp_path, sendgrid, database_url) -> None:  # type: ignore[no-untyped-def]
+    """A writer that lost the fill lease (or whose sender died) rolls its chunk back and stops: no row of it."""
+    services, _, clock = _services(tmp_path, sendgrid, 12_000, database_url)
+    occurrence_id = _first_chunk(services, clock)
+    tx = open_transaction(services.engine)
+    occurrence = tx.get(OccurrenceRow, occurrence_id)
+    assert occurrence is not None
+    cutover = tx.get(CutoverRow, occurrence.cutover_id)
+    assert cutover is not None
+    plan, renderer = services.dispatcher.plans.get(cutover.plan_dir)
+    chunks = materialize(
+        tx,
+        plan,
+        renderer,
+        cutover,
+        occurrence,
+        now=clock(),
+        metrics=lambda _t, _c: {},
+        resuming=True,
+        guard=lambda _t: False,
+    )
+    with pytest.raises(FillLost):
+        list(chunks)
+    tx.close()
+    assert sum(_states(services, occurrence_id).values()) == INSERT_BATCH  # the first chunk only
+
+
+def test_only_the_holder_of_the_fill_lease_may_commit_a_chunk(tmp_path, sendgrid, postgres_url) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL the check locks the lease row: a worker whose lease another took may not commit."""
+    services, _, clock = _services(tmp_path, sendgrid, 10, postgres_url)
+    assert lease.take_fill(services.engine, 7, "host:1:a", now=clock(), ttl=15)
+    with Session(services.engine) as session:
+        assert lease.holds_fill(session, 7, "host:1:a") and not lease.holds_fill(session, 7, "host:2:b")

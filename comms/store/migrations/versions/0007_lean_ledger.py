@@ -3,7 +3,7 @@
 Every delivery row becomes a recipient (same id, so provider events and audit ids still name it) in a
 batch of its own that carries its state, or, for a covered or suppressed row, an exception in an
 ``empty`` batch. New messages are written in batches of one request each. Readers keep reading
-``delivery``, now the view over both tables.
+``delivery``, now the view over both tables. The idempotency key is kept but no longer indexed.
 
 Revision ID: 0007_lean_ledger
 Revises: 0006_unsubscribe
@@ -85,7 +85,6 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(), nullable=True),
         sa.Column("updated_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("idempotency_key"),
     )
     op.create_index("ix_recipient_batch", "recipient", ["batch_id"])
     op.create_index(
