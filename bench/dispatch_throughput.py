@@ -237,12 +237,11 @@ def _post_concurrently(pool: list[dict[str, object]], requests: int, *, k: int, 
 
 
 def phase_dbfloor(args: argparse.Namespace) -> None:
-    """The least SQLite work per-recipient logging needs, in raw sqlite3 against the comms schema.
+    """The least SQLite work the lean ledger needs, in raw sqlite3 against the comms schema.
 
-    The same rows as materialize inserts (5000 per executemany, INSERT OR IGNORE on the unique key,
-    the same indexes and pragmas, because the schema comes from ``make_engine``), then per 1000: select
-    the next pending ids in index order, mark them in_flight + commit, mark them sent + commit.
-    No HTTP, no JSON, no ORM.
+    The same rows as materialize writes (a batch row per 1000 recipients, the recipients by executemany,
+    the same indexes and pragmas, because the schema comes from ``make_engine``), then per batch: claim it
+    and read its recipients + commit, mark it sent + commit. No HTTP, no JSON, no ORM, no CSV.
     """
     from comms.store.engine import make_engine
 
@@ -269,57 +268,56 @@ def phase_dbfloor(args: argparse.Namespace) -> None:
     )
     connection.execute("COMMIT")
     t0 = time.perf_counter()
+    new_batch = (
+        "INSERT INTO delivery_batch (cutover_id, occurrence_id, content_id, audience, channel, state, size, attempts, "
+        "updated_at) VALUES (1, 1, 1, 'end-users', 'email', 'pending', ?, 0, ?) RETURNING id"
+    )
     insert = (
-        "INSERT OR IGNORE INTO delivery (idempotency_key, cutover_id, occurrence_id, content_id, audience, channel, "
-        "recipient, recipient_name, state, attempts, last_error, updated_at) VALUES (?, 1, 1, 1, 'end-users', 'email', ?, ?, "
-        "'pending', 0, NULL, ?)"
+        "INSERT INTO recipient (batch_id, idempotency_key, recipient, recipient_name, attempts) VALUES (?, ?, ?, ?, 0)"
     )
     connection.execute("BEGIN")
     for start in range(0, args.recipients, 5000):
-        rows = [
-            (
-                f"firestore-to-supabase|advance-notice|end-users|email|{_common.address(n)}",
-                _common.address(n),
-                f"User {n}",
-                stamp,
-            )
-            for n in range(start, min(start + 5000, args.recipients))
-        ]
-        connection.executemany(insert, rows)
+        for lo in range(start, min(start + 5000, args.recipients), 1000):
+            hi = min(lo + 1000, args.recipients)
+            (batch_id,) = connection.execute(new_batch, (hi - lo, stamp)).fetchone()
+            rows = [
+                (
+                    batch_id,
+                    f"firestore-to-supabase|advance-notice|end-users|email|{_common.address(n)}",
+                    _common.address(n),
+                    f"User {n}",
+                )
+                for n in range(lo, hi)
+            ]
+            connection.executemany(insert, rows)
     connection.execute("COMMIT")
     t_insert = time.perf_counter()
     batches = 0
     while True:
-        ids = [
-            r[0]
-            for r in connection.execute(
-                "SELECT id FROM delivery WHERE occurrence_id = 1 AND audience = 'end-users' AND channel = 'email' "
-                "AND state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
-                "ORDER BY next_attempt_at, id LIMIT 1000",
-                (stamp,),
-            )
-        ]
-        if not ids:
-            break
-        marks = ",".join("?" * len(ids))
         connection.execute("BEGIN")
-        connection.execute(
-            f"UPDATE delivery SET state = 'in_flight', claim = 'token', attempts = attempts + 1, updated_at = ? "
-            f"WHERE id IN ({marks}) AND state = 'pending'",
-            (stamp, *ids),
-        )
+        claimed = connection.execute(
+            "UPDATE delivery_batch SET state = 'in_flight', claim = 'token', attempts = attempts + 1, updated_at = ? "
+            "WHERE id = (SELECT id FROM delivery_batch WHERE occurrence_id = 1 AND audience = 'end-users' "
+            "AND channel = 'email' AND state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+            "ORDER BY next_attempt_at, id LIMIT 1) RETURNING id",
+            (stamp, stamp),
+        ).fetchone()
+        if claimed is None:
+            connection.execute("COMMIT")
+            break
         list(
             connection.execute(
-                f"SELECT id, recipient, recipient_name, idempotency_key FROM delivery WHERE id IN ({marks}) AND claim = 'token'",
-                ids,
+                "SELECT id, recipient, recipient_name, idempotency_key FROM recipient WHERE batch_id = ? "
+                "AND state IS NULL ORDER BY id",
+                claimed,
             )
         )
         connection.execute("COMMIT")
         connection.execute("BEGIN")
         connection.execute(
-            f"UPDATE delivery SET state = 'sent', provider_id = 'x', sent_at = ?, claim = NULL, last_error = NULL, "
-            f"updated_at = ? WHERE id IN ({marks}) AND claim = 'token'",
-            (stamp, stamp, *ids),
+            "UPDATE delivery_batch SET state = 'sent', provider_id = 'x', sent_at = ?, claim = NULL, last_error = NULL, "
+            "updated_at = ? WHERE claim = 'token'",
+            (stamp, stamp),
         )
         connection.execute("COMMIT")
         batches += 1

@@ -93,7 +93,7 @@ def bootstrap(
         ),
         tick_hooks=[PhaseRetirement(plans), EscalationTimers(plans)],
         max_in_flight=settings.max_in_flight,
-        writer_process=settings.writer_process,
+        writer_after=settings.writer_process_after if settings.writer_process else None,
     )
     return Services(settings=settings, engine=engine, channels=channels, dispatcher=dispatcher, clock=clock)
 

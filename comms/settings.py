@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(default=8, ge=1, le=64)
     """Requests in flight at once (email batches; Slack and the status page always keep one)."""
     writer_process: bool = True
-    """Write a big message's rows, after its first chunk, in a child process (the sender keeps its core)."""
+    """Write a big message's rows in a child process once the sender has written ``writer_process_after``."""
+    writer_process_after: int = Field(default=50_000, ge=1)
+    """Rows of a message the sender writes itself (a child process starts in about half a second)."""
     lease_seconds: float = Field(default=10.0, ge=2, le=300)
     """How long the sender's lease lasts without a heartbeat; a standby takes over after it."""
 

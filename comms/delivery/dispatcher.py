@@ -28,7 +28,7 @@ from comms.channels.base import Channel, Envelope, Receipt, Reconciliation
 from comms.clock import Clock
 from comms.delivery.envelopes import ThreadSlot, build_envelope
 from comms.delivery.materialize import MetricsProvider
-from comms.delivery.opening import OccurrenceOpener
+from comms.delivery.opening import WRITER_AFTER, OccurrenceOpener
 from comms.delivery.outcomes import Batch, FailureHook, OutcomeRecorder
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
@@ -121,7 +121,7 @@ class Dispatcher:
         progress: ProgressSink = NULL_PROGRESS,
         max_in_flight: int = 8,
         owner: str | None = None,
-        writer_process: bool = True,
+        writer_after: int | None = WRITER_AFTER,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -147,7 +147,7 @@ class Dispatcher:
             on_failure=on_failure,
             progress=progress,
             owner=self.owner,
-            writer_process=writer_process,
+            writer_after=writer_after,
         )
         self.stop_requested = threading.Event()
         self.in_flight = 0

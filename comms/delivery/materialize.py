@@ -2,15 +2,19 @@
 
 Rendering happens once per audience x channel; recipients stream from the CSV into the store in
 chunks of ``INSERT_BATCH`` rows, one short transaction each, in batches of one request's size (the
-ledger's unit of state), skipping a recipient whose idempotency key exists so a crash mid-way just resumes. ``materialize`` is a generator: the sender advances it one chunk
-between its send passes, so the first request of a million-recipient message leaves after one chunk,
-and an operator's command never waits behind a long write.
+ledger's unit of state). The writer keeps the addresses each lane has in memory (read from the store
+first, so a crash mid-way just resumes): a repeat is skipped, a person another audience already gets is
+written ``covered``; nothing is indexed per recipient. ``materialize`` is a generator: the sender
+advances it one chunk between its send passes (or a child process runs it, ``writer_process``), so the
+first request of a million-recipient message leaves after one chunk, and an operator's command never
+waits behind a long write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime
+from functools import partial
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -127,66 +131,35 @@ def materialize(
         save(tx, occurrence)
         tx.commit()
     channels = [Channel(c) for c in occurrence.channels_csv.split(",") if c]
-    written = _LaneAddresses(tx, occurrence)
+    write = partial(
+        _materialize_one,
+        tx,
+        plan,
+        renderer,
+        cutover,
+        occurrence,
+        extra=extra,
+        written=_LaneAddresses(tx, occurrence),
+        now=now,
+        guard=guard,
+        chunk_rows=chunk_rows,
+    )
     audiences = one_copy_order(plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences)
     for channel in channels:
         if not channel_spec(channel).per_audience:  # the status page: once, whichever audiences it serves
             if any(channel in a.channels.kinds() for a in audiences):
                 ended = ending or _statuspage_backwards(tx, plan, cutover, occurrence, message)
-                yield from _materialize_one(
-                    tx,
-                    plan,
-                    renderer,
-                    cutover,
-                    occurrence,
-                    None,
-                    channel,
-                    extra,
-                    written,
-                    now=now,
-                    ended=ended,
-                    guard=guard,
-                )
+                yield from write(None, channel, ended=ended)
             continue
         winners: list[str] = []
         for audience in audiences:
             if channel in audience.channels.kinds():
                 for readers in audience.reader_groups() if channel is Channel.EMAIL else [audience]:
-                    yield from _materialize_one(
-                        tx,
-                        plan,
-                        renderer,
-                        cutover,
-                        occurrence,
-                        readers,
-                        channel,
-                        extra,
-                        written,
-                        now=now,
-                        covering=winners,
-                        ended=ending,
-                        guard=guard,
-                        chunk_rows=chunk_rows,
-                    )
+                    yield from write(readers, channel, covering=winners, ended=ending)
                 winners.append(audience.key)
     for channel_name, addresses in sorted(direct.items()):
         if addresses:
-            yield from _materialize_one(
-                tx,
-                plan,
-                renderer,
-                cutover,
-                occurrence,
-                None,
-                Channel(channel_name),
-                extra,
-                written,
-                now=now,
-                direct=addresses,
-                ended=ending,
-                guard=guard,
-                chunk_rows=chunk_rows,
-            )
+            yield from write(None, Channel(channel_name), direct=addresses, ended=ending)
     occurrence.materialized = True
     save(tx, occurrence)
     tx.commit()

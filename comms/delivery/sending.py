@@ -47,7 +47,9 @@ class Sending:
     filling: Generator[Written, None, None] | None = None
     """The materialization still running (one chunk per turn), with the transaction it writes through."""
     writer: WriterProcess | None = None
-    """The child process writing the rest of the rows instead (a big message, after its first chunk)."""
+    """The child process writing the rest of the rows instead (a big message, after its first rows)."""
+    written_here: int = 0
+    """Rows this sender wrote of it in this tick (past ``writer_after`` a child process writes the rest)."""
     tx: Transaction | None = None
     shown: bool = False
     expected: int = 0

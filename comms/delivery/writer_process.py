@@ -2,7 +2,8 @@
 
 Materializing a million recipients (reading the CSV, checking each address, inserting the rows) is
 Python work that held the sender's GIL for about half of a big send. After the sender has written the
-first chunk itself (so the first request leaves at once), it hands the rest to a child process:
+first rows itself (``WRITER_AFTER``, 50,000: the first request leaves after 5000), it hands the rest to a
+child process:
 ``python -m comms.delivery.writer_process`` writes the remaining chunks through its own connection,
 under the sender's fill lease (the sender renews it), and reports each committed chunk on its stdout as
 one JSON line, which the sender reads without blocking to add the new lanes and grow the progress total.

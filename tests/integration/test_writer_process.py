@@ -38,7 +38,9 @@ import _common  # noqa: E402
 def _services(tmp_path: Path, sendgrid, recipients: int, database_url: str | None = None):  # type: ignore[no-untyped-def]
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     plan = load_plan(_common.make_plan(tmp_path, recipients), check_templates=False)
-    overrides = {"database_url": database_url} if database_url else {}
+    overrides: dict[str, object] = {"writer_process_after": INSERT_BATCH}  # a child after the first chunk
+    if database_url:
+        overrides["database_url"] = database_url
     services = bootstrap(make_settings(tmp_path, sendgrid=sendgrid, **overrides), clock=clock, sleep=clock.sleep)
     schedule_cutover(services.engine, plan, start=_common.due_now_start(clock()), now=clock())
     return services, plan, clock
@@ -152,7 +154,7 @@ def test_the_writer_stops_after_the_chunk_in_which_it_finds_the_occurrence_ended
 def test_with_the_setting_off_every_chunk_is_written_in_the_sender(tmp_path, sendgrid, caplog) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     plan = load_plan(_common.make_plan(tmp_path, 12_000), check_templates=False)
-    settings = make_settings(tmp_path, sendgrid=sendgrid, writer_process=False)
+    settings = make_settings(tmp_path, sendgrid=sendgrid, writer_process=False, writer_process_after=INSERT_BATCH)
     services = bootstrap(settings, clock=clock, sleep=clock.sleep)
     schedule_cutover(services.engine, plan, start=_common.due_now_start(clock()), now=clock())
     with caplog.at_level(logging.INFO, logger="comms.delivery.opening"):
