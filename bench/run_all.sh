@@ -22,3 +22,5 @@ run throughput_latency   bench/dispatch_throughput.py --recipients 100000 --late
 run peer_apprise         bench/peer_apprise.py --recipients 10000
 run fault_drills         bench/fault_drills.py --recipients 100000 --kills 10 --fault-recipients 100000
 run throughput_1m        bench/dispatch_throughput.py --recipients 1000000
+run throughput_1m_k8     bench/dispatch_throughput.py --recipients 1000000 --latency 150ms --concurrency 8 --no-db-floor --no-sequential-floor
+run throughput_1m_k8_shuffled bench/dispatch_throughput.py --recipients 1000000 --latency 150ms --concurrency 8 --no-db-floor --no-sequential-floor --shuffled
