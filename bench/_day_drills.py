@@ -133,20 +133,32 @@ def _until_done(db: Path, recipients: int, timeout: float) -> bool:
     return _wait_for(done, timeout, step=0.1)
 
 
-def sigterm_drill(workdir: Path, *, recipients: int, latency: float = 0.15, after_requests: int = 5) -> DayResult:
-    """SIGTERM a worker mid-send: it exits 0 within 5 s with nothing in flight; the next run resumes, none twice."""
+def sigterm_drill(
+    workdir: Path, *, recipients: int, latency: float = 0.15, after_requests: int = 5, writer_after: int | None = None
+) -> DayResult:
+    """SIGTERM a worker mid-send: it exits 0 within 5 s with nothing in flight; the next run resumes, none twice.
+
+    ``writer_after``: the worker hands the rest of the rows to its writer process after that many; the
+    drill then signals while the writer runs and checks that none outlives the worker (the worker stops it;
+    an orphan would stop at its next chunk, which commits only while its parent lives).
+    """
     result = DayResult("sigterm mid-send", recipients)
     plan, db, fake = _setup(workdir, recipients, latency)
     with fake:
-        env = _env(workdir, db, fake)
+        extra = {"COMMS_WRITER_PROCESS_AFTER": str(writer_after)} if writer_after else {}
+        env = _env(workdir, db, fake, **extra)
         _schedule(env, workdir, plan)
         worker = _worker(env, workdir)
         _wait_for(lambda: fake.accepted_requests >= after_requests or worker.poll() is not None, 120)
+        if writer_after:  # signal while the writer process writes
+            _wait_for(lambda: bool(_writers_of(db)) or worker.poll() is not None, 60)
+        result.figures["writers_at_signal"] = float(len(_writers_of(db)))
         signalled = time.monotonic()
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=30)
         result.figures["time_to_stop_s"] = time.monotonic() - signalled
         result.figures["exit_code"] = float(worker.returncode)
+        result.figures["writers_left"] = float(len(_writers_of(db)))
         stopped = _states(db)
         result.figures["in_flight_after_stop"] = float(stopped.get("in_flight", 0))
         result.figures["pending_after_stop"] = float(stopped.get("pending", 0))
@@ -160,12 +172,28 @@ def sigterm_drill(workdir: Path, *, recipients: int, latency: float = 0.15, afte
         result.figures["time_to_stop_s"] <= 5.0
         and worker.returncode == 0
         and result.figures["in_flight_after_stop"] == 0
+        and result.figures["writers_left"] == 0
+        and (not writer_after or result.figures["writers_at_signal"] > 0)
         and result.figures["sent_at_stop"] < recipients  # it stopped mid-send (the rest pending, or not yet written)
         and result.lost == 0
         and result.duplicates_outside_uncertain == 0
         and result.states == {"sent": recipients}
     )
     return result
+
+
+def _writers_of(db: Path) -> list[int]:
+    """Writer processes (``comms.delivery.writer_process``) still running on ``db`` (their environment names it)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes() if b"comms.delivery.writer_process" in cmdline else b""
+        except OSError:
+            continue
+        if str(db).encode() in environ:
+            pids.append(int(proc.name))
+    return pids
 
 
 def standby_drill(workdir: Path, *, recipients: int, latency: float = 0.25, in_flight: int = 2) -> DayResult:

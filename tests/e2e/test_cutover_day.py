@@ -22,6 +22,13 @@ def test_sigterm_mid_send_stops_within_seconds_and_the_next_run_resumes(tmp_path
     assert result.ok, result.line() + " " + " | ".join(result.notes)
 
 
+def test_sigterm_while_a_writer_process_writes_stops_it_too(tmp_path: Path) -> None:
+    """SIGTERM while the worker's writer process writes a 60k message's rows: no writer outlives the worker, and
+    the next run writes and sends the rest, each recipient once."""
+    result = _day_drills.sigterm_drill(tmp_path, recipients=60_000, latency=0.15, writer_after=5000)
+    assert result.ok, result.line() + " " + " | ".join(result.notes)
+
+
 def test_a_standby_worker_takes_over_from_a_killed_one(tmp_path: Path) -> None:
     """Two workers: one sends, one waits; SIGKILL the sender and the standby finishes, no duplicate outside uncertain."""
     result = _day_drills.standby_drill(tmp_path, recipients=40_000)
