@@ -37,6 +37,7 @@ def _screenshot_dir(tmp_path: Path) -> Path:
 
 def test_follow_the_day_and_acknowledge_from_the_email(console: ConsoleServer, tmp_path: Path) -> None:
     """Log in; the page counts sends live as they happen; the email's link acknowledges and escalation stops."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
@@ -46,12 +47,13 @@ def test_follow_the_day_and_acknowledge_from_the_email(console: ConsoleServer, t
     name = cutover_names(services.engine)[0]
     with chromium() as driver_object:
         driver: Any = driver_object
-        wait = WebDriverWait(driver, WAIT_S)
+        # the live page replaces its counters as sends happen: an element read mid-refresh is read again
+        wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
         driver.get(f"{console.url}/cutovers/{name}")
         wait.until(seen.presence_of_element_located((By.ID, "token"))).send_keys(CONSOLE_TOKEN)
         driver.find_element(By.ID, "login-button").click()
         wait.until(seen.presence_of_element_located((By.ID, "timeline")))
-        assert driver.find_element(By.CSS_SELECTOR, "[data-count=sent]").text == "0"
+        assert wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-count=sent]").text == "0")
         viewer_zone = driver.find_element(By.CSS_SELECTOR, "[data-viewer-zone]").text
         assert viewer_zone and viewer_zone != "your browser's zone"
 
