@@ -115,7 +115,6 @@ def materialize(
     ending: tuple[str, str] | None = None,
     resuming: bool = False,
     guard: ChunkGuard | None = None,
-    chunk_rows: int = INSERT_BATCH,
 ) -> Generator[Written, None, None]:
     """Render and store every content of the occurrence and insert its deliveries, chunk by chunk.
 
@@ -123,6 +122,9 @@ def materialize(
     after the last; each chunk is committed before it is yielded (its lane and row count). ``ending``
     (state, reason) writes the rows of an occurrence that ended while it was being written (cancelled,
     missed) in that state, never to be sent: what was not written yet is recorded, not forgotten.
+    ``resuming`` carries on an occurrence already ``dispatching`` (the sender wrote its first rows).
+    ``guard`` is asked in each chunk's transaction, before it commits, whether this writer may still write
+    (it holds the fill lease); when not, the chunk is rolled back and ``FillLost`` raised.
     """
     message = plan.message(occurrence.message)
     extra, direct = render_extras(tx, cutover, occurrence, message, metrics)
@@ -142,7 +144,6 @@ def materialize(
         written=_LaneAddresses(tx, occurrence),
         now=now,
         guard=guard,
-        chunk_rows=chunk_rows,
     )
     audiences = one_copy_order(plan.audiences[a] for a in occurrence.audiences_csv.split(",") if a in plan.audiences)
     for channel in channels:
@@ -181,7 +182,6 @@ def _materialize_one(
     covering: list[str] | None = None,
     ended: tuple[str, str] | None = None,
     guard: ChunkGuard | None = None,
-    chunk_rows: int = INSERT_BATCH,
 ) -> Iterator[Written]:
     audience_key = audience.key if audience else DIRECT_AUDIENCE if direct else STATUS_PAGE_AUDIENCE
     content_key = content_audience(audience) if audience else audience_key
@@ -204,7 +204,7 @@ def _materialize_one(
     key_prefix = delivery_key(cutover.name, occurrence.key, audience_key, channel.value, "")
     seen = written.of(audience_key, channel.value)
     winners = [(winner, written.of(winner, channel.value)) for winner in covering or ()]
-    for chunk in _chunks(targets, chunk_rows):
+    for chunk in _chunks(targets, INSERT_BATCH):
         rows: list[RecipientValues] = []
         for address, name, problem in chunk:
             folded = address.lower()

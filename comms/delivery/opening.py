@@ -22,7 +22,7 @@ from comms.delivery.materialize import INSERT_BATCH, ChunkGuard, FillLost, Metri
 from comms.delivery.outcomes import FailureHook
 from comms.delivery.progress import ProgressSink
 from comms.delivery.sending import Sending, TickReport
-from comms.delivery.writer_process import WriterProcess
+from comms.delivery.writer_process import ENDED_EXIT, WriterProcess
 from comms.plan.cache import PlanCache
 from comms.store import lease, sending_queries
 from comms.store import occurrences as occurrence_store
@@ -74,12 +74,8 @@ class OccurrenceOpener:
 
     def close(self, current: Sending) -> None:
         """Done with the occurrence for this tick: stop writing it (the next tick resumes), say what it did."""
-        if current.writer is not None:
-            current.writer.stop()
-            current.writer = None
-            self._release_fill(current)
-        if current.filling is not None:
-            current.filling = None  # a partial materialization resumes on the next tick (skipping who is written)
+        if current.writing:  # a partial materialization resumes on the next tick (skipping who is written)
+            self._stop_writing(current)
             self._release_fill(current)
         if current.tx is not None:
             current.tx.close()
@@ -219,37 +215,6 @@ class OccurrenceOpener:
                 current.writer.wait_for_output(timeout)
                 return
 
-    def _advance_writer(self, current: Sending, writer: WriterProcess) -> None:
-        """Take what the child process has written: its lanes, the grown total; end it if an event ended the
-        occurrence; the fill lease stays this sender's while the child writes."""
-        occurrence_id = current.occurrence.id
-        assert occurrence_id is not None
-        if not self._take_fill(occurrence_id):  # this worker stalled past its fill lease; another carries on
-            writer.stop()
-            current.writer = None
-            self._refresh_lanes(current)
-            return
-        chunks = writer.poll()
-        state = sending_queries.occurrence_state(self.engine, occurrence_id)
-        if state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
-            writer.stop()  # after its last whole chunk: end what is written; the next tick writes the rest ended
-            current.writer = None
-            self._end_written(current, state)
-            return
-        if writer.done:
-            current.writer = None
-            self._release_fill(current)
-            if writer.returncode != 0:
-                log.error(
-                    "the process writing %s's rows stopped (exit %s); the next tick writes the rest",
-                    current.task,
-                    writer.returncode,
-                )
-            self._refresh_lanes(current)  # the last: every lane with pending rows
-        else:
-            self._add_written_lanes(current, chunks)
-        self._announce_growth(current, chunks)
-
     def _end_written(self, current: Sending, state: str) -> None:
         """Cancelled or missed while being written: end the rows written so far; the next tick writes the rest
         ended (``open_unwritten_rests``)."""
@@ -262,19 +227,60 @@ class OccurrenceOpener:
         )
         current.lanes = []
 
-    def advance(self, current: Sending) -> None:
-        """Write one more chunk of the occurrence's deliveries (or take what its child process wrote); stop if
-        an event ended it meanwhile."""
+    def _stop_writing(self, current: Sending) -> None:
+        """Write no more of it in this tick: the generator is dropped, the child stopped after its last chunk."""
         if current.writer is not None:
-            self._advance_writer(current, current.writer)
-            return
-        assert current.filling is not None and current.tx is not None
+            current.writer.stop()
+            current.writer = None
+        current.filling = None
+
+    def advance(self, current: Sending) -> None:
+        """Write one more turn of the occurrence's rows here, or take what its child process wrote; stop if an
+        event ended it meanwhile. The fill lease stays this sender's while either writes."""
         occurrence_id = current.occurrence.id
         assert occurrence_id is not None
         if not self._take_fill(occurrence_id):  # this worker stalled past its fill lease; another carries on
-            current.filling = None
+            self._stop_writing(current)
             self._refresh_lanes(current)
             return
+        chunks = self._poll_writer(current) if current.writer is not None else self._write_turn(current)
+        if chunks is None:
+            return
+        state = sending_queries.occurrence_state(self.engine, occurrence_id)
+        if state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
+            self._stop_writing(current)  # after its last whole chunk: end what is written
+            self._end_written(current, state)
+            return
+        if current.filling is not None and self.writer_after is not None and current.written_here >= self.writer_after:
+            self._hand_off(current)
+        first = not current.shown
+        if not current.writing or first:
+            self._refresh_lanes(current)  # first and last: every lane with pending rows, counted
+        else:
+            self._add_written_lanes(current, chunks)
+        if not first:
+            self._announce_growth(current, chunks)
+
+    def _poll_writer(self, current: Sending) -> list[Written]:
+        """The chunks the child process committed since the last turn; once it has exited, it is done."""
+        writer = current.writer
+        assert writer is not None
+        chunks = writer.poll()
+        if writer.done:
+            current.writer = None
+            self._release_fill(current)
+            if writer.returncode not in (0, ENDED_EXIT):  # ended: the state check below says why
+                log.error(
+                    "the process writing %s's rows stopped (exit %s); the next tick writes the rest",
+                    current.task,
+                    writer.returncode,
+                )
+        return chunks
+
+    def _write_turn(self, current: Sending) -> list[Written] | None:
+        """Write chunks here until a turn's worth of rows; None when there is nothing to send of them (the rest of
+        an ended occurrence, or another worker carries on)."""
+        assert current.filling is not None and current.tx is not None
         chunks: list[Written] = []
         written = 0
         try:
@@ -284,10 +290,10 @@ class OccurrenceOpener:
         except StopIteration:
             current.filling = None
             self._release_fill(current)
-        except FillLost:  # this worker stalled past its fill lease mid-chunk; the chunk is undone, another carries on
+        except FillLost:  # the lease was lost mid-chunk: that chunk is undone, another worker carries on
             current.filling = None
             self._refresh_lanes(current)
-            return
+            return None
         except Exception:
             if current.ending is None:
                 raise
@@ -296,27 +302,9 @@ class OccurrenceOpener:
             current.filling = None
             self._release_fill(current)
         if current.ending is not None:
-            return  # the rest of an ended occurrence, written ended: nothing to send
-        state = sending_queries.occurrence_state(self.engine, occurrence_id)
-        if state not in occurrence_store.ACTIVE_OCCURRENCE_STATES:
-            current.filling = None
-            self._end_written(current, state)
-            return
+            return None  # the rest of an ended occurrence, written ended: nothing to send
         current.written_here += written
-        if (
-            current.filling is not None
-            and current.ending is None
-            and self.writer_after is not None
-            and current.written_here >= self.writer_after
-        ):
-            self._hand_off(current)
-        first = not current.shown
-        if current.filling is None or first:
-            self._refresh_lanes(current)  # first and last: every lane with pending rows, counted
-        else:
-            self._add_written_lanes(current, chunks)
-        if not first:
-            self._announce_growth(current, chunks)
+        return chunks
 
     def _announce_growth(self, current: Sending, chunks: Sequence[Written]) -> None:
         """The send grew by the rows just written: its progress total says so (a bar does not stop at 5000)."""
@@ -385,10 +373,11 @@ class OccurrenceOpener:
         tx.commit()
 
     def miss_rest(self, current: Sending, report: TickReport) -> None:
-        """The lateness bound passed mid-send: what is still pending is missed, never sent stale."""
-        if current.writer is not None:  # stopped before the rows it writes could be pending past the bound
-            current.writer.stop()
-            current.writer = None
+        """The lateness bound passed mid-send: what is still pending is missed, never sent stale. The writing
+        stops first, so no row lands pending after; the next tick misses the occurrence and writes the rest
+        missed."""
+        if current.writing:
+            self._stop_writing(current)
             self._release_fill(current)
         occurrence_id = current.occurrence.id
         assert occurrence_id is not None
@@ -396,6 +385,3 @@ class OccurrenceOpener:
             self.engine, occurrence_id, state="missed", reason="past the message's lateness bound", now=self.clock()
         )
         current.lanes = []
-        if current.filling is not None:  # the next tick misses the occurrence and writes the rest as missed
-            current.filling = None
-            self._release_fill(current)

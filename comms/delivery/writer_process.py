@@ -25,15 +25,13 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from comms.delivery.materialize import INSERT_BATCH, Written
+from comms.delivery.materialize import Written
 
 __all__ = ["URL_ENV", "WriterProcess", "main"]
 
 log = logging.getLogger(__name__)
 
 URL_ENV = "COMMS_WRITER_DATABASE_URL"
-CHUNK_ROWS = INSERT_BATCH
-"""Recipients per transaction in the child (1000 made more, shorter write locks: 1M took 33 s, not 31 s)."""
 ENDED_EXIT = 3
 """The child's exit status when it stopped because the occurrence ended (or its parent went away)."""
 
@@ -144,7 +142,6 @@ def main(argv: list[str]) -> int:
             metrics=communication_metrics,
             resuming=True,
             guard=guard,
-            chunk_rows=CHUNK_ROWS,
         )
         for chunk in chunks:
             sys.stdout.write(json.dumps(list(chunk)) + "\n")
