@@ -10,7 +10,8 @@ next batch overlaps with the requests in flight. Before every claim the sender l
 the occurrence's lateness bound; a rollback or cancel flips pending rows to ``cancelled``, so the
 next claim finds nothing: events reach a send in flight within one batch. Opening a due occurrence
 and writing its rows one chunk per turn is ``comms.delivery.opening``, so a big message's first
-request leaves after one chunk. Claims are ``comms.store.ledger``; what a request came back with is written by
+request leaves after one chunk. How fast each provider may be asked is ``comms.delivery.shared_pacing``.
+Claims are ``comms.store.ledger``; what a request came back with is written by
 ``comms.delivery.outcomes``; what a dead process left in flight is settled by
 ``comms.delivery.recovery`` on every tick.
 """
@@ -33,7 +34,7 @@ from comms.delivery.outcomes import Batch, FailureHook, OutcomeRecorder
 from comms.delivery.progress import NULL_PROGRESS, ProgressSink, SendSummary
 from comms.delivery.recovery import new_claim_token, recover
 from comms.delivery.sending import Sending, TickReport
-from comms.delivery.shared_pacing import hold_for, pacer_for, shared_pacer_for
+from comms.delivery.shared_pacing import SERIAL_KINDS, RequestPacing
 from comms.errors import ChannelError, PermanentChannelError, TransientChannelError
 from comms.plan.cache import PlanCache
 from comms.plan.fields import Channel as ChannelKind
@@ -51,11 +52,6 @@ log = logging.getLogger(__name__)
 Sleeper = Callable[[float], None]
 TickHook = Callable[[Engine, datetime], None]
 """Runs at the start of every tick (escalation timers); may add due occurrences."""
-
-STATUSPAGE_INTERVAL_S = 1.0
-"""Statuspage's limit: about one request a second per page (its API token)."""
-SERIAL_KINDS = (ChannelKind.SLACK, ChannelKind.STATUSPAGE)
-"""Channels whose provider limits are per target and per second: one request in flight."""
 
 
 @dataclass(frozen=True)
@@ -157,10 +153,7 @@ class Dispatcher:
         """Smaller batches for a lane whose request was refused over some recipients (halved per refusal)."""
         self._held_channels: set[str] = set()
         """Channels held in this tick after a channel-wide refusal (one escalation, no more requests)."""
-        self._slack_pacer = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
-        self._provider_hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
-        # Statuspage paces itself per page in-process; with several workers they also share one slot per page
-        self._statuspage_pacer = shared_pacer_for(engine, "statuspage", STATUSPAGE_INTERVAL_S, clock=clock, sleep=sleep)
+        self._pacing = RequestPacing(engine, slack_interval=slack_interval, clock=clock, sleep=sleep)
 
     @property
     def progress(self) -> ProgressSink:
@@ -373,7 +366,7 @@ class Dispatcher:
     def _request(self, flight: _Flight) -> _Answer:
         """In a request thread: pace, send, and if no answer came, ask the provider what happened."""
         channel, envelope = flight.channel, flight.envelope
-        self._pace(channel, envelope.recipients[0].address)
+        self._pacing.wait(channel, envelope.recipients[0].address)
 
         def leaving() -> None:  # built and paced: from now on a crash leaves the batch uncertain, not pending
             ledger.mark_started(self.engine, flight.claim, now=self.clock())
@@ -437,17 +430,6 @@ class Dispatcher:
             self._record_failure(flight, error, retry_after=retry_after, permanent=False, report=report)
             if flight.lane in sending.lanes:
                 sending.lanes.remove(flight.lane)  # this lane waits for its retry time
-
-    def _pace(self, channel: Channel, target: str) -> None:
-        """Slack accepts about one post per second per channel, Statuspage a request per second per page."""
-        if self._provider_hold is not None:
-            self._provider_hold.wait(channel.kind.value)
-        if channel.dry_run:
-            return
-        if channel.kind is ChannelKind.SLACK:
-            self._slack_pacer.wait(target)
-        elif channel.kind is ChannelKind.STATUSPAGE and self._statuspage_pacer is not None:
-            self._statuspage_pacer.wait(target)
 
     def _hold_channel(self, flight: _Flight, error: PermanentChannelError) -> None:
         """No request on this channel can succeed until a person acts: hold it, escalate once with the remedy."""

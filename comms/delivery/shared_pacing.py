@@ -4,19 +4,36 @@
 can be (SQLite), else a ``SharedPacer`` whose slots every worker reserves in the database, so two workers
 together still post at most once per interval to a channel. ``shared_pacer_for`` is the same for a limit
 that a channel already keeps in-process (Statuspage, per page): the shared one, or None with one sender. ``hold_for`` likewise makes a provider's
-429 (Retry-After) hold every worker's next request, not only the pending rows.
+429 (Retry-After) hold every worker's next request, not only the pending rows. ``RequestPacing`` puts
+the three together for the dispatcher's request threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 
+from comms.channels.base import Channel
 from comms.channels.pacing import Pacer, monotonic_for
 from comms.clock import Clock
+from comms.plan.fields import Channel as ChannelKind
 from comms.store import pacing_slots
 from comms.store.engine import Engine
 
-__all__ = ["ProviderHold", "SharedPacer", "hold_for", "pacer_for", "shared_pacer_for"]
+__all__ = [
+    "ProviderHold",
+    "RequestPacing",
+    "SERIAL_KINDS",
+    "STATUSPAGE_INTERVAL_S",
+    "SharedPacer",
+    "hold_for",
+    "pacer_for",
+    "shared_pacer_for",
+]
+
+STATUSPAGE_INTERVAL_S = 1.0
+"""Statuspage's limit: about one request a second per page (its API token)."""
+SERIAL_KINDS = (ChannelKind.SLACK, ChannelKind.STATUSPAGE)
+"""Channels whose provider limits are per target and per second: one request in flight."""
 
 
 class SharedPacer:
@@ -80,3 +97,25 @@ class ProviderHold:
 def hold_for(engine: Engine, *, clock: Clock, sleep: Callable[[float], None]) -> ProviderHold | None:
     """The shared provider hold when several workers may send; None with one sender (it holds in-process)."""
     return ProviderHold(engine, clock=clock, sleep=sleep) if pacing_slots.is_shared(engine) else None
+
+
+class RequestPacing:
+    """How fast each provider may be asked, before a request leaves: a 429's hold on the whole channel (every
+    worker), Slack's post a second per channel, Statuspage's request a second per page."""
+
+    def __init__(self, engine: Engine, *, slack_interval: float, clock: Clock, sleep: Callable[[float], None]) -> None:
+        self._slack = pacer_for(engine, "slack", slack_interval, clock=clock, sleep=sleep)
+        self._hold = hold_for(engine, clock=clock, sleep=sleep)  # several workers: a 429 holds them all
+        # Statuspage paces itself per page in-process; with several workers they also share one slot per page
+        self._statuspage = shared_pacer_for(engine, "statuspage", STATUSPAGE_INTERVAL_S, clock=clock, sleep=sleep)
+
+    def wait(self, channel: Channel, target: str) -> None:
+        """Block until a request of ``channel`` to ``target`` may leave (in the request thread)."""
+        if self._hold is not None:
+            self._hold.wait(channel.kind.value)
+        if channel.dry_run:
+            return
+        if channel.kind is ChannelKind.SLACK:
+            self._slack.wait(target)
+        elif channel.kind is ChannelKind.STATUSPAGE and self._statuspage is not None:
+            self._statuspage.wait(target)
