@@ -37,7 +37,7 @@ from comms.channels.base import (
     not_watched,
 )
 from comms.channels.calendar import build_ics
-from comms.channels.sendgrid import invite_attachment, mail_send_body
+from comms.channels.mail_send import invite_attachment, mail_send_body
 from comms.channels.slack import build_post_args
 from comms.channels.statuspage import build_incident_request
 from comms.clock import Clock, utc_now

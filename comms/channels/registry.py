@@ -13,16 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from comms.channels.base import Channel, ChannelKind, EnvelopeExtras, EnvelopeFacts, PartRenderer, Target
+from comms.channels.mail_send import MAX_RECIPIENTS
 from comms.channels.outbox import EmailFile, OutboxWriter, SlackFile, StatuspageFile
 from comms.channels.pacing import Pacer, monotonic_for
-from comms.channels.sendgrid import (
-    EMAIL_PARTS,
-    MAX_RECIPIENTS,
-    SendGridChannel,
-    email_content,
-    email_extras,
-    email_targets,
-)
+from comms.channels.sendgrid import EMAIL_PARTS, SendGridChannel, email_content, email_extras, email_targets
 from comms.channels.slack import SlackChannel, slack_extras, slack_targets, slack_thread_scope
 from comms.channels.slack_blocks import SLACK_PARTS, escape_slack, slack_content
 from comms.channels.statuspage import (
