@@ -13,6 +13,7 @@ from comms.cli import run_command  # noqa: E402,F401  isort: skip
 from comms.cli import check_commands  # noqa: E402,F401  isort: skip
 from comms.cli import incident_commands  # noqa: E402,F401  isort: skip
 from comms.cli import report_commands  # noqa: E402,F401  isort: skip
+from comms.cli import record_commands  # noqa: E402,F401  isort: skip
 from comms.cli import serve_command  # noqa: E402,F401  isort: skip
 from comms.cli import db_command  # noqa: E402,F401  isort: skip
 from comms.cli import setup_commands  # noqa: E402,F401  isort: skip

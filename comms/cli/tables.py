@@ -7,24 +7,31 @@ because they can hold user text. Times are short (``12-05 22:00``, the year in t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from pathlib import Path
+from typing import Literal, TextIO
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from comms.errors import InputError
+
 __all__ = [
     "Column",
     "ColumnKind",
     "LONGEST_UNBROKEN",
+    "PROSE_HEADERS",
     "breakable_key",
     "fitted_table",
     "fixed",
+    "plain_table",
     "short_local",
     "short_utc",
     "text",
+    "write_atomically",
 ]
 
 ColumnKind = Literal["fixed", "text"]
@@ -92,3 +99,28 @@ def short_local(instant: datetime | None, zone: str) -> str:
 def breakable_key(key: str, *, longest: int = 20) -> str:
     """An occurrence key that may wrap after each ':' and '/' when it is long (``escalation: x/ 1``)."""
     return key if len(key) <= longest else key.replace(":", ": ").replace("/", "/ ")
+
+
+PROSE_HEADERS = frozenset(
+    {"occurrence", "summary", "detail", "reason", "error", "recipient", "deliveries", "acked by", "value"}
+)
+"""Columns wrapped between words; every other column (keys, states, times, counts) stays on one line."""
+
+
+def plain_table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    """A table of plain-text cells (never rich markup: values can hold user text) that reads whole at 80 columns."""
+    columns = [text(h) if h in PROSE_HEADERS else fixed(h) for h in headers]
+    return fitted_table(title, columns, rows)
+
+
+def write_atomically(path: Path, write: Callable[[TextIO], object]) -> object:
+    """Write through ``path``.partial and rename, so an interrupted run never leaves a file that looks complete."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            result = write(handle)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return result
